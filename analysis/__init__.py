@@ -1,0 +1,1 @@
+"""analysis: the only MLflow reader; the paper's figures and tables from tracked sweeps."""

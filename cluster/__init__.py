@@ -1,0 +1,1 @@
+"""Ray cluster-launcher YAMLs, `asym cluster ...`, and sweep submission to a cluster head."""

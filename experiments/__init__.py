@@ -1,0 +1,1 @@
+"""Declared studies of the paper, model presets and the pure planner (studies -> trials)."""

@@ -1,0 +1,94 @@
+"""The typed, frozen objects that flow from the CLI to the backends: ``Study`` and ``TrialSpec``.
+
+A ``Study`` is what the paper ran (a list of methods); the planner (``experiments.plan``) expands it
+with seeds, a model preset and the command-line options into ``TrialSpec``s. A ``TrialSpec`` is
+everything a backend needs to run one training job, and nothing about how it is scheduled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+BACKENDS = ("embedded", "verl")
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of a paper table: an estimator with its alphas and loss settings."""
+
+    label: str  # as the paper names it, e.g. "AsymGRPO (0.9, 0.4)"
+    estimator: str  # a name in estimators.ESTIMATORS
+    alpha_pos: float | None = None  # None: the estimator's default
+    alpha_neg: float | None = None
+    entropy_coeff: float | None = None  # None: no entropy bonus; a float: this coefficient
+    use_preset_entropy_coeff: bool = False  # the bonus baselines use the preset's tuned value
+    clip_high: float | None = None  # None: symmetric clip (clip_low); Clip-higher sets 0.28
+    loss_agg: str = "token-mean"  # spec section 5; Dr.GRPO uses seq-mean-token-sum-norm
+
+
+@dataclass(frozen=True)
+class Study:
+    """A declared study: which methods, on which models, how many steps by default."""
+
+    name: str
+    title: str
+    description: str
+    methods: tuple[Method, ...]
+    models: tuple[str, ...] = ()  # preset names run by default; () = the backend's default model
+    default_steps: int | None = None  # None: the preset's steps
+    takes_alpha_grid: bool = False  # `grid` builds its methods from --alpha-pos x --alpha-neg
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One training job. Frozen and JSON-serialisable; ``key`` identifies it across retries/resumes."""
+
+    study: str
+    name: str  # unique within a sweep, readable: "asym-ap0.9-an0.4-s0"
+    label: str  # the method's label, for legends and tables
+    estimator: str
+    alpha_pos: float  # resolved (never None)
+    alpha_neg: float
+    seed: int
+    backend: str = "embedded"
+    model: str = "embedded-tiny"
+    steps: int = 100
+    entropy_coeff: float = 0.0
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    loss_agg: str = "token-mean"
+    # The model preset's values after user overrides (lr, batch sizes, lengths, eval cadence, ...),
+    # as sorted (key, value) pairs so the spec stays hashable. Read with ``settings_dict()``.
+    settings: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def settings_dict(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["settings"] = self.settings_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrialSpec":
+        d = dict(d)
+        d["settings"] = tuple(sorted((d.get("settings") or {}).items()))
+        return cls(**d)
+
+    @property
+    def key(self) -> str:
+        """Deterministic id: the same trial planned again (resume, retry) gets the same key."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def params(self) -> dict[str, str]:
+        """Flat string params for MLflow: the trial's settings, then the preset's (prefixed)."""
+        d = self.to_dict()
+        settings = d.pop("settings")
+        flat = {k: str(v) for k, v in d.items()}
+        flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
+        return flat

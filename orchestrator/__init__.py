@@ -1,0 +1,1 @@
+"""The asym orchestrator: CLI root, Ray Tune sweeps, MLflow tracking and the backends."""

@@ -1,0 +1,64 @@
+"""The `asym` command: one Typer sub-app per command group, composed here and nothing else.
+
+Sub-app modules import only typer at module level so `asym --help` stays fast; Ray, MLflow,
+torch and verl are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from orchestrator.commands import (
+    cluster as cluster_cmd,
+    data as data_cmd,
+    estimators as estimators_cmd,
+    report as report_cmd,
+    study as study_cmd,
+    sweep as sweep_cmd,
+    sweep_jobs,
+    train as train_cmd,
+    ui as ui_cmd,
+)
+from orchestrator.errors import UserError
+
+app = typer.Typer(
+    name="asym",
+    help="AsymGRPO studies as declared, reproducible, distributed sweeps (embedded CPU engine or verl).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(estimators_cmd.app, name="estimators")
+app.add_typer(study_cmd.app, name="study")
+app.add_typer(sweep_cmd.app, name="sweep")
+sweep_jobs.register(sweep_cmd.app)
+app.add_typer(report_cmd.app, name="report")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(cluster_cmd.app, name="cluster")
+train_cmd.register(app)
+ui_cmd.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become `error: <one line>` on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (UserError, ValueError, FileNotFoundError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""How sweeps and trials are laid out in MLflow: the contract between tracking and analysis.
+
+- One MLflow experiment (``EXPERIMENT``, or $MLFLOW_EXPERIMENT_NAME) holds every sweep.
+- A sweep is a parent run named after the sweep, tagged TAG_KIND=KIND_SWEEP, TAG_SWEEP=<name>,
+  TAG_STUDY=<study>.
+- A trial is a child run (tag ``mlflow.parentRunId``) named after the trial, tagged
+  TAG_KIND=KIND_TRIAL, TAG_SWEEP, TAG_STUDY, TAG_TRIAL_KEY=<TrialSpec.key>, TAG_TRIAL=<name>;
+  its params are ``TrialSpec.params()``; its metrics use ``estimators.metric_names`` with
+  ``step`` = training step (0 = the starting model's evaluation).
+"""
+
+import os
+from pathlib import Path
+
+EXPERIMENT = "asym"
+TAG_KIND = "asym.kind"
+KIND_SWEEP = "sweep"
+KIND_TRIAL = "trial"
+TAG_SWEEP = "asym.sweep"
+TAG_STUDY = "asym.study"
+TAG_TRIAL_KEY = "asym.trial_key"
+TAG_TRIAL = "asym.trial"
+PARENT_RUN_ID = "mlflow.parentRunId"
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+
+
+def local_store_dir(workdir: Path | None = None) -> Path:
+    """Where the default (no $MLFLOW_TRACKING_URI) store lives: ./.asym/mlflow under the cwd."""
+    return (workdir or Path.cwd()) / ".asym" / "mlflow"
+
+
+def default_tracking_uri(workdir: Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI, else a local sqlite store under the working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{local_store_dir(workdir) / 'mlflow.db'}"
