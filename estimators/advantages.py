@@ -53,8 +53,11 @@ def group_counts(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _channels(rewards: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """Pick the positive-channel value for correct rollouts and the negative one for failed ones."""
-    return torch.where(rewards.to(torch.bool), pos, neg).to(torch.float32)
+    """Pick the positive-channel value for correct rollouts and the negative one for failed ones.
+
+    ``+ 0.0`` turns the -0.0 of -(0**alpha) into 0.0, so printed and JSON values read "0".
+    """
+    return torch.where(rewards.to(torch.bool), pos, neg).to(torch.float32) + 0.0
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -97,6 +100,15 @@ def neg_only(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alpha_n
     return asym(rewards, group_ids, 0.0, alpha_neg)
 
 
+def _check_flip_groups(n: Tensor, name: str) -> None:
+    """The endpoint extrapolation needs the grid points (G-1)/G and (G-2)/G, i.e. G >= 2."""
+    if bool((n < 2).any()):
+        raise ValueError(
+            f"{name} needs groups of at least 2 rollouts (spec section 2 extrapolates from the two "
+            f"nearest grid points); found a group of size 1: give every prompt >= 2 rollouts"
+        )
+
+
 def _mirrored(k: Tensor, n: Tensor) -> Tensor:
     """sqrt(p/(1-p)) = sqrt(k/(n-k)): the GRPO curve with p replaced by 1-p (spec section 2)."""
     return torch.sqrt(_safe_div(k, n - k))
@@ -110,6 +122,7 @@ def ent_decrease(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.5, alp
     """
     check_binary_rewards(rewards, group_ids)
     k, n = group_counts(rewards, group_ids)
+    _check_flip_groups(n, "ent-decrease")
     interior = _mirrored(k, n)
     endpoint = 2.0 * _mirrored(n - 1, n) - _mirrored(n - 2, n)
     pos = torch.where(k == n, endpoint, interior)
@@ -125,6 +138,7 @@ def ent_increase(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.5, alp
     """
     check_binary_rewards(rewards, group_ids)
     k, n = group_counts(rewards, group_ids)
+    _check_flip_groups(n, "ent-increase")
     pos = torch.sqrt(_safe_div(n - k, k))  # GRPO positives: 0 at p = 1
     interior = -_mirrored(n - k, n)  # -sqrt((1-p)/p)
     endpoint = 2.0 * (-_mirrored(n - 1, n)) - (-_mirrored(n - 2, n))
@@ -136,9 +150,20 @@ def dr_grpo(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alpha_ne
     """Dr.GRPO-style advantage: A = r - p (group mean baseline, no std normalisation)."""
     check_binary_rewards(rewards, group_ids)
     k, n = group_counts(rewards, group_ids)
-    return (rewards.to(torch.float64) - k / n).to(torch.float32)
+    return (rewards.to(torch.float64) - k / n).to(torch.float32) + 0.0
 
 
 def broadcast_to_tokens(advantages: Tensor, response_mask: Tensor) -> Tensor:
-    """Eq 8's token step: copy each rollout's advantage to its response tokens. (N,) x (N,T) -> (N,T)."""
-    return advantages.to(response_mask.device).unsqueeze(-1) * response_mask.to(advantages.dtype)
+    """Eq 8's token step: copy each rollout's advantage to its response tokens. (N,) x (N,T) -> (N,T).
+
+    The result has the advantages' dtype; the mask (bool, int or float) is read once, in the same
+    pass that writes the output (no converted copy of the (N, T) mask is made).
+    """
+    if advantages.ndim != 1 or response_mask.ndim != 2 or response_mask.shape[0] != advantages.shape[0]:
+        raise ValueError(
+            f"advantages must be (N,) and response_mask (N, T); got {tuple(advantages.shape)} and "
+            f"{tuple(response_mask.shape)}"
+        )
+    advantages = advantages.to(response_mask.device)
+    out = torch.empty(response_mask.shape, dtype=advantages.dtype, device=response_mask.device)
+    return torch.mul(advantages.unsqueeze(-1), response_mask, out=out)  # (N, T)

@@ -52,6 +52,11 @@ def kappa(rewards: Tensor, group_ids: Tensor, seq_logprob: Tensor) -> float:
     (the estimator is undefined then; callers skip NaN when averaging over steps).
     """
     check_binary_rewards(rewards, group_ids)
+    if seq_logprob.shape != rewards.shape:
+        raise ValueError(
+            f"seq_logprob {tuple(seq_logprob.shape)} must have one value per rollout like rewards "
+            f"{tuple(rewards.shape)}; reduce token log-probs with sequence_mean_logprob first"
+        )
     k, n, inverse = group_table(rewards, group_ids)
     r = rewards.to(torch.float64)
     c = seq_logprob.to(torch.float64)
@@ -68,9 +73,13 @@ def kappa(rewards: Tensor, group_ids: Tensor, seq_logprob: Tensor) -> float:
 
 
 def token_entropy(logits: Tensor) -> Tensor:
-    """Eq 7 per token: -sum_v pi(v) log pi(v). (..., V) -> (...)."""
+    """Eq 7 per token: -sum_v pi(v) log pi(v). (..., V) -> (...).
+
+    Vocabulary entries masked with -inf logits contribute 0 (0 * log 0 = 0), not NaN.
+    """
     logp = torch.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+    probs = logp.exp()
+    return -torch.where(probs > 0, probs * logp, torch.zeros_like(logp)).sum(-1)
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> float:

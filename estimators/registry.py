@@ -25,6 +25,9 @@ class Estimator:
     default_alpha_pos: float
     default_alpha_neg: float
     tunable: tuple[str, ...]  # which of ("alpha_pos", "alpha_neg") the user may set
+    # True when A+ = ((1-p)/p)**alpha_pos and A- = -(p/(1-p))**alpha_neg (eq 5), so Proposition 2's
+    # closed-form peaks (eq 11) apply; False for the flip-test curves and Dr.GRPO.
+    alpha_family: bool = True
 
     def resolve_alphas(self, alpha_pos: float | None = None, alpha_neg: float | None = None) -> tuple[float, float]:
         """The (alpha_pos, alpha_neg) this estimator runs with; rejects alphas it does not take."""
@@ -32,11 +35,11 @@ class Estimator:
         for key, value in chosen.items():
             if value is None:
                 continue
+            check_alpha(key, value)
             if key not in self.tunable:
                 fixed = self.default_alpha_pos if key == "alpha_pos" else self.default_alpha_neg
                 if float(value) != fixed:
                     raise ValueError(f"estimator '{self.name}' fixes {key}={fixed:g}; drop --{key.replace('_', '-')} or use 'asym'")
-            check_alpha(key, value)
         return (
             float(alpha_pos) if alpha_pos is not None else self.default_alpha_pos,
             float(alpha_neg) if alpha_neg is not None else self.default_alpha_neg,
@@ -88,8 +91,8 @@ for _entry in (
     Estimator("asym", adv.asym, "AsymGRPO", 0.9, 0.4, ("alpha_pos", "alpha_neg")),
     Estimator("pos-only", adv.pos_only, "Pos-Only", 0.5, 0.0, ("alpha_pos",)),
     Estimator("neg-only", adv.neg_only, "Neg-Only", 0.0, 0.5, ("alpha_neg",)),
-    Estimator("ent-decrease", adv.ent_decrease, "EntDecrease", 0.5, 0.5, ()),
-    Estimator("ent-increase", adv.ent_increase, "EntIncrease", 0.5, 0.5, ()),
-    Estimator("dr-grpo", adv.dr_grpo, "Dr.GRPO", 0.0, 0.0, ()),
+    Estimator("ent-decrease", adv.ent_decrease, "EntDecrease", 0.5, 0.5, (), alpha_family=False),
+    Estimator("ent-increase", adv.ent_increase, "EntIncrease", 0.5, 0.5, (), alpha_family=False),
+    Estimator("dr-grpo", adv.dr_grpo, "Dr.GRPO", 0.0, 0.0, (), alpha_family=False),
 ):
     register(_entry)
