@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,13 @@ class Method:
     use_preset_entropy_coeff: bool = False  # the bonus baselines use the preset's tuned value
     clip_high: float | None = None  # None: symmetric clip (clip_low); Clip-higher sets 0.28
     loss_agg: str = "token-mean"  # spec section 5; Dr.GRPO uses seq-mean-token-sum-norm
+
+    def __post_init__(self) -> None:
+        _check_loss_agg(self.loss_agg, self.label)
+        for key in ("alpha_pos", "alpha_neg", "entropy_coeff", "clip_high"):
+            value = getattr(self, key)
+            if value is not None:
+                _check_nonnegative(f"method '{self.label}': {key}", value)
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,19 @@ class TrialSpec:
     # as sorted (key, value) pairs so the spec stays hashable. Read with ``settings_dict()``.
     settings: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"trial '{self.name}': unknown backend '{self.backend}'; known: {', '.join(BACKENDS)}")
+        _check_loss_agg(self.loss_agg, self.name)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"trial '{self.name}': seed must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"trial '{self.name}': steps must be an integer >= 1, got {self.steps!r}")
+        for key in ("alpha_pos", "alpha_neg", "entropy_coeff", "clip_low", "clip_high"):
+            _check_nonnegative(f"trial '{self.name}': {key}", getattr(self, key))
+        if self.clip_high < self.clip_low:
+            raise ValueError(f"trial '{self.name}': clip_high {self.clip_high} is below clip_low {self.clip_low}")
+
     def settings_dict(self) -> dict[str, Any]:
         return dict(self.settings)
 
@@ -92,3 +113,13 @@ class TrialSpec:
         flat = {k: str(v) for k, v in d.items()}
         flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
         return flat
+
+
+def _check_loss_agg(mode: str, owner: str) -> None:
+    if mode not in LOSS_AGG_MODES:
+        raise ValueError(f"{owner}: unknown loss_agg '{mode}'; known: {', '.join(LOSS_AGG_MODES)}")
+
+
+def _check_nonnegative(what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")

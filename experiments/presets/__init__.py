@@ -1,0 +1,244 @@
+"""Model presets (the paper's three backbones and the embedded model) held in OmegaConf.
+
+A preset is resolved in layers, each merged onto a typed schema (``schema.py``) so that a wrong key
+or type anywhere fails with one line naming the key and where it came from:
+
+    preset file (or the engine's defaults) < study default steps < user YAML (--config)
+    < programmatic overrides < smoke settings < explicit --steps
+
+A user YAML maps keys to values for every planned model; a top-level key that is a model name maps
+to a section for that model only::
+
+    lr: 1.0e-6            # every model
+    qwen3-4b:
+      train_batch_size: 64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from experiments.presets.schema import BENCHMARKS, TRIAL_KEYS, VerlPreset, embedded_schema
+
+VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base")
+EMBEDDED_MODELS = ("embedded-tiny",)
+MODELS_BY_BACKEND = {"embedded": EMBEDDED_MODELS, "verl": VERL_MODELS}
+ALL_MODELS = EMBEDDED_MODELS + VERL_MODELS
+
+# Trial-level defaults of the embedded model [NF] ours: 100 steps and clip 0.2 as in the engine
+# feasibility probe (shared/engine-notes.md); the bonus coefficient is ours.
+EMBEDDED_TRIAL_DEFAULTS = {"steps": 100, "clip": 0.2, "entropy_coeff": 0.01}
+# A verl smoke run: two steps are enough to see the whole path (render, launch, metrics).
+VERL_SMOKE_OVERRIDES = {"steps": 2}
+
+Layer = tuple[str, Mapping[str, Any]]  # (where it came from, values)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A resolved preset: the trial-level values and the backend settings (hashable pairs)."""
+
+    model: str
+    backend: str
+    steps: int
+    clip: float
+    entropy_coeff: float
+    settings: tuple[tuple[str, Any], ...]
+
+    def settings_dict(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+
+def backend_of(model: str) -> str:
+    for backend, models in MODELS_BY_BACKEND.items():
+        if model in models:
+            return backend
+    raise ValueError(f"unknown model '{model}'; known: {', '.join(ALL_MODELS)}")
+
+
+def check_model(model: str, backend: str) -> None:
+    """Reject a model the backend cannot run (embedded -> embedded-tiny; verl -> the Qwen presets)."""
+    if backend not in MODELS_BY_BACKEND:
+        raise ValueError(f"unknown backend '{backend}'; known: {', '.join(MODELS_BY_BACKEND)}")
+    if model not in MODELS_BY_BACKEND[backend]:
+        backend_of(model)  # unknown model altogether: that error first
+        raise ValueError(f"model '{model}' does not run on the {backend} backend; "
+                         f"use one of: {', '.join(MODELS_BY_BACKEND[backend])}")
+
+
+def load_user_config(path: str | Path) -> dict[str, Any]:
+    """Read a user YAML (``--config FILE``) into a plain dict; one-line ValueError if unusable."""
+    path = Path(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read config file {path}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError and OmegaConf's own parse errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"config file {path} is not valid YAML: {first}") from None
+    if cfg is None or (OmegaConf.is_dict(cfg) and len(cfg) == 0):
+        return {}
+    if not OmegaConf.is_dict(cfg):
+        raise ValueError(f"config file {path} must be a mapping of preset keys to values")
+    try:
+        data = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"config file {path}: {_one_line(exc)}") from None
+    return data  # type: ignore[return-value]
+
+
+def user_layers(user_config: Mapping[str, Any] | None, model: str, origin: str) -> list[Layer]:
+    """The parts of a user config that apply to ``model``: the shared keys, then its own section."""
+    if not user_config:
+        return []
+    shared = {k: v for k, v in user_config.items() if k not in ALL_MODELS}
+    layers: list[Layer] = [(origin, shared)] if shared else []
+    own = user_config.get(model)
+    if own is not None:
+        if not isinstance(own, Mapping):
+            raise ValueError(f"{origin}: section '{model}' must be a mapping of preset keys to values")
+        layers.append((f"{origin} [{model}]", own))
+    return layers
+
+
+def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
+    """Merge ``layers`` onto the model's preset through its typed schema, then check the values."""
+    backend = backend_of(model)
+    schema, base = _schema_and_base(model)
+    cfg = OmegaConf.structured(schema)
+    for origin, values in [(f"preset {model}", base), *layers]:
+        cfg = _merge(cfg, values, origin, model)
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"preset {model}: {_one_line(exc)}") from None
+    explicit = {key for _, layer in layers for key in layer}
+    if backend == "verl":
+        _check_verl(model, values, explicit)
+    _check_trial_values(model, values)
+    settings = {k: _frozen(v) for k, v in values.items() if k not in TRIAL_KEYS}
+    return Preset(model=model, backend=backend, steps=int(values["steps"]), clip=float(values["clip"]),
+                  entropy_coeff=float(values["entropy_coeff"]), settings=tuple(sorted(settings.items())))
+
+
+def smoke_layer(backend: str) -> Layer:
+    """The settings of a smoke run: the engine's SMOKE_OVERRIDES, or a two-step verl job."""
+    if backend == "embedded":
+        return ("smoke settings", dict(_engine_config().SMOKE_OVERRIDES))
+    return ("smoke settings", dict(VERL_SMOKE_OVERRIDES))
+
+
+def preset_keys(model: str) -> tuple[str, ...]:
+    """Every key a user YAML may set for ``model``."""
+    schema, _ = _schema_and_base(model)
+    return tuple(f.name for f in dataclasses.fields(schema))
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+def _engine_config():
+    try:
+        from tinyrlvr import config as engine_config
+    except ImportError as exc:
+        raise ValueError(f"the embedded engine is not available (tinyrlvr.config: {exc})") from None
+    return engine_config
+
+
+def _schema_and_base(model: str) -> tuple[type, dict[str, Any]]:
+    if model in EMBEDDED_MODELS:
+        from experiments.spec import TrialSpec
+
+        engine = _engine_config()
+        trial_fields = {f.name for f in dataclasses.fields(TrialSpec)}
+        # settings never repeat a TrialSpec field: the backend passes those from the trial itself
+        engine_defaults = {k: v for k, v in engine.DEFAULT_SETTINGS.items()
+                           if k not in trial_fields and k not in TRIAL_KEYS}
+        return embedded_schema(engine_defaults, EMBEDDED_TRIAL_DEFAULTS), {}
+    backend_of(model)
+    text = resources.files(__name__).joinpath(f"{model}.yaml").read_text()
+    return VerlPreset, OmegaConf.to_container(OmegaConf.create(text))  # type: ignore[return-value]
+
+
+def _merge(cfg, values: Mapping[str, Any], origin: str, model: str):
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{origin}: expected a mapping of preset keys to values")
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.create(dict(values)))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        if type(exc).__name__ == "ConfigKeyError" and key and "." not in str(key):
+            raise ValueError(f"{origin}: unknown key '{key}' for model '{model}'; "
+                             f"known: {', '.join(preset_keys(model))}") from None
+        where = f"key '{key}': " if key else ""
+        raise ValueError(f"{origin}: {where}{_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _frozen(value: Any) -> Any:
+    """Lists become tuples and mappings sorted (key, value) pairs, so a TrialSpec stays hashable."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
+    if v["steps"] < 1:
+        raise ValueError(f"preset {model}: steps must be >= 1, got {v['steps']}")
+    if not (math.isfinite(v["clip"]) and 0 < v["clip"] < 1):
+        raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
+    if not (math.isfinite(v["entropy_coeff"]) and v["entropy_coeff"] >= 0):
+        raise ValueError(f"preset {model}: entropy_coeff must be a finite number >= 0, got {v['entropy_coeff']}")
+
+
+def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
+    """Reject settings verl would refuse (or silently misuse) before anything starts."""
+    for key in ("train_batch_size", "ppo_mini_batch_size", "max_response_length", "max_prompt_length",
+                "ppo_epochs", "eval_every", "n_gpus_per_node", "nnodes"):
+        if v[key] < 1:
+            raise ValueError(f"preset {model}: {key} must be >= 1, got {v[key]}")
+    if v["rollout_n"] < 2:
+        raise ValueError(f"preset {model}: rollout_n must be >= 2 (group-relative advantages need a group), "
+                         f"got {v['rollout_n']}")
+    if v["ppo_mini_batch_size"] > v["train_batch_size"] or v["train_batch_size"] % v["ppo_mini_batch_size"]:
+        raise ValueError(f"preset {model}: train_batch_size ({v['train_batch_size']}) must be a multiple of "
+                         f"ppo_mini_batch_size ({v['ppo_mini_batch_size']})")
+    if not (math.isfinite(v["lr"]) and v["lr"] > 0):
+        raise ValueError(f"preset {model}: lr must be a finite number > 0, got {v['lr']}")
+    for key in ("eval_temperature", "rollout_temperature"):
+        if not (math.isfinite(v[key]) and v[key] >= 0):
+            raise ValueError(f"preset {model}: {key} must be a finite number >= 0, got {v[key]}")
+    if not (0 < v["eval_top_p"] <= 1):
+        raise ValueError(f"preset {model}: eval_top_p must be in (0, 1], got {v['eval_top_p']}")
+    for bench, n in v["val_n"].items():
+        if bench not in BENCHMARKS:
+            raise ValueError(f"preset {model}: val_n has unknown benchmark '{bench}'; known: {', '.join(BENCHMARKS)}")
+        if n < 1:
+            raise ValueError(f"preset {model}: val_n.{bench} must be >= 1, got {n}")
+    total = v["n_gpus_per_node"] * v["nnodes"]
+    if v["gpus_per_trial"] is None:
+        v["gpus_per_trial"] = total
+    elif v["gpus_per_trial"] != total:
+        if v["nnodes"] == 1 and "n_gpus_per_node" not in explicit:
+            v["n_gpus_per_node"] = v["gpus_per_trial"]  # one node: the trial's GPUs are the node's
+        else:
+            raise ValueError(f"preset {model}: gpus_per_trial ({v['gpus_per_trial']}) must equal "
+                             f"n_gpus_per_node * nnodes ({total})")
+    if v["gpus_per_trial"] < 1:
+        raise ValueError(f"preset {model}: gpus_per_trial must be >= 1, got {v['gpus_per_trial']}")

@@ -1,0 +1,31 @@
+"""The paper's declared studies, one module each, and the registry the CLI and planner read.
+
+Each module defines ``STUDY`` (an ``experiments.spec.Study``) and ``SOURCES`` (method label ->
+where its values come from, shown by ``asym study show``).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from experiments.spec import Study
+from experiments.studies import backbones, flip, grid, isolation, kappa, main
+
+_MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kappa)
+
+STUDIES: dict[str, Study] = {m.STUDY.name: m.STUDY for m in _MODULES}
+_SOURCES: dict[str, dict[str, str]] = {m.STUDY.name: dict(m.SOURCES) for m in _MODULES}
+
+
+def get_study(name: str) -> Study:
+    """The declared study of this name; the error lists the known ones."""
+    try:
+        return STUDIES[name]
+    except KeyError:
+        raise ValueError(f"unknown study '{name}'; known: {', '.join(STUDIES)}") from None
+
+
+def study_sources(name: str) -> dict[str, str]:
+    """Method label -> the source of its values (paper section, spec tag)."""
+    get_study(name)
+    return dict(_SOURCES[name])
