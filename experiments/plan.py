@@ -163,20 +163,32 @@ def trials_json(trials: Sequence[TrialSpec], extra: ExtraFields | None = None) -
 
 
 def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
-    """A Rich table of the plan, one row per trial, in run order."""
+    """A Rich table of the plan, one row per trial, in run order.
+
+    The name carries the estimator, the alphas that vary and the model (when a plan has several);
+    the JSON form (``trials_json``) has every field, the key included.
+    """
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title)
-    for column, justify in (("#", "right"), ("name", "left"), ("method", "left"), ("estimator", "left"),
-                            ("alpha+", "right"), ("alpha-", "right"), ("model", "left"), ("seed", "right"),
-                            ("steps", "right"), ("entropy", "right"), ("clip", "right"), ("loss agg", "left"),
-                            ("key", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=escape(title) if title else None, box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("alpha+", justify="right")
+    table.add_column("alpha-", justify="right")
+    table.add_column("seed", justify="right")
+    table.add_column("steps", justify="right")
+    table.add_column("other settings", overflow="fold")
     for i, t in enumerate(trials, 1):
-        clip = f"{t.clip_low:g}" if t.clip_high == t.clip_low else f"{t.clip_low:g}/{t.clip_high:g}"
-        table.add_row(str(i), t.name, t.label, t.estimator, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", t.model,
-                      str(t.seed), str(t.steps), f"{t.entropy_coeff:g}" if t.entropy_coeff else "-", clip,
-                      t.loss_agg, t.key)
+        other = []
+        if t.entropy_coeff:
+            other.append(f"entropy {t.entropy_coeff:g}")
+        other.append(f"clip {t.clip_low:g}" + (f"/{t.clip_high:g}" if t.clip_high != t.clip_low else ""))
+        if t.loss_agg != "token-mean":
+            other.append(t.loss_agg)
+        table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
+                      ", ".join(other))
     return table
 
 

@@ -36,7 +36,9 @@ ALL_MODELS = EMBEDDED_MODELS + VERL_MODELS
 # Trial-level defaults of the embedded model [NF] ours: 100 steps and clip 0.2 as in the engine
 # feasibility probe (shared/engine-notes.md); the bonus coefficient is ours.
 EMBEDDED_TRIAL_DEFAULTS = {"steps": 100, "clip": 0.2, "entropy_coeff": 0.01}
-# A verl smoke run: two steps are enough to see the whole path (render, launch, metrics).
+# Smoke runs [ours]: the engine's SMOKE_OVERRIDES shrink the model and batch; 10 steps give two
+# evaluations at its eval_every of 5. On verl two steps are enough to see the whole path.
+EMBEDDED_SMOKE_STEPS = 10
 VERL_SMOKE_OVERRIDES = {"steps": 2}
 
 Layer = tuple[str, Mapping[str, Any]]  # (where it came from, values)
@@ -127,6 +129,8 @@ def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
         _check_verl(model, values, explicit)
     _check_trial_values(model, values)
     settings = {k: _frozen(v) for k, v in values.items() if k not in TRIAL_KEYS}
+    if backend == "embedded":
+        _check_engine(model, values, settings)
     return Preset(model=model, backend=backend, steps=int(values["steps"]), clip=float(values["clip"]),
                   entropy_coeff=float(values["entropy_coeff"]), settings=tuple(sorted(settings.items())))
 
@@ -134,7 +138,7 @@ def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
 def smoke_layer(backend: str) -> Layer:
     """The settings of a smoke run: the engine's SMOKE_OVERRIDES, or a two-step verl job."""
     if backend == "embedded":
-        return ("smoke settings", dict(_engine_config().SMOKE_OVERRIDES))
+        return ("smoke settings", {"steps": EMBEDDED_SMOKE_STEPS, **_engine_config().SMOKE_OVERRIDES})
     return ("smoke settings", dict(VERL_SMOKE_OVERRIDES))
 
 
@@ -205,6 +209,16 @@ def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
         raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
     if not (math.isfinite(v["entropy_coeff"]) and v["entropy_coeff"] >= 0):
         raise ValueError(f"preset {model}: entropy_coeff must be a finite number >= 0, got {v['entropy_coeff']}")
+
+
+def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+    """The engine's own range checks (d_model % n_heads, tiers vs max_new_tokens, ...) at plan time."""
+    try:
+        _engine_config().EngineConfig.create(estimator="grpo", steps=values["steps"], clip_low=values["clip"],
+                                             clip_high=values["clip"], entropy_coeff=values["entropy_coeff"],
+                                             **settings)
+    except ValueError as exc:
+        raise ValueError(f"preset {model}: {_one_line(exc)}") from None
 
 
 def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:

@@ -1,5 +1,63 @@
-"""`asym study ...` (placeholder: filled in by its issue)."""
+"""`asym study list` and `asym study show NAME`: the paper's declared studies and what they plan."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="study commands", no_args_is_help=True)
+app = typer.Typer(help="The paper's declared studies: list them, show one with its sources and trials.",
+                  no_args_is_help=True)
+
+
+class BackendName(str, Enum):
+    embedded = "embedded"
+    verl = "verl"
+
+
+@app.command("list")
+def list_studies(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """List the declared studies: name, title, number of methods, default models."""
+    from experiments.describe import studies_overview, studies_table
+
+    rows = studies_overview()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+
+    Console().print(studies_table(rows))
+
+
+@app.command("show")
+def show_study(
+    name: Annotated[str, typer.Argument(help="A study name (see `asym study list`).")],
+    backend: Annotated[BackendName, typer.Option(help="Plan the trials for this backend.")] = BackendName.embedded,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (methods, sources, trials) instead of tables.")] = False,
+) -> None:
+    """Show a study's methods with their paper values and sources, and its trials for one seed."""
+    from experiments.describe import describe_study, method_sources, methods_table
+    from experiments.plan import trials_table
+
+    desc = describe_study(name, backend.value)
+    trials = desc.pop("_trials")
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(desc, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"{desc['title']} ({desc['name']}): {desc['description']}", markup=False, highlight=False)
+    console.print(methods_table(desc))
+    console.print("Sources (shared/paper/spec.md tags; [NF] = not in the paper, our default):", markup=False)
+    for line in method_sources(desc):
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(trials_table(trials, title=f"Trials on {desc['backend']} for seed 0 "
+                                             f"(`asym sweep {desc['name']} --backend {desc['backend']} --dry-run`)"))

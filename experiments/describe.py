@@ -1,0 +1,86 @@
+"""What `asym study list` and `asym study show` print: plain dicts (for --json) and Rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from experiments.plan import default_models, plan, study_methods, trials_json
+from experiments.studies import STUDIES, get_study, study_sources
+
+
+def studies_overview() -> list[dict[str, Any]]:
+    """One row per declared study: name, title, number of methods, default models per backend."""
+    rows = []
+    for study in STUDIES.values():
+        rows.append({
+            "name": study.name,
+            "title": study.title,
+            "methods": len(study_methods(study)),
+            "alpha_grid": study.takes_alpha_grid,
+            "models": {backend: list(default_models(study, backend)) for backend in ("embedded", "verl")},
+            "default_steps": study.default_steps,
+        })
+    return rows
+
+
+def describe_study(name: str, backend: str = "embedded") -> dict[str, Any]:
+    """A study's methods with their paper values and sources, and its planned trials for seed 0."""
+    from estimators.registry import get_estimator
+
+    study = get_study(name)
+    sources = study_sources(name)
+    methods = []
+    for method in study_methods(study):
+        alpha_pos, alpha_neg = get_estimator(method.estimator).resolve_alphas(method.alpha_pos, method.alpha_neg)
+        if method.use_preset_entropy_coeff:
+            entropy = "preset entropy_coeff"
+        else:
+            entropy = method.entropy_coeff or 0.0
+        methods.append({
+            "label": method.label, "estimator": method.estimator, "alpha_pos": alpha_pos, "alpha_neg": alpha_neg,
+            "entropy_coeff": entropy, "clip_high": method.clip_high if method.clip_high is not None else "= clip",
+            "loss_agg": method.loss_agg,
+            "source": sources.get(method.label) or next(iter(sources.values()), ""),
+        })
+    trials = plan(study, backend=backend, seeds=(0,))
+    return {
+        "name": study.name, "title": study.title, "description": study.description, "backend": backend,
+        "models": list(default_models(study, backend)), "default_steps": study.default_steps,
+        "alpha_grid": study.takes_alpha_grid, "methods": methods, "trials": trials_json(trials), "_trials": trials,
+    }
+
+
+def studies_table(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    from rich.markup import escape
+
+    table = Table(title="Declared studies (asym study show NAME)")
+    for column in ("name", "title", "methods", "models (embedded)", "models (verl)"):
+        table.add_column(column, no_wrap=column == "name")
+    for row in rows:
+        methods = f"{row['methods']} (default grid)" if row["alpha_grid"] else str(row["methods"])
+        table.add_row(row["name"], escape(row["title"]), methods, ", ".join(row["models"]["embedded"]),
+                      ", ".join(row["models"]["verl"]))
+    return table
+
+
+def methods_table(desc: dict[str, Any]):
+    """The methods with their values; sources follow as ``method_sources`` (they need the width)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{desc['title']}: methods"))
+    for column in ("method", "estimator", "alpha+", "alpha-", "entropy bonus", "clip high", "loss agg"):
+        table.add_column(column, overflow="fold")
+    for m in desc["methods"]:
+        entropy = m["entropy_coeff"] if isinstance(m["entropy_coeff"], str) else (f"{m['entropy_coeff']:g}" if m["entropy_coeff"] else "-")
+        clip_high = m["clip_high"] if isinstance(m["clip_high"], str) else f"{m['clip_high']:g}"
+        table.add_row(escape(m["label"]), m["estimator"], f"{m['alpha_pos']:g}", f"{m['alpha_neg']:g}", entropy,
+                      clip_high, m["loss_agg"])
+    return table
+
+
+def method_sources(desc: dict[str, Any]) -> list[str]:
+    """One line per method: where its values come from (spec tags: [v2], [v1*], [der], [NF] = ours)."""
+    return [f"{m['label']}: {m['source']}" for m in desc["methods"]]
