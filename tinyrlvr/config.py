@@ -1,0 +1,237 @@
+"""EngineConfig: every setting of one embedded RLVR run, typed and validated (stdlib only, no torch).
+
+``EngineConfig.create(**kwargs)`` is the front door: it rejects unknown keys, wrong types and
+out-of-range values with a one-line ValueError that says what to change. ``DEFAULT_SETTINGS`` are
+the default-size values of the non-trial fields (what the embedded model preset copies) and
+``SMOKE_OVERRIDES`` shrink a run to seconds (tests, quick start).
+
+Defaults come from the feasibility probe (shared/engine-notes.md) unless a comment says otherwise;
+the paper's own values (spec section 6) are named where they apply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+
+
+def default_cache_dir() -> str:
+    """Where base models are cached: $ASYM_CACHE_DIR, else ~/.cache/asym."""
+    return os.environ.get("ASYM_CACHE_DIR") or str(Path.home() / ".cache" / "asym")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """One run of the embedded engine. Build it with ``EngineConfig.create``."""
+
+    # --- the trial: what a study varies ---
+    estimator: str  # a name in estimators.ESTIMATORS
+    alpha_pos: float | None = None  # None: the estimator's default (resolved in __post_init__)
+    alpha_neg: float | None = None
+    seed: int = 0  # prompt stream and sampler randomness (common random numbers across configs)
+    steps: int = 100  # RL steps
+    entropy_coeff: float = 0.0  # entropy bonus (the "w/ Entro.Reg" baselines only)
+    clip_low: float = 0.2  # PPO epsilon, lower side (spec section 5; verl default)
+    clip_high: float = 0.2  # upper side; Clip-higher (DAPO) uses 0.28
+    loss_agg: str = "token-mean"  # spec section 5; "seq-mean-token-sum-norm" is Dr.GRPO's (verl's name)
+
+    # --- RL optimisation (engine-notes probe values) ---
+    lr: float = 1e-4  # AdamW
+    weight_decay: float = 0.01  # verl's actor default
+    prompts_per_step: int = 64
+    group_size: int = 8  # G, rollouts per prompt (spec section 6: 8)
+    ppo_epochs: int = 1
+    mini_batches: int = 2  # optimizer steps per epoch (paper: mini-batch < batch)
+    grad_clip: float = 1.0
+    temperature: float = 1.0  # rollout sampling temperature
+    top_p: float = 1.0
+    max_new_tokens: int = 8  # longest answer (tier+1 digits) + end token + 2 spare
+    zero_uniform_groups: bool = False  # give all-solved / none-solved groups advantage 0 (all estimators)
+
+    # --- evaluation (Avg@k on the held-out split of every tier) ---
+    eval_every: int = 10  # spec section 6: curves every 10 steps
+    eval_samples: int = 4  # k of Avg@k
+    eval_temperature: float = 0.4  # spec section 6: main tables at 0.4; 0 = greedy
+    eval_prompts_per_tier: int = 64
+    tiers: tuple[int, ...] = (1, 2, 3, 4)  # digits per operand; each tier plays one benchmark
+
+    # --- policy size ---
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    mlp_ratio: int = 4
+
+    # --- base model: supervised warm-up on imperfect demonstrations (cached by its config) ---
+    warmup_max_steps: int = 1500
+    warmup_batch: int = 256
+    warmup_lr: float = 1e-3
+    warmup_corrupt_frac: float = 0.2  # demonstrations with one answer digit replaced
+    warmup_tier_weights: tuple[float, ...] = (4.0, 3.0, 2.0, 1.0)  # probe: 4:3:2:1 gives mixed accuracy
+    warmup_eval_every: int = 50  # checkpoints are evaluated; the chosen one is the base model
+    warmup_eval_prompts: int = 64  # validation prompts per tier (training split), 4 samples each
+    warmup_target_hard: float = 0.25  # stop at the first checkpoint whose hardest tier reaches this
+    warmup_target_easy: float = 0.8  # ... while the easiest tier is at least this accurate
+    warmup_seed: int = 0  # model init and demonstration stream
+    warmup_threads: int = 2  # fixed so the cached base model does not depend on the caller's threads
+
+    # --- runtime (not part of a trial's identity) ---
+    device: str = "cpu"
+    threads: int | None = None  # torch.set_num_threads; None leaves torch's default
+    cache_dir: str = field(default_factory=default_cache_dir)
+
+    def __post_init__(self) -> None:
+        from estimators.registry import get_estimator  # torch import deferred to config creation
+
+        est = get_estimator(self.estimator)
+        alpha_pos, alpha_neg = est.resolve_alphas(self.alpha_pos, self.alpha_neg)
+        object.__setattr__(self, "alpha_pos", alpha_pos)
+        object.__setattr__(self, "alpha_neg", alpha_neg)
+        _check_ranges(self)
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> "EngineConfig":
+        """Validated config from keyword settings (lists accepted for tuple fields)."""
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ValueError(f"unknown engine setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        if "estimator" not in kwargs:
+            raise ValueError("engine setting 'estimator' is required (e.g. estimator='grpo')")
+        coerced = {key: _coerce(key, value, hints[key]) for key, value in kwargs.items()}
+        return cls(**coerced)
+
+    def replace(self, **changes: Any) -> "EngineConfig":
+        """A copy with some settings changed, validated like ``create``."""
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return EngineConfig.create(**{**current, **changes})
+
+    @property
+    def max_prompt_len(self) -> int:
+        return 2 * max(self.tiers) + 3  # BOS a + b =
+
+    def base_model_key(self) -> str:
+        """Hash of everything that shapes the base model (model size, task, warm-up)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name in _BASE_MODEL_FIELDS}
+        blob = json.dumps({"format": BASE_MODEL_FORMAT, **fields}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def trial_dict(self) -> dict[str, Any]:
+        """All settings except the runtime ones (device, threads, cache_dir): a run's identity."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _RUNTIME_FIELDS}
+
+
+BASE_MODEL_FORMAT = 1  # bump when the task encoding or the warm-up procedure changes
+_RUNTIME_FIELDS = ("device", "threads", "cache_dir")
+_TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "seed", "steps", "entropy_coeff", "clip_low",
+                 "clip_high", "loss_agg")
+_BASE_MODEL_FIELDS = ("tiers", "max_new_tokens", "n_layers", "d_model", "n_heads", "mlp_ratio") + tuple(
+    f.name for f in dataclasses.fields(EngineConfig) if f.name.startswith("warmup_"))
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+    for f in dataclasses.fields(EngineConfig)
+    if f.name not in _TRIAL_FIELDS + _RUNTIME_FIELDS
+}
+
+SMOKE_OVERRIDES: dict[str, Any] = {
+    # A run of a few seconds: small batch, few eval prompts, and a smaller model whose quick
+    # warm-up is cached under its own key (the key hashes the model and warm-up fields).
+    "prompts_per_step": 8,
+    "group_size": 4,
+    "mini_batches": 1,
+    "eval_every": 5,
+    "eval_samples": 2,
+    "eval_prompts_per_tier": 8,
+    "tiers": (1, 2),
+    "n_layers": 1,
+    "d_model": 64,
+    "n_heads": 2,
+    "warmup_max_steps": 150,
+    "warmup_batch": 128,
+    "warmup_lr": 3e-3,
+    "warmup_tier_weights": (2.0, 1.0),
+    "warmup_eval_every": 50,
+    "warmup_eval_prompts": 16,
+    "warmup_target_hard": 0.2,
+    "warmup_target_easy": 0.6,
+}
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against the field's type hint; ints pass for floats, lists for tuples."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"engine setting {key} must be a non-empty list of {_type_name(args[0])}, got {value!r}")
+        return tuple(_coerce(key, v, args[0]) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"engine setting {key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"engine setting {key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"engine setting {key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"engine setting {key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_ranges(cfg: EngineConfig) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ValueError(message)
+
+    need(cfg.steps >= 1, f"steps must be >= 1, got {cfg.steps}")
+    need(cfg.loss_agg in LOSS_AGG_MODES, f"loss_agg must be one of {', '.join(LOSS_AGG_MODES)}, got '{cfg.loss_agg}'")
+    need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low < 1.0, f"clip_low must be in [0, 1), got {cfg.clip_low}")
+    need(math.isfinite(cfg.clip_high) and cfg.clip_high >= 0.0, f"clip_high must be >= 0, got {cfg.clip_high}")
+    need(math.isfinite(cfg.entropy_coeff) and cfg.entropy_coeff >= 0, f"entropy_coeff must be >= 0, got {cfg.entropy_coeff}")
+    for name in ("lr", "warmup_lr", "grad_clip"):
+        need(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
+    for name in ("prompts_per_step", "ppo_epochs", "mini_batches", "eval_every", "eval_samples",
+                 "eval_prompts_per_tier", "n_layers", "d_model", "n_heads", "mlp_ratio", "warmup_max_steps",
+                 "warmup_batch", "warmup_eval_every", "warmup_eval_prompts", "warmup_threads", "max_new_tokens"):
+        need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    need(cfg.group_size >= 2, f"group_size must be >= 2 (a group needs a baseline), got {cfg.group_size}")
+    need(cfg.mini_batches <= cfg.prompts_per_step * cfg.group_size,
+         f"mini_batches ({cfg.mini_batches}) must not exceed the rollouts per step ({cfg.prompts_per_step * cfg.group_size})")
+    need(cfg.temperature > 0, f"temperature must be > 0 for rollouts, got {cfg.temperature}")
+    need(cfg.eval_temperature >= 0, f"eval_temperature must be >= 0 (0 = greedy), got {cfg.eval_temperature}")
+    need(0 < cfg.top_p <= 1, f"top_p must be in (0, 1], got {cfg.top_p}")
+    need(all(1 <= t <= 6 for t in cfg.tiers) and len(set(cfg.tiers)) == len(cfg.tiers),
+         f"tiers must be distinct digit counts in 1..6, got {cfg.tiers}")
+    need(cfg.max_new_tokens >= max(cfg.tiers) + 2,
+         f"max_new_tokens must be >= {max(cfg.tiers) + 2} (longest answer + end token) for tiers {cfg.tiers}")
+    need(cfg.d_model % cfg.n_heads == 0, f"d_model ({cfg.d_model}) must be divisible by n_heads ({cfg.n_heads})")
+    need(len(cfg.warmup_tier_weights) == len(cfg.tiers) and all(w > 0 for w in cfg.warmup_tier_weights),
+         f"warmup_tier_weights needs one positive weight per tier ({len(cfg.tiers)}), got {cfg.warmup_tier_weights}")
+    need(0 <= cfg.warmup_corrupt_frac <= 1, f"warmup_corrupt_frac must be in [0, 1], got {cfg.warmup_corrupt_frac}")
+    need(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")

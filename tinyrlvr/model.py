@@ -1,0 +1,157 @@
+"""The policy: a small decoder-only transformer in plain torch (pre-LayerNorm, learned positions).
+
+Left padding is handled in one place, ``attention_mask``: positions come from the cumulative
+non-pad mask (so a left-padded prompt gets the same positions as an unpadded one), keys that are
+padding are masked, and every query may attend to itself (no all-masked softmax row, hence no NaN at
+pad positions). The output head covers only the tokens the policy may emit (``task.OUTPUT_VOCAB``):
+PAD and BOS have no logit, i.e. -inf.
+
+``forward`` runs a whole sequence (training, warm-up, the no-cache reference). ``prefill`` and
+``decode`` run the same layers against a preallocated KV cache (``KVCache``) for sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tinyrlvr.task import OUTPUT_VOCAB, VOCAB_SIZE
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    n_layers: int
+    d_model: int
+    n_heads: int
+    mlp_ratio: int
+    max_len: int  # longest prompt + response
+
+    @classmethod
+    def from_config(cls, cfg) -> "ModelShape":
+        return cls(cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.mlp_ratio, cfg.max_prompt_len + cfg.max_new_tokens)
+
+
+class KVCache:
+    """Preallocated keys/values per layer: (rows, heads, max_len, head_dim), plus the key mask."""
+
+    def __init__(self, shape: ModelShape, rows: int, length: int, device, dtype=torch.float32):
+        head_dim = shape.d_model // shape.n_heads
+        # Slots are written before they are read (attention reads only [:start + t]): no zero fill.
+        self.k = torch.empty(shape.n_layers, rows, shape.n_heads, length, head_dim, device=device, dtype=dtype)
+        self.v = torch.empty_like(self.k)
+        self.key_valid = torch.zeros(rows, length, dtype=torch.bool, device=device)
+
+    def expand_from(self, prefix: "KVCache", group_size: int) -> None:
+        """Copy a prefilled cache of B rows into this one's first slots, each row repeated G times."""
+        p = prefix.k.shape[3]
+        self.k[:, :, :, :p] = prefix.k.repeat_interleave(group_size, dim=1)
+        self.v[:, :, :, :p] = prefix.v.repeat_interleave(group_size, dim=1)
+        self.key_valid[:, :p] = prefix.key_valid.repeat_interleave(group_size, dim=0)
+
+
+def positions_from_mask(valid: Tensor) -> Tensor:
+    """Position ids from the cumulative non-pad mask: (B, T) bool -> (B, T) long, pads at 0."""
+    return (valid.long().cumsum(-1) - 1).clamp_min(0)
+
+
+def attention_mask(valid: Tensor) -> Tensor:
+    """(B, T) key validity -> (B, 1, T, T) bool: causal, pads masked, each query sees itself."""
+    t = valid.shape[1]
+    causal = torch.ones(t, t, dtype=torch.bool, device=valid.device).tril()
+    eye = torch.eye(t, dtype=torch.bool, device=valid.device)
+    return ((causal & valid[:, None, :]) | eye)[:, None]
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, mlp_ratio: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model))
+
+    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, start: int = 0) -> Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, c // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
+        if cache is not None:  # write this chunk's keys/values, attend over everything so far
+            cache.k[layer, :, :, start:start + t] = k
+            cache.v[layer, :, :, start:start + t] = v
+            k = cache.k[layer, :, :, :start + t]
+            v = cache.v[layer, :, :, :start + t]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, Dh)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
+        return x + self.mlp(self.ln2(x))
+
+
+class Policy(nn.Module):
+    def __init__(self, shape: ModelShape):
+        super().__init__()
+        self.shape = shape
+        self.tok = nn.Embedding(VOCAB_SIZE, shape.d_model)
+        self.pos = nn.Embedding(shape.max_len, shape.d_model)
+        self.blocks = nn.ModuleList(Block(shape.d_model, shape.n_heads, shape.mlp_ratio) for _ in range(shape.n_layers))
+        self.ln_f = nn.LayerNorm(shape.d_model)
+        self.head = nn.Linear(shape.d_model, OUTPUT_VOCAB, bias=False)
+        self.apply(_init_weights)
+
+    def forward(self, tokens: Tensor, valid: Tensor, logits_from: int = 0) -> Tensor:
+        """Logits (B, T - logits_from, OUTPUT_VOCAB) for every position from ``logits_from``."""
+        x = self.tok(tokens) + self.pos(positions_from_mask(valid))
+        mask = attention_mask(valid)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.head(self.ln_f(x[:, logits_from:]))
+
+    def prefill(self, tokens: Tensor, valid: Tensor, cache: KVCache) -> Tensor:
+        """Run prompts (B, P) into ``cache`` (B rows, length >= P); logits of the last position (B, V)."""
+        p = tokens.shape[1]
+        cache.key_valid[:, :p] = valid
+        x = self.tok(tokens) + self.pos(positions_from_mask(valid))
+        mask = attention_mask(valid)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, cache, i, 0)
+        return self.head(self.ln_f(x[:, -1]))
+
+    def decode(self, token: Tensor, position: Tensor, cache: KVCache, index: int) -> Tensor:
+        """One new token per row (N,) at ``position`` (N,), stored at cache slot ``index``; logits (N, V)."""
+        cache.key_valid[:, index] = True
+        x = (self.tok(token) + self.pos(position)).unsqueeze(1)  # (N, 1, C)
+        mask = cache.key_valid[:, None, None, :index + 1]  # (N, 1, 1, index+1)
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, cache, i, index)
+        return self.head(self.ln_f(x[:, 0]))
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+
+
+def response_logprobs(policy: Policy, prompts: Tensor, prompt_valid: Tensor, responses: Tensor,
+                      response_mask: Tensor, temperature: float = 1.0, with_entropy: bool = False
+                      ) -> tuple[Tensor, Tensor | None]:
+    """Per-token log-probs (N, R) of ``responses`` given ``prompts`` (and entropies if asked).
+
+    Logits are divided by the temperature, as the sampler does (and as verl does), so at the
+    sampler's temperature these are the PPO old log-probs.
+    """
+    p = prompts.shape[1]
+    tokens = torch.cat([prompts, responses], dim=1)
+    valid = torch.cat([prompt_valid, response_mask], dim=1)
+    logits = policy(tokens, valid, logits_from=p - 1)[:, :-1].float()  # (N, R, V): position p-1+j predicts token j
+    if temperature != 1.0:
+        logits = logits / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
+    targets = responses.clamp(max=OUTPUT_VOCAB - 1)  # PAD rows are masked by the caller
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
+    return logp, entropy

@@ -1,0 +1,145 @@
+"""The RL loop: rollouts -> rewards -> advantages (estimators/) -> PPO update, with the paper's metrics.
+
+``train(cfg, on_step)`` reports ``on_step(0, eval)`` for the base model, then every step's train
+metrics (``estimators.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
+last step, ``eval/<tier>/accuracy`` and ``eval/mean_accuracy``. Every estimator runs through the
+same code path: the only estimator-specific line is ``compute_advantages``.
+
+Metric notes:
+- ``train/entropy`` is the token mean of the sampling distribution's entropy (old policy, at the
+  rollout temperature) over response tokens, whatever the loss aggregation.
+- ``train/kappa`` is App E's estimator from the sampler's log-probs, before the update; NaN when no
+  group of the step is mixed (the estimator is undefined then).
+- ``train/logp_gain_correct`` is the mean over correct rollouts of the change in length-normalized
+  log-prob across the step's update (recomputed after it); NaN when no rollout is correct.
+
+Checkpoints (model, optimizer, step; atomic) go to ``checkpoint_dir`` every ``checkpoint_every``
+steps and at the end; a run finding one continues after its step. All randomness is drawn from
+per-step named streams (``seeding``), so a resumed run reproduces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from estimators import broadcast_to_tokens, compute_advantages, diagnostics
+from estimators import metric_names as M
+from tinyrlvr.base_model import get_base_model, load_policy
+from tinyrlvr.config import EngineConfig
+from tinyrlvr.evaluate import eval_metrics, problem_set
+from tinyrlvr.model import response_logprobs
+from tinyrlvr.rollout import RolloutBatch, collect
+from tinyrlvr.update import ppo_update
+
+CHECKPOINT_NAME = "engine-checkpoint.pt"
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+def train(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None = None,
+          checkpoint_every: int = 10) -> None:
+    """Run ``cfg.steps`` RL steps from the cached base model, reporting each step to ``on_step``."""
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        _run(cfg, on_step, Path(checkpoint_dir) if checkpoint_dir is not None else None, checkpoint_every)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, checkpoint_every: int) -> None:
+    policy = load_policy(get_base_model(cfg), cfg.device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    eval_set = problem_set(cfg.tiers, cfg.eval_prompts_per_tier, heldout=True)
+    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer) if checkpoint_dir else 0
+    if start == 0:
+        on_step(0, eval_metrics(policy, cfg, 0, eval_set))
+    for step in range(start + 1, cfg.steps + 1):
+        metrics = rl_step(policy, optimizer, cfg, step)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics.update(eval_metrics(policy, cfg, step, eval_set))
+        on_step(step, metrics)
+        if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == cfg.steps):
+            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step)
+
+
+def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]:
+    """One RL step: sample, score, advantages, update; returns the train metrics."""
+    batch = collect(policy, cfg, step)
+    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg)
+    if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
+        k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
+        advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)
+    seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
+    none_solved, all_solved = diagnostics.solve_fractions(batch.rewards, batch.group_ids)
+    mass_pos, mass_neg = diagnostics.advantage_mass(batch.rewards, advantages)
+    metrics = {
+        M.ENTROPY: diagnostics.masked_mean(batch.entropy, batch.response_mask),
+        M.REWARD_MEAN: float(batch.rewards.mean()),
+        M.NONE_SOLVED: none_solved,
+        M.ALL_SOLVED: all_solved,
+        M.KAPPA: diagnostics.kappa(batch.rewards, batch.group_ids, seq_logp_old),
+        M.ADV_MASS_POS: mass_pos,
+        M.ADV_MASS_NEG: mass_neg,
+        M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
+    }
+    token_adv = broadcast_to_tokens(advantages, batch.response_mask)
+    metrics[M.CLIP_FRAC] = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
+    metrics[M.LOGP_GAIN_CORRECT] = _logp_gain_correct(policy, batch, seq_logp_old, cfg)
+    return metrics
+
+
+@torch.no_grad()
+def _logp_gain_correct(policy, batch: RolloutBatch, seq_logp_old: torch.Tensor, cfg: EngineConfig) -> float:
+    """Mean over correct rollouts of c_new - c_old (length-normalized log-prob), Fig 2 d,h."""
+    rows = batch.rewards.bool()
+    if not bool(rows.any()):
+        return float("nan")
+    logp, _ = response_logprobs(policy, batch.prompts[rows], batch.prompt_valid[rows], batch.responses[rows],
+                                batch.response_mask[rows], cfg.temperature)
+    seq_new = diagnostics.sequence_mean_logprob(logp, batch.response_mask[rows])
+    return float((seq_new - seq_logp_old[rows]).mean())
+
+
+def _identity(cfg: EngineConfig) -> dict:
+    """What must match for a checkpoint to be resumed (steps may grow: a run can be extended)."""
+    d = cfg.trial_dict()
+    d.pop("steps")
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    blob = {"step": step, "model": policy.state_dict(), "optimizer": optimizer.state_dict(),
+            "identity": _identity(cfg), "torch_rng": torch.get_rng_state()}
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=CHECKPOINT_NAME, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, directory / CHECKPOINT_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> int:
+    """Restore the checkpoint in ``directory`` if any; return its step (0 when there is none)."""
+    path = directory / CHECKPOINT_NAME
+    if not path.exists():
+        return 0
+    blob = torch.load(path, map_location=cfg.device, weights_only=True)
+    if blob["identity"] != _identity(cfg):
+        diff = sorted(k for k in _identity(cfg) if blob["identity"].get(k) != _identity(cfg)[k])
+        raise ValueError(f"checkpoint {path} belongs to another configuration (differs in {', '.join(diff)}); "
+                         "use an empty checkpoint directory")
+    policy.load_state_dict(blob["model"])
+    optimizer.load_state_dict(blob["optimizer"])
+    torch.set_rng_state(blob["torch_rng"])
+    return int(blob["step"])
