@@ -1,0 +1,83 @@
+"""The paper's per-step diagnostics computed from one verl training batch (a ``DataProto``).
+
+Pure: the trainer subclass (``trainer.py``) fetches the batch after verl computed advantages and
+calls ``batch_diagnostics``; tests build the same ``DataProto`` on the CPU. Every number comes from
+``estimators.diagnostics`` (spec sections 3 and 6):
+
+- success is ``score > 0`` on the summed token-level score (verl's MATH scores are 0/1, DAPO's +-1);
+- group ids are verl's ``uid`` strings (one per prompt), mapped to integers;
+- kappa uses ``old_log_probs`` (length-normalised, App E), once per rollout batch;
+- entropy is the masked token mean of verl's per-token ``entropy``, whatever ``loss_agg_mode`` is
+  (verl's ``actor/entropy`` follows the loss aggregation, verl issue #3986);
+- the advantage of a rollout is the mean of its token advantages (outcome estimators copy one value
+  to every token);
+- padding rows (verl's v1 trainer pads batches with ``uid`` = ``pad...`` and zero masks) are dropped.
+
+Keys are emitted under ``asym/`` inside verl so they never duplicate the shared ``train/`` names that
+the backend reports (``metrics.py`` maps them); see ``orchestrator/backends/verl/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from estimators import diagnostics as diag
+from estimators import metric_names as names
+
+PREFIX = "asym/"
+PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
+
+
+def verl_key(shared_name: str) -> str:
+    """train/kappa -> asym/kappa: the key the trainer subclass logs inside verl."""
+    return PREFIX + shared_name.split("/", 1)[1]
+
+
+def padding_rows(uids: np.ndarray, response_mask: torch.Tensor, is_padding: np.ndarray | None = None) -> np.ndarray:
+    """Rows to drop: verl's tag flag when given, else a ``pad`` uid with an all-zero mask."""
+    if is_padding is not None:
+        return np.asarray(is_padding, dtype=bool)
+    pad_uid = np.array([str(u).startswith(PAD_UID_PREFIX) for u in uids], dtype=bool)
+    empty = (response_mask.sum(-1) == 0).cpu().numpy()
+    return pad_uid & empty
+
+
+def batch_diagnostics(data, is_padding: np.ndarray | None = None) -> dict[str, float]:
+    """Diagnostics of one rollout batch. ``data``: a ``verl.DataProto`` with ``batch`` tensors
+    ``rm_scores`` (N,T), ``response_mask`` (N,T), ``old_log_probs`` (N,T), optionally ``advantages``
+    and ``entropy`` (N,T), and ``non_tensor_batch["uid"]`` (N,)."""
+    batch = data.batch
+    uids = np.asarray(data.non_tensor_batch["uid"], dtype=object)
+    mask_all = batch["response_mask"]
+    keep = ~padding_rows(uids, mask_all, is_padding)
+    if not keep.any():
+        return {}
+    rows = torch.as_tensor(np.flatnonzero(keep))
+    mask = mask_all[rows].to(torch.float32)  # (N, T)
+    scores = (batch["rm_scores"][rows].to(torch.float32) * mask).sum(-1)  # (N,)
+    rewards = (scores > 0).to(torch.float32)  # success = score > 0 (verl-notes, "Scores")
+    _, inverse = np.unique(uids[keep].astype(str), return_inverse=True)
+    group_ids = torch.as_tensor(inverse, dtype=torch.int64)
+
+    none_solved, all_solved = diag.solve_fractions(rewards, group_ids)
+    seq_logprob = diag.sequence_mean_logprob(batch["old_log_probs"][rows].to(torch.float32), mask)
+    out = {
+        verl_key(names.NONE_SOLVED): none_solved,
+        verl_key(names.ALL_SOLVED): all_solved,
+        verl_key(names.REWARD_MEAN): float(rewards.mean()),
+        verl_key(names.RESPONSE_LENGTH): float(mask.sum(-1).mean()),
+    }
+    kappa = diag.kappa(rewards, group_ids, seq_logprob)  # App E; NaN when no group is mixed
+    if not math.isnan(kappa):
+        out[verl_key(names.KAPPA)] = kappa
+    if "advantages" in batch.keys():
+        adv = (batch["advantages"][rows].to(torch.float32) * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+        pos, neg = diag.advantage_mass(rewards, adv)
+        out[verl_key(names.ADV_MASS_POS)] = pos
+        out[verl_key(names.ADV_MASS_NEG)] = neg
+    if "entropy" in batch.keys():
+        out[verl_key(names.ENTROPY)] = diag.masked_mean(batch["entropy"][rows].to(torch.float32), mask)
+    return out

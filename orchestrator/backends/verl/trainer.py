@@ -1,0 +1,69 @@
+"""The one adapter module for verl's trainer internals (verl 0.9.1, v1 trainer).
+
+Imported inside verl's TaskRunner process by our entry point (``entry.py``), never by the CLI.
+Two extension points, both selected by the rendered overrides (``render.py``):
+
+- ``AsymPPOTrainer``: verl's ``PPOTrainerSync`` registered as ``trainer.v1.trainer_mode=asym_sync``.
+  It overrides ``_compute_advantage`` (call verl's, then read ``uid``, ``rm_scores``,
+  ``old_log_probs``, ``advantages``, ``entropy`` and ``response_mask`` back from TransferQueue) and
+  adds the paper's diagnostics (``diagnostics.batch_diagnostics``) to the step's metrics. The
+  padding rows verl appends (tag ``is_padding``) are skipped. Once per rollout batch, before any
+  update: kappa as App E defines it.
+- ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
+  samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
+  MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import transfer_queue as tq
+from verl.protocol import DataProto
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+from orchestrator.backends.verl.diagnostics import batch_diagnostics
+from orchestrator.backends.verl.render import TRAINER_MODE
+
+ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
+
+
+def diagnostic_fields(config) -> list[str]:
+    """TransferQueue fields the diagnostics read; ``entropy`` exists unless log-probs are bypassed."""
+    fields = ["uid", "response_mask", "rm_scores", "old_log_probs", "advantages"]
+    correction = config.algorithm.get("rollout_correction", None)
+    if not (correction and correction.get("bypass_mode", False)):
+        fields.append("entropy")  # written by _compute_old_log_prob (calculate_entropy=True)
+    return fields
+
+
+def batch_from_transfer_queue(batch_meta, fields: list[str]) -> tuple[DataProto, np.ndarray]:
+    """The batch as verl's own ``_compute_advantage`` builds it, plus the padding flags."""
+    data = tq.kv_batch_get(keys=batch_meta.keys, partition_id=batch_meta.partition_id, select_fields=fields)
+    proto = DataProto(batch=data.to_padded_tensor())
+    proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
+    is_padding = np.array([bool(tag.get("is_padding", False)) for tag in batch_meta.tags], dtype=bool)
+    return proto, is_padding
+
+
+@register_trainer(TRAINER_MODE)
+class AsymPPOTrainer(PPOTrainerSync):
+    """verl's synchronous PPO trainer plus the paper's per-step diagnostics."""
+
+    def _compute_advantage(self, batch, metrics: dict):
+        batch = super()._compute_advantage(batch, metrics=metrics)
+        proto, is_padding = batch_from_transfer_queue(batch, diagnostic_fields(self.config))
+        metrics.update(batch_diagnostics(proto, is_padding))
+        return batch
+
+
+class AsymRLDataset(RLHFDataset):
+    """verl's dataset; validation rows of a benchmark in ``data.asym_val_n`` carry their own n."""
+
+    def __getitem__(self, item):
+        row = super().__getitem__(item)
+        n = (self.config.get("asym_val_n") or {}).get(str(row.get("data_source")))
+        if n is not None:
+            row[ROLLOUT_N_KEY] = int(n)
+        return row
