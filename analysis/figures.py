@@ -1,0 +1,145 @@
+"""Draw precomputed frames (``analysis.summaries``) as the paper's figures; no computing here.
+
+Figures are plain ``matplotlib.figure.Figure`` objects rendered by the Agg canvas (no pyplot, no
+global state, no display needed). Every method keeps one colour across all figures: the palette
+is keyed by label and built once per report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+FORMATS = ("png", "svg")
+DPI = 130
+
+
+def palette(labels: list[str]) -> dict[str, str]:
+    """One colour per label, in the given order (tab10, then tab20 for larger sweeps)."""
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["tab10"] if len(labels) <= 10 else colormaps["tab20"]
+    return {label: to_hex(cmap(i % cmap.N)) for i, label in enumerate(labels)}
+
+
+def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write the figure once per format; the SVG carries no date, so reruns are byte-stable."""
+    paths = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        metadata = {"Date": None} if fmt == "svg" else None
+        fig.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+        paths.append(path)
+    return paths
+
+
+def _legend_below(fig: Figure, axes) -> None:
+    handles, labels = {}, []
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    if handles:
+        fig.legend([handles[label] for label in labels], labels, loc="lower center",
+                   ncol=min(len(labels), 4), frameon=False, bbox_to_anchor=(0.5, -0.02))
+
+
+def advantage_figure(curves: pd.DataFrame, colours: dict[str, str], group_size: int) -> Figure:
+    """Fig 1: A+(p) on correct rollouts and A-(p) on wrong ones, one line per configuration."""
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    titles = {"pos": "Positive channel: correct rollouts", "neg": "Negative channel: wrong rollouts"}
+    for ax, channel in zip(axes, ("pos", "neg")):
+        for label, rows in curves[curves["channel"] == channel].groupby("label", sort=False):
+            ax.plot(rows["p"], rows["advantage"], marker="o", ms=4, color=colours[label], label=label)
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_title(titles[channel])
+        ax.set_xlabel(f"group accuracy p = k/G (G = {group_size})")
+        ax.set_ylabel("advantage A+" if channel == "pos" else "advantage A-")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Advantage curves of the estimators in this sweep (eqs 2, 4, 8)")
+    fig.get_layout_engine().set(h_pad=0.1)
+    _legend_below(fig, axes)
+    return fig
+
+
+def curves_figure(panels: list[tuple[str, str, pd.DataFrame]], colours: dict[str, str], title: str) -> Figure:
+    """Fig 2/3 style: one panel per metric, one line per configuration (mean over seeds),
+    the band its bootstrap interval over seeds. ``panels``: (title, y label, curve frame)."""
+    ncols = min(len(panels), 3)
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax, (panel_title, ylabel, frame) in zip(axes, panels):
+        for label, rows in frame.groupby("label", sort=False):
+            ax.plot(rows["step"], rows["mean"], color=colours[label], lw=1.6, label=label)
+            if (rows["n"] > 1).any():
+                ax.fill_between(rows["step"], rows["low"], rows["high"], color=colours[label], alpha=0.2, lw=0)
+        ax.set_title(panel_title)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    _legend_below(fig, axes[: len(panels)])
+    return fig
+
+
+def heatmap_figure(grid: pd.DataFrame, title: str, value_label: str) -> Figure:
+    """Fig 4(d): final accuracy over alpha_pos (rows) x alpha_neg (columns), cells annotated."""
+    values = grid.to_numpy(dtype=np.float64)
+    fig = Figure(figsize=(1.1 * values.shape[1] + 3.2, 0.8 * values.shape[0] + 2.2), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", origin="lower", aspect="auto")
+    ax.set_xticks(range(values.shape[1]), [f"{a:g}" for a in grid.columns])
+    ax.set_yticks(range(values.shape[0]), [f"{a:g}" for a in grid.index])
+    ax.set_xlabel("alpha_neg (negative channel)")
+    ax.set_ylabel("alpha_pos (positive channel)")
+    finite = values[np.isfinite(values)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center",
+                        color="white" if values[i, j] < middle else "black", fontsize=9)
+    if finite.size:
+        best = np.unravel_index(np.nanargmax(values), values.shape)
+        ax.add_patch(_cell_box(best[1], best[0]))
+    fig.colorbar(image, ax=ax, label=value_label)
+    ax.set_title(title)
+    return fig
+
+
+def _cell_box(x: int, y: int):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", lw=2)
+
+
+def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame, colours: dict[str, str]) -> Figure:
+    """Prop. 2: W_pos(p), W_neg(p) (eqs 9, 10) per configuration, peaks p* (eq 11) marked."""
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    names = {"pos": ("W_pos(p) = p^(1-a+) (1-p)^(a+)", "positive pressure W_pos"),
+             "neg": ("W_neg(p) = p^(a-) (1-p)^(1-a-)", "negative pressure W_neg")}
+    for ax, channel in zip(axes, ("pos", "neg")):
+        for label, rows in curves[curves["channel"] == channel].groupby("label", sort=False):
+            ax.plot(rows["p"], rows["pressure"], color=colours[label], lw=1.6, label=label)
+        for peak in peaks[peaks["channel"] == channel].itertuples(index=False):
+            ax.plot([peak.p_star], [peak.pressure], marker="*", ms=12, color=colours[peak.label],
+                    markeredgecolor="black", markeredgewidth=0.6)
+            ax.axvline(peak.p_star, color=colours[peak.label], ls=":", lw=1)
+        ax.set_title(names[channel][0])
+        ax.set_xlabel("group accuracy p")
+        ax.set_ylabel(names[channel][1])
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Proposition 2: gradient pressure and its peaks (stars: p*_pos = 1 - a+, p*_neg = a-)")
+    _legend_below(fig, axes)
+    return fig

@@ -1,0 +1,276 @@
+"""`asym report`: a sweep's figures and tables, one self-contained report.html, attached to MLflow.
+
+``build_report`` loads the sweep once (``analysis.load``), computes every summary
+(``analysis.summaries``), then renders whatever the sweep contains: Fig 1 always, Fig 2 style
+curves per model, Fig 3 when the flip estimators ran, Fig 4(d) when the runs form an alpha grid,
+Prop. 2 pressure for alpha-family configurations, Table 1 when kappa is tracked and Table 2 (one
+model) or Table 3 (several) when evaluations are. Files are rendered into a scratch folder next to
+``out_dir`` and moved in at the end, so a failure leaves nothing half-written; then they are logged
+as artifacts of the sweep's parent run under ``report/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from analysis import aggregate as agg
+
+ARTIFACT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the paper leaves open ([NF]) or a reader may want to change; defaults are ours."""
+
+    ema: float = agg.DEFAULT_EMA  # EMA factor on test-accuracy curves
+    select: str = "best"  # checkpoint for Tables 2/3: "best" (by the first benchmark) or "last"
+    select_on: str | None = None  # the benchmark "best" is judged on (default: the sweep's first)
+    kappa_steps: int = agg.KAPPA_STEPS  # Table 1 averages kappa-hat over this many first steps
+    group_size: int | None = None  # G of Fig 1 (default: the runs' tracked group size, else 8)
+    confidence: float = agg.DEFAULT_CONFIDENCE
+    seed: int = 0  # bootstrap RNG seed
+    log_artifacts: bool = True  # attach the files to the sweep's MLflow parent run
+
+    def validate(self) -> "ReportSettings":
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema must be in [0, 1) (0 = no smoothing), got {self.ema}")
+        if self.select not in agg.SELECT_MODES:
+            raise ValueError(f"--select must be one of {', '.join(agg.SELECT_MODES)}, got '{self.select}'")
+        if self.kappa_steps < 1:
+            raise ValueError(f"kappa steps must be >= 1, got {self.kappa_steps}")
+        if self.group_size is not None and self.group_size < 2:
+            raise ValueError(f"group size must be >= 2, got {self.group_size}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+        return self
+
+
+@dataclass
+class Section:
+    """One block of the HTML report: a figure (its PNG) or a table (its HTML), with a caption."""
+
+    title: str
+    caption: str
+    png: Path | None = None
+    table_html: str | None = None
+    files: tuple[str, ...] = ()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "model"
+
+
+def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable[[], Section]]]:
+    """Every figure and table this sweep supports, as (progress description, render job)."""
+    from analysis import figures, summaries, tables
+    from estimators import metric_names as mn
+
+    colours = figures.palette(data.labels)
+    jobs: list[tuple[str, Callable[[], Section]]] = []
+    suffix = (lambda model: "") if len(data.models) == 1 else (lambda model: f"_{_slug(model)}")
+
+    def figure_job(stem: str, title: str, caption: str, draw: Callable[[], object]) -> Callable[[], Section]:
+        def run() -> Section:
+            paths = figures.save(draw(), out, stem)
+            return Section(title, caption, png=out / f"{stem}.png", files=tuple(p.name for p in paths))
+        return run
+
+    configs = summaries.configurations(data)
+    group_size = settings.group_size or summaries.group_size(data)
+    jobs.append(("Fig 1 advantage curves", figure_job(
+        "fig1_advantages", "Figure 1: advantage curves",
+        f"Advantage each estimator gives a correct (left) and a wrong (right) rollout in a group of G = {group_size} "
+        "with k correct, computed by estimators.compute_advantages.",
+        lambda: figures.advantage_figure(summaries.advantage_curves(configs, group_size), colours, group_size))))
+
+    accuracy_metric = mn.EVAL_MEAN_ACCURACY
+    benchmarks = summaries.eval_benchmarks(data, settings.select_on)
+    if accuracy_metric not in data.metric_names() and benchmarks:
+        accuracy_metric = mn.eval_accuracy(benchmarks[0])
+    ema_note = f"EMA {settings.ema:g}" if settings.ema else "no smoothing"
+    curve_panels = [
+        (mn.ENTROPY, "Policy entropy", "token entropy (eq 7)", None),
+        (accuracy_metric, f"Test accuracy ({ema_note})", accuracy_metric, settings.ema),
+        (mn.NONE_SOLVED, "None-solved groups", "fraction of groups with p = 0", None),
+        (mn.ALL_SOLVED, "All-solved groups", "fraction of groups with p = 1", None),
+        (mn.LOGP_GAIN_CORRECT, "Log-prob gain on correct rollouts", "mean log-prob gain", None),
+    ]
+
+    def panels_for(model: str, metrics: list[tuple], labels: list[str] | None):
+        out_panels = []
+        for metric, title, ylabel, ema in metrics:
+            frame = summaries.curve(data, metric, ema_factor=ema, labels=labels, confidence=settings.confidence,
+                                    seed=settings.seed)
+            frame = frame[frame["model"] == model]
+            if not frame.empty:
+                out_panels.append((title, ylabel, frame))
+        return out_panels
+
+    tracked = set(data.metric_names())
+    flip = summaries.flip_labels(data)
+    for model in data.models:
+        if any(m[0] in tracked for m in curve_panels):
+            jobs.append((f"Fig 2 curves {model}", figure_job(
+                f"fig2_training{suffix(model)}", f"Figure 2 style: training dynamics ({model})",
+                "Mean over seeds; the band is the 95% bootstrap interval over seeds. Test accuracy is "
+                f"{ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
+                lambda model=model: figures.curves_figure(panels_for(model, curve_panels, None), colours,
+                                                          f"Training dynamics per configuration: {model}"))))
+        if flip and any(m[0] in tracked for m in curve_panels[:2]):
+            jobs.append((f"Fig 3 flip {model}", figure_job(
+                f"fig3_flip{suffix(model)}", f"Figure 3 style: advantage-flip test ({model})",
+                "GRPO against EntDecrease (positive channel mirrored) and EntIncrease (negative channel "
+                "mirrored), spec section 2.",
+                lambda model=model: figures.curves_figure(panels_for(model, curve_panels[:4], flip), colours,
+                                                          f"Advantage-flip test: {model}"))))
+
+    sections_tables: list[tuple[str, Callable[[], Section]]] = []
+    if benchmarks:
+        scores = summaries.checkpoint_scores(data, benchmarks, settings.select)
+        select_text = (f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint")
+        for model, grid in summaries.alpha_grid(data, scores).items():
+            jobs.append((f"Fig 4(d) grid {model}", figure_job(
+                f"fig4d_alpha_grid{suffix(model)}", f"Figure 4(d) style: alpha grid ({model})",
+                f"Average accuracy ({select_text}), mean over seeds, per (alpha_pos, alpha_neg); red box: best cell.",
+                lambda grid=grid, model=model: figures.heatmap_figure(
+                    grid, f"Final accuracy over the alpha grid: {model}", f"average accuracy ({select_text})"))))
+        number = 2 if len(data.models) == 1 else 3
+        caption = f"Table {number}: accuracy per benchmark and average, {select_text}"
+
+        def accuracy_job() -> Section:
+            frame = summaries.accuracy_table(scores, benchmarks, summaries.base_scores(data, benchmarks),
+                                             settings.confidence, settings.seed)
+            view = tables.accuracy_view(frame, benchmarks, caption)
+            paths = tables.write(view, frame, out, f"table{number}_accuracy")
+            return Section(f"Table {number}: accuracy", view.caption, table_html=tables.to_html(view),
+                           files=tuple(p.name for p in paths))
+
+        sections_tables.append((f"Table {number} accuracy", accuracy_job))
+
+    pressure, peaks = summaries.pressure_curves(configs)
+    if not pressure.empty:
+        jobs.append(("Prop. 2 pressure", figure_job(
+            "prop2_pressure", "Proposition 2: gradient pressure",
+            "W_pos and W_neg (eqs 9, 10) of each alpha-family configuration; stars mark the interior peaks of eq 11.",
+            lambda: figures.pressure_figure(pressure, peaks, colours))))
+
+    if mn.KAPPA in tracked:
+        def kappa_job() -> Section:
+            per_model, per_run = summaries.kappa_table(data, settings.kappa_steps, settings.confidence, settings.seed)
+            caption = f"Table 1: kappa-bar, the mean of the online kappa estimate over the first {settings.kappa_steps} steps (App E)"
+            view = tables.kappa_view(per_model, settings.kappa_steps, caption)
+            paths = tables.write(view, per_model, out, "table1_kappa")
+            per_run.to_csv(out / "table1_kappa_runs.csv", index=False)
+            return Section("Table 1: kappa", view.caption, table_html=tables.to_html(view),
+                           files=tuple(p.name for p in paths) + ("table1_kappa_runs.csv",))
+
+        sections_tables.insert(0, ("Table 1 kappa", kappa_job))
+    return jobs + sections_tables
+
+
+def _runs_section(data, out: Path) -> Section:
+    columns = [c for c in ("trial", "label", "estimator", "alpha_pos", "alpha_neg", "seed", "model", "backend",
+                           "steps", "run_id") if c in data.runs.columns]
+    data.runs.to_csv(out / "runs.csv", index=False)
+    table = data.runs[columns].to_html(index=False, border=0, float_format=lambda v: f"{v:g}")
+    caption = f"{len(data.runs)} finished trial(s)"
+    if data.unfinished:
+        caption += f"; left out (not finished): {', '.join(data.unfinished)}"
+    return Section("Trials", caption, table_html=table, files=("runs.csv",))
+
+
+def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
+    def image(path: Path) -> str:
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{encoded}">'
+
+    blocks = []
+    for s in sections:
+        body = image(s.png) if s.png else s.table_html
+        files = ", ".join(s.files)
+        blocks.append(f"<section><h2>{html.escape(s.title)}</h2>{body}<p class='cap'>{html.escape(s.caption)}</p>"
+                      f"<p class='files'>files: {html.escape(files)}</p></section>")
+    meta = {"sweep": data.name, "study": data.study, "tracking store": data.tracking_uri,
+            "parent run": data.parent_run_id, **{f"setting {k}": v for k, v in asdict(settings).items()}}
+    meta_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
+    style = ("body{font-family:sans-serif;max-width:1150px;margin:24px auto;color:#222}"
+             "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:8px 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}caption{text-align:left;font-weight:bold}"
+             ".cap{color:#444}.files{color:#888;font-size:small}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>asym report: {html.escape(data.name)}</title>"
+            f"<style>{style}</style></head><body><h1>Sweep report: {html.escape(data.name)}</h1>"
+            f"<table class='meta'>{meta_rows}</table>{''.join(blocks)}</body></html>\n")
+
+
+def _move_into(scratch: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        for path in scratch.iterdir():
+            os.replace(path, out_dir / path.name)
+        scratch.rmdir()
+    else:
+        os.replace(scratch, out_dir)
+
+
+def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None = None,
+                 settings: ReportSettings | None = None, show_progress: bool = True) -> Path:
+    """Render every figure and table the sweep supports into ``out_dir``; returns report.html's path.
+
+    Raises ValueError (one line) for bad settings, an unknown sweep or a sweep without a finished
+    trial; nothing is written then.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from analysis.load import load_sweep
+
+    settings = (settings or ReportSettings()).validate()
+    out_dir = Path(out_dir)
+    console = Console(stderr=True)
+    with console.status(f"loading sweep '{sweep_name}' from MLflow", spinner="dots"):
+        data = load_sweep(sweep_name, tracking_uri)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        jobs = _plan(data, settings, scratch)
+        sections = []
+        columns = (TextColumn("[bold]report[/bold] {task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=console, transient=True, disable=not show_progress) as progress:
+            task = progress.add_task("", total=len(jobs) + 1)
+            for description, job in jobs:
+                progress.update(task, description=description)
+                sections.append(job())
+                progress.advance(task)
+            progress.update(task, description="report.html")
+            sections.append(_runs_section(data, scratch))
+            (scratch / "report.html").write_text(_html(data, settings, sections))
+            progress.advance(task)
+        _move_into(scratch, out_dir)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if settings.log_artifacts:
+        _attach(data, out_dir, sorted({f for s in sections for f in s.files} | {"report.html"}), console)
+    return out_dir / "report.html"
+
+
+def _attach(data, out_dir: Path, names: list[str], console) -> None:
+    """Log this report's files under ``report/`` on the sweep's parent run (shown in the MLflow UI)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=data.tracking_uri)
+    with tempfile.TemporaryDirectory() as staging:
+        for name in names:
+            shutil.copy2(out_dir / name, Path(staging) / name)
+        try:
+            client.log_artifacts(data.parent_run_id, staging, artifact_path=ARTIFACT_DIR)
+        except Exception as exc:  # the report on disk stands; say why the UI copy is missing
+            console.print(f"warning: report written, but not attached to MLflow run {data.parent_run_id}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
