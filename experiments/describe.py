@@ -25,10 +25,10 @@ def studies_overview() -> list[dict[str, Any]]:
 
 def describe_study(name: str, backend: str = "embedded") -> dict[str, Any]:
     """A study's methods with their paper values and sources, and its planned trials for seed 0."""
+    study = get_study(name)  # an unknown name fails before torch is imported
+    sources = study_sources(name)
     from estimators.registry import get_estimator
 
-    study = get_study(name)
-    sources = study_sources(name)
     methods = []
     for method in study_methods(study):
         alpha_pos, alpha_neg = get_estimator(method.estimator).resolve_alphas(method.alpha_pos, method.alpha_neg)

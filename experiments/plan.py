@@ -254,10 +254,10 @@ def _check_seeds(seeds: Iterable[int]) -> list[int]:
 
 
 def _check_alphas(values: Sequence[float] | None, default: Sequence[float], name: str) -> list[float]:
-    from estimators.registry import check_alpha
-
     if values is None:
         return [float(v) for v in default]
+    from estimators.registry import check_alpha
+
     checked: list[float] = []
     for value in values:
         value = check_alpha(name, value)

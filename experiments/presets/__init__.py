@@ -86,8 +86,10 @@ def load_user_config(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read config file {path}: {exc}") from None
     except Exception as exc:  # yaml.YAMLError and OmegaConf's own parse errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"config file {path} is not valid YAML: {first}") from None
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None)
+        where = f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark and problem else _one_line(exc)
+        raise ValueError(f"config file {path} is not valid YAML: {where}") from None
     if cfg is None or (OmegaConf.is_dict(cfg) and len(cfg) == 0):
         return {}
     if not OmegaConf.is_dict(cfg):
