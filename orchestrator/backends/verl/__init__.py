@@ -1,0 +1,68 @@
+"""The verl backend: each trial is a verl 0.9.1 PPO job on GPUs, rendered, launched and watched here.
+
+Modules: ``render`` (TrialSpec -> Hydra overrides, pure), ``entry`` (``python -m ...entry``: verl's
+main with our registrations), ``trainer`` (the one adapter for verl's trainer internals),
+``diagnostics`` (the paper's metrics from a verl batch), ``metrics`` (verl keys -> shared names),
+``execution`` (subprocess / Ray Job, metric streaming), ``admission`` (GPU admission, watchdog),
+``data`` (``asym data prepare``), ``verifier`` (math-verify reward).
+
+Contract with the orchestrator (``VerlBackend.run(trial, report, workdir)``):
+- the orchestrator creates the trial's MLflow run and sets ``MLFLOW_RUN_ID`` and
+  ``MLFLOW_TRACKING_URI`` in the trial process's environment; ``run`` reads them from
+  ``os.environ`` and hands them to verl, whose MLflow logger attaches to that run and logs verl's
+  own keys (``actor/*``, ``critic/*``, ``val-core/*``, our ``asym/*`` diagnostics, timings) and the
+  flattened verl config as params;
+- ``report(step, metrics)`` receives only the shared names (``train/*``, ``eval/*``); logging them to
+  MLflow is the orchestrator's job, so no key is written twice;
+- Tune reserves the resources of ``admission.trial_resources(trial)`` (GPUs on one node, or
+  admission units for a multi-node Ray Job); ``workdir`` is deterministic per trial key and must be
+  on shared storage for multi-node trials (the job writes its metrics file there).
+- Paths: ``$ASYM_DATA_DIR`` (from ``asym data prepare``) and ``$ASYM_CHECKPOINT_DIR``
+  (``render.default_paths``) must name the same folders on every GPU node.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from experiments.spec import TrialSpec
+from orchestrator.backends.verl.render import (
+    ENTRYPOINT,
+    RenderPaths,
+    default_paths,
+    is_multi_node,
+    render_overrides,
+)
+
+
+class VerlBackend:
+    name = "verl"
+
+    def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
+                 poll_s: float = 2.0, pending_timeout_s: float | None = None,
+                 environ: Mapping[str, str] | None = None):
+        from orchestrator.backends.verl.admission import DEFAULT_PENDING_TIMEOUT_S
+
+        self.paths = paths
+        self.entrypoint = list(entrypoint) if entrypoint else None
+        self.poll_s = poll_s
+        self.pending_timeout_s = pending_timeout_s or DEFAULT_PENDING_TIMEOUT_S
+        self.environ = environ
+
+    def resources(self, trial: TrialSpec) -> dict[str, float]:
+        from orchestrator.backends.verl.admission import trial_resources
+
+        return trial_resources(trial)
+
+    def run(self, trial: TrialSpec, report, workdir: Path) -> None:
+        from orchestrator.backends.verl.execution import local_entrypoint, run_trial
+
+        multi_node = is_multi_node(trial)
+        entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
+        run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, self.paths or default_paths()),
+                  entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
+                  pending_timeout_s=self.pending_timeout_s, environ=self.environ)
+
+
+__all__ = ["VerlBackend"]
