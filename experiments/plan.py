@@ -98,6 +98,9 @@ def plan(
     models = _check_models(study, backend, models)
     user_config = presets.load_user_config(config_file) if config_file is not None else None
     origin = str(config_file)
+    for model, section in (user_config or {}).items():
+        if model in presets.ALL_MODELS and model not in models:  # check sections this plan does not use
+            presets.resolve_preset(model, [(f"{origin} [{model}]", section if isinstance(section, Mapping) else ())])
 
     resolved = {}
     for model in models:
@@ -172,7 +175,10 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=escape(title) if title else None, box=box.SIMPLE_HEAD)
+    models = sorted({t.model for t in trials})
+    backends = sorted({t.backend for t in trials})
+    caption = f"backend {', '.join(backends)}; model {', '.join(models)}" if trials else "no trials"
+    table = Table(title=escape(title) if title else None, caption=caption, box=box.SIMPLE_HEAD)
     table.add_column("#", justify="right")
     table.add_column("name", no_wrap=True)
     table.add_column("alpha+", justify="right")

@@ -148,3 +148,9 @@ def test_spec_objects_reject_bad_values():
         with pytest.raises(ValueError, match=pattern):
             TrialSpec.from_dict({**good.to_dict(), **change})
     assert TrialSpec.from_dict(good.to_dict()).key == good.key
+
+
+def test_sections_for_models_outside_the_plan_are_checked_too(tmp_path):
+    cfg = _write(tmp_path, "qwen2.5-7b-base:\n  lrr: 1\n")
+    with pytest.raises(ValueError, match=r"\[qwen2.5-7b-base\]: unknown key 'lrr'"):
+        plan("main", backend="verl", config_file=cfg)
