@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.plan import default_models, plan, study_methods, trials_json
+from experiments.spec import TrialSpec
 from experiments.studies import STUDIES, get_study, study_sources
 
 
@@ -23,8 +24,8 @@ def studies_overview() -> list[dict[str, Any]]:
     return rows
 
 
-def describe_study(name: str, backend: str = "embedded") -> dict[str, Any]:
-    """A study's methods with their paper values and sources, and its planned trials for seed 0."""
+def describe_study(name: str, backend: str = "embedded") -> tuple[dict[str, Any], list[TrialSpec]]:
+    """A study's methods with their paper values and sources (JSON-ready), and its trials for seed 0."""
     study = get_study(name)  # an unknown name fails before torch is imported
     sources = study_sources(name)
     from estimators.registry import get_estimator
@@ -46,8 +47,8 @@ def describe_study(name: str, backend: str = "embedded") -> dict[str, Any]:
     return {
         "name": study.name, "title": study.title, "description": study.description, "backend": backend,
         "models": list(default_models(study, backend)), "default_steps": study.default_steps,
-        "alpha_grid": study.takes_alpha_grid, "methods": methods, "trials": trials_json(trials), "_trials": trials,
-    }
+        "alpha_grid": study.takes_alpha_grid, "methods": methods, "trials": trials_json(trials),
+    }, trials
 
 
 def studies_table(rows: list[dict[str, Any]]):

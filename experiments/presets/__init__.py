@@ -117,6 +117,7 @@ def user_layers(user_config: Mapping[str, Any] | None, model: str, origin: str) 
 
 def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
     """Merge ``layers`` onto the model's preset through its typed schema, then check the values."""
+    layers = list(layers)
     backend = backend_of(model)
     schema, base = _schema_and_base(model)
     cfg = OmegaConf.structured(schema)

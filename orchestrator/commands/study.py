@@ -44,8 +44,7 @@ def show_study(
     from experiments.describe import describe_study, method_sources, methods_table
     from experiments.plan import trials_table
 
-    desc = describe_study(name, backend.value)
-    trials = desc.pop("_trials")
+    desc, trials = describe_study(name, backend.value)
     if as_json:
         import json
 
