@@ -1,5 +1,276 @@
-"""`asym sweep ...` (placeholder: filled in by its issue)."""
+"""`asym sweep <study>`, `asym sweep optuna`, `asym sweep resume NAME`: plan, then run with Ray Tune.
 
+Every command plans first (pure, ``experiments.plan``), so bad input fails with one line before
+Ray, MLflow or any directory is touched. `--dry-run` prints the plan; `--cluster` / `--address`
+submit the same command to a Ray cluster (``cluster.submit``) instead of running it here.
+Any name that is not a sub-command is taken as a study name (`asym study list`).
+"""
+
+from __future__ import annotations
+
+import copy
+from enum import Enum
+from typing import Annotated, Optional
+
+import click
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(help="sweep commands", no_args_is_help=True)
+FIXED_COMMANDS = ("optuna", "resume")
+STUDY_COMMAND = "__study__"
+
+
+class SweepGroup(TyperGroup):
+    """A group whose unknown sub-command names are study names (checked by the planner)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name.startswith("-"):
+            return command
+        template = super().get_command(ctx, STUDY_COMMAND)
+        command = copy.copy(template)
+        command.name = cmd_name
+        command.hidden = False
+        try:
+            from experiments.studies import STUDIES
+
+            if cmd_name in STUDIES:
+                command.help = f"{STUDIES[cmd_name].title}: run it as a sweep."
+                command.short_help = None
+        except Exception:
+            pass
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        listed = [name for name in super().list_commands(ctx) if name != STUDY_COMMAND]
+        try:
+            from experiments.studies import STUDIES
+
+            return list(STUDIES) + listed
+        except Exception:  # the studies module is optional for help
+            return listed
+
+
+app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
+                  help="Run a declared study (isolation, flip, grid, main, backbones, kappa) as a Ray Tune "
+                       "sweep tracked in MLflow; `optuna` searches the alphas; `resume` continues a sweep.")
+
+
+class BackendName(str, Enum):
+    embedded = "embedded"
+    verl = "verl"
+
+
+class SchedulerName(str, Enum):
+    fifo = "fifo"
+    asha = "asha"
+
+
+BackendOpt = Annotated[BackendName, typer.Option(help="Where trials train: the embedded CPU engine or verl.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model preset(s), comma-separated (default: the study's).")]
+SeedsOpt = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
+StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="RL steps per trial (default: the preset's).")]
+SmokeOpt = Annotated[bool, typer.Option("--smoke", help="Shrink every trial to seconds (tests, quick start).")]
+NameOpt = Annotated[Optional[str], typer.Option("--name", help="The sweep's name (default: <study>-<plan hash>).")]
+ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="A YAML file overriding preset values.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the planned trials and exit.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="With --dry-run: print a JSON list.")]
+MaxConcOpt = Annotated[Optional[int], typer.Option("--max-concurrent", help="At most this many trials at once.")]
+GpusOpt = Annotated[float, typer.Option("--gpus-per-trial", help="GPUs Tune reserves per trial.")]
+CpusOpt = Annotated[float, typer.Option("--cpus-per-trial", help="CPUs Tune reserves per trial (= its torch threads).")]
+SchedOpt = Annotated[SchedulerName, typer.Option("--scheduler", help="fifo runs every trial to the end; asha stops weak ones early.")]
+FailOpt = Annotated[int, typer.Option("--max-failures", help="Retries of a failed trial.")]
+ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Submit to the Ray cluster of this launcher YAML.")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Submit to a running Ray cluster's head (address).")]
+
+
+@app.command(STUDY_COMMAND, hidden=True, context_settings={"help_option_names": ["--help", "-h"]})
+def sweep_study(
+    ctx: typer.Context,
+    backend: BackendOpt = BackendName.embedded,
+    model: ModelOpt = None,
+    seeds: SeedsOpt = "0",
+    steps: StepsOpt = None,
+    smoke: SmokeOpt = False,
+    name: NameOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+    max_concurrent: MaxConcOpt = None,
+    gpus_per_trial: GpusOpt = 0.0,
+    cpus_per_trial: CpusOpt = 1.0,
+    scheduler: SchedOpt = SchedulerName.fifo,
+    max_failures: FailOpt = 2,
+    alpha_pos: Annotated[Optional[str], typer.Option("--alpha-pos", help="grid: comma-separated alpha_pos values.")] = None,
+    alpha_neg: Annotated[Optional[str], typer.Option("--alpha-neg", help="grid: comma-separated alpha_neg values.")] = None,
+    cluster: ClusterOpt = None,
+    address: AddressOpt = None,
+) -> None:
+    """Run the study named by this command as a sweep."""
+    from experiments.plan import parse_float_list
+
+    study = ctx.info_name
+    trials = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial,
+                   alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
+                   alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
+    from orchestrator.sweep import SweepOptions, default_name
+
+    options = SweepOptions(name=name or default_name(study, trials), study=study, max_concurrent=max_concurrent,
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                           scheduler=scheduler.value, max_failures=max_failures)
+    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+
+
+@app.command("optuna")
+def sweep_optuna(
+    ctx: typer.Context,
+    alpha_pos_range: Annotated[str, typer.Option("--alpha-pos-range", help="lo,hi of alpha_pos.")] = "0,1",
+    alpha_neg_range: Annotated[str, typer.Option("--alpha-neg-range", help="lo,hi of alpha_neg.")] = "0,1",
+    trials: Annotated[int, typer.Option("--trials", help="How many Optuna trials.")] = 8,
+    search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of Optuna's TPE sampler.")] = 0,
+    backend: BackendOpt = BackendName.embedded,
+    model: ModelOpt = None,
+    seeds: Annotated[str, typer.Option("--seeds", help="The training seed (one).")] = "0",
+    steps: StepsOpt = None,
+    smoke: SmokeOpt = False,
+    name: NameOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+    max_concurrent: MaxConcOpt = None,
+    gpus_per_trial: GpusOpt = 0.0,
+    cpus_per_trial: CpusOpt = 1.0,
+    max_failures: FailOpt = 2,
+    cluster: ClusterOpt = None,
+    address: AddressOpt = None,
+) -> None:
+    """Search alpha_pos and alpha_neg with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
+    from experiments.plan import parse_float_list
+
+    pos = _range(parse_float_list(alpha_pos_range, name="--alpha-pos-range"), "--alpha-pos-range")
+    neg = _range(parse_float_list(alpha_neg_range, name="--alpha-neg-range"), "--alpha-neg-range")
+    if trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {trials}")
+    template = _plan("grid", backend.value, model, seeds, steps, smoke, config, gpus_per_trial,
+                     alpha_pos=[pos[0]], alpha_neg=[neg[0]])
+    if len(template) != 1:
+        raise ValueError("optuna searches one model and one seed: pass one --model and one --seeds value")
+    from orchestrator.sweep import SweepOptions, default_name
+
+    options = SweepOptions(name=name or default_name("optuna", template, f"{pos}{neg}{trials}{search_seed}"),
+                           study="optuna", max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                           gpus_per_trial=gpus_per_trial, max_failures=max_failures,
+                           optuna_alpha_pos=pos, optuna_alpha_neg=neg, optuna_trials=trials, optuna_seed=search_seed)
+    _dispatch(ctx, template, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+
+
+@app.command("resume")
+def sweep_resume(
+    name: Annotated[str, typer.Argument(help="The sweep's name (printed when it started).")],
+) -> None:
+    """Continue an interrupted sweep: Tune restores it; finished trials are not run again."""
+    from orchestrator.sweep import resume_sweep
+
+    _finish(resume_sweep(name))
+
+
+# --- shared steps ------------------------------------------------------------------------------------
+
+
+def _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, *, alpha_pos, alpha_neg):
+    from experiments.plan import parse_seeds, plan
+
+    models = [m.strip() for m in model.split(",")] if model else None
+    overrides = {"gpus_per_trial": int(gpus_per_trial)} if backend == "verl" and gpus_per_trial else None
+    return plan(study, backend=backend, models=models, seeds=parse_seeds(seeds), steps=steps, smoke=smoke,
+                alpha_pos=alpha_pos, alpha_neg=alpha_neg, overrides=overrides, config_file=config)
+
+
+def _range(values: list[float], name: str) -> tuple[float, float]:
+    if len(values) != 2 or not values[0] < values[1]:
+        raise ValueError(f"{name} needs two increasing numbers lo,hi like 0,1; got {values}")
+    return values[0], values[1]
+
+
+def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bool, cluster, address) -> None:
+    if as_json and not dry_run:
+        raise ValueError("--json goes with --dry-run")
+    if cluster and address:
+        raise ValueError("pass --cluster FILE or --address ADDR, not both")
+    if dry_run:
+        _print_plan(trials, options, as_json)
+        return
+    if cluster or address:
+        from cluster.submit import submit_sweep
+
+        job_id = submit_sweep(_argv_without_cluster(ctx), cluster, address)
+        typer.echo(job_id)
+        return
+    from orchestrator.sweep import run_sweep
+
+    _finish(run_sweep(trials, options))
+
+
+def _print_plan(trials, options, as_json: bool) -> None:
+    from experiments.plan import trials_json, trials_table
+
+    if as_json:
+        import json
+
+        rows = trials_json(trials, extra=_backend_fields)
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    title = f"sweep {options.name}: {len(trials)} trial(s)"
+    if options.is_optuna:
+        title = (f"sweep {options.name}: {options.optuna_trials} Optuna trial(s) over alpha_pos in "
+                 f"{list(options.optuna_alpha_pos)}, alpha_neg in {list(options.optuna_alpha_neg)}; template")
+    Console().print(trials_table(trials, title=title))
+
+
+def _backend_fields(trial) -> dict:
+    if trial.backend != "verl":
+        return {}
+    try:
+        from orchestrator.backends.verl.render import dry_run_fields
+    except ImportError:
+        return {}
+    return dry_run_fields(trial)
+
+
+def _argv_without_cluster(ctx: typer.Context) -> list[str]:
+    """The command line to run on the cluster: this command, its options in canonical form, minus
+    --cluster / --address (parsed values, so it is the same plan that was validated here)."""
+    argv = ["sweep", ctx.info_name]
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in ("cluster", "address"):
+            continue
+        value = ctx.params.get(param.name)
+        if value is None or value == param.default or (param.is_flag and not value):
+            continue
+        value = value.value if isinstance(value, Enum) else value
+        argv += [param.opts[0]] if param.is_flag else [param.opts[0], _text(value)]
+    return argv
+
+
+def _text(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def _finish(outcome) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True, soft_wrap=True)
+    done = sum(r["status"] == "DONE" for r in outcome.results)
+    console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done; MLflow parent run "
+                  f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri)}", highlight=False)
+    if outcome.failed:
+        for r in outcome.results:
+            if r["status"] == "ERROR":
+                console.print(f"  {r['name']}: {r['error']}", highlight=False, markup=False)
+        raise typer.Exit(1)
+
+
+def _ui_hint(uri: str) -> str:
+    return uri if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"

@@ -1,0 +1,124 @@
+"""The sweep's live view: a Tune callback that keeps one row per trial (state, step, latest metrics).
+
+On a terminal it redraws a Rich table a few times a second; elsewhere (CI logs, pipes) it prints
+one line per trial state change and never a line per step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from estimators import metric_names as M
+
+COLUMNS = (("entropy", M.ENTROPY), ("reward", M.REWARD_MEAN), ("eval acc", M.EVAL_MEAN_ACCURACY))
+
+
+class LiveTable(Callback):
+    def __init__(self, title: str, total_steps: dict[str, int] | None = None, console: Console | None = None):
+        self.title = title
+        self.total_steps = total_steps or {}
+        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._live: Live | None = None
+        self._last_draw = 0.0
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment
+        state = dict(self.__dict__)
+        state["console"] = None
+        state["_live"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True, soft_wrap=True)
+
+    # --- Tune hooks ---
+    def setup(self, **info) -> None:
+        if self.console.is_terminal:
+            self._live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._set(trial, "RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        row = self._row(trial)
+        row["step"] = result.get("step", row.get("step"))
+        for label, key in COLUMNS:
+            if key in result:
+                row[label] = result[key]
+        if result.get("skipped"):
+            row["note"] = "already finished"
+        self._redraw()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._set(trial, "DONE")
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._set(trial, "RETRYING")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._set(trial, "ERROR")
+
+    def on_experiment_end(self, trials, **info) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+            self._live.stop()
+            self._live = None
+
+    # --- drawing ---
+    def render(self) -> Table:
+        table = Table(title=self.title)
+        for column in ("trial", "state", "step", *(label for label, _ in COLUMNS)):
+            table.add_column(column, justify="left" if column in ("trial", "state") else "right")
+        for name, row in sorted(self.rows.items()):
+            total = self.total_steps.get(name)
+            step = row.get("step")
+            step_text = "-" if step is None else (f"{int(step)}/{total}" if total else str(int(step)))
+            cells = [_fmt(row.get(label)) for label, _ in COLUMNS]
+            table.add_row(name, row.get("state", "PENDING") + (f" ({row['note']})" if row.get("note") else ""),
+                          step_text, *cells)
+        return table
+
+    def _row(self, trial) -> dict[str, Any]:
+        name = _trial_name(trial)
+        return self.rows.setdefault(name, {"state": "PENDING"})
+
+    def _set(self, trial, state: str) -> None:
+        row = self._row(trial)
+        if row.get("state") == state:
+            return
+        row["state"] = state
+        if self._live is None:
+            extra = "" if row.get("step") is None else f" step {int(row['step'])}"
+            acc = row.get("eval acc")
+            extra += "" if acc is None else f" eval acc {acc:.3f}"
+            self.console.print(f"[sweep] {_trial_name(trial)}: {state}{extra}", highlight=False, markup=False)
+        self._redraw(force=True)
+
+    def _redraw(self, force: bool = False) -> None:
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_draw > 0.25:
+            self._live.update(self.render())
+            self._last_draw = now
+
+
+def _trial_name(trial) -> str:
+    from orchestrator.trial import spec_from_config
+
+    try:
+        return spec_from_config(trial.config).name
+    except (AttributeError, KeyError, TypeError):
+        return str(trial)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.3f}"

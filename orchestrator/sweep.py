@@ -1,0 +1,362 @@
+"""Run a planned sweep with Ray Tune, tracked in MLflow; resume an interrupted one.
+
+Tune does all the scheduling: trial resources (``tune.with_resources``), the concurrency limit,
+``FailureConfig`` retries, the ASHA scheduler, Optuna search, and experiment restore
+(``Tuner.restore``). This module only wires those objects together:
+
+    plan (already validated) -> tracking service (local ``mlflow server`` unless a URI is given)
+    -> base models made once -> local Ray -> parent run -> Tuner(run_trial) -> final statuses
+
+Everything lives under ``./.asym``: the Tune experiment in ``sweeps/<name>`` (with
+``asym_sweep.json``, what ``resume`` needs), the trials' work directories (engine checkpoints) in
+``trials/<name>/<trial key>``, and the default MLflow store in ``mlflow/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from experiments.spec import TrialSpec
+from orchestrator import tracking
+from orchestrator import tracking_names as names
+from orchestrator.errors import UserError
+
+STATE_FILE = "asym_sweep.json"
+SCHEDULERS = ("fifo", "asha")
+OPTUNA_METRIC = "eval/mean_accuracy"
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep runs (not what it runs: that is the trials)."""
+
+    name: str
+    study: str
+    max_concurrent: int | None = None  # None: as many as the resources allow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    scheduler: str = "fifo"
+    max_failures: int = 2  # retries of a failed trial (FailureConfig)
+    # Optuna search (``asym sweep optuna``): ranges of the alphas and the number of trials.
+    optuna_alpha_pos: tuple[float, float] | None = None
+    optuna_alpha_neg: tuple[float, float] | None = None
+    optuna_trials: int = 0
+    optuna_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ValueError(f"--max-concurrent must be >= 1, got {self.max_concurrent}")
+        if not self.cpus_per_trial > 0:
+            raise ValueError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            raise ValueError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if self.max_failures < 0:
+            raise ValueError(f"--max-failures must be >= 0, got {self.max_failures}")
+        check_name(self.name)
+
+    @property
+    def is_optuna(self) -> bool:
+        return self.optuna_trials > 0
+
+
+@dataclass
+class SweepOutcome:
+    name: str
+    parent_run_id: str
+    tracking_uri: str
+    results: list[dict[str, Any]] = field(default_factory=list)  # one per trial: name, status, metrics
+
+    @property
+    def failed(self) -> list[str]:
+        return [r["name"] for r in self.results if r["status"] == "ERROR"]
+
+
+# --- names and places ----------------------------------------------------------------------------
+
+
+def check_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
+        raise ValueError(f"sweep name {name!r} may only use letters, digits, '-', '_' and '.'")
+    return name
+
+
+def default_name(study: str, trials: Sequence[TrialSpec], extra: str = "") -> str:
+    """``<study>-<hash of the plan>``: the same command gives the same name, so it can be resumed."""
+    blob = json.dumps(sorted(t.key for t in trials) + [extra])
+    return f"{study}-{hashlib.sha1(blob.encode()).hexdigest()[:6]}"
+
+
+def asym_root(workdir: Path | None = None) -> Path:
+    return (workdir or Path.cwd()).resolve() / ".asym"
+
+
+def sweep_dir(name: str, workdir: Path | None = None) -> Path:
+    return asym_root(workdir) / "sweeps" / name
+
+
+def check_new_sweep(name: str, workdir: Path | None = None) -> None:
+    if sweep_dir(name, workdir).exists():
+        raise UserError(f"sweep '{name}' already exists in {sweep_dir(name, workdir)}; continue it with "
+                        f"`asym sweep resume {name}`, or choose another --name")
+
+
+# --- the tracking service ------------------------------------------------------------------------
+
+
+@contextmanager
+def tracking_service(workdir: Path | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield (tracking URI for trials, a callable that waits until it answers).
+
+    $MLFLOW_TRACKING_URI over http is used as is (checked before: ``preflight``); a sqlite store
+    (the default ./.asym/mlflow one, or a sqlite URI given) is served by a local ``mlflow server``
+    for the sweep's length so concurrent trials never write the sqlite file themselves.
+    """
+    from orchestrator.mlflow_server import LocalServer, store_paths
+
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    if given and not given.startswith("sqlite:"):
+        yield given, lambda: None
+        return
+    store_uri, artifact_root = store_paths(workdir)
+    if given:
+        store_uri = given
+    else:
+        Path(store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    server = LocalServer.start(store_uri, artifact_root, asym_root(workdir) / "logs" / "mlflow-server.log")
+    try:
+        yield server.uri, server.wait_ready
+    finally:
+        server.stop()
+
+
+def preflight() -> None:
+    """Checks that must fail before anything is written (one-line errors)."""
+    given = os.environ.get("MLFLOW_TRACKING_URI")
+    if given:
+        tracking.check_tracking_uri(given)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None = None,
+              console=None) -> SweepOutcome:
+    """Run a new sweep of ``trials`` (validated by the planner) to completion."""
+    if not trials:
+        raise ValueError("the plan has no trials")
+    preflight()
+    check_new_sweep(options.name, workdir)
+    directory = sweep_dir(options.name, workdir)
+    directory.mkdir(parents=True)
+    state = {"options": asdict(options), "trials": [t.to_dict() for t in trials]}
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=1, default=list))
+    return _execute(trials, options, workdir=workdir, console=console, restore=False)
+
+
+def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> SweepOutcome:
+    """Continue an interrupted sweep from its Tune experiment state (finished trials are not rerun)."""
+    from ray import tune
+
+    check_name(name)
+    directory = sweep_dir(name, workdir)
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        known = sorted(p.name for p in directory.parent.glob("*") if (p / STATE_FILE).exists()) if directory.parent.exists() else []
+        raise UserError(f"no sweep named '{name}' in {directory.parent}" + (f"; known: {', '.join(known)}" if known else ""))
+    if not tune.Tuner.can_restore(str(directory)):
+        raise UserError(f"sweep '{name}' has no Tune experiment state to resume in {directory}; start it again "
+                        "with `asym sweep ... --name` another name")
+    preflight()
+    state = json.loads(state_path.read_text())
+    raw = dict(state["options"])
+    for key in ("optuna_alpha_pos", "optuna_alpha_neg"):
+        if raw.get(key) is not None:
+            raw[key] = tuple(raw[key])
+    options = SweepOptions(**raw)
+    trials = [TrialSpec.from_dict(_retuple(d)) for d in state["trials"]]
+    return _execute(trials, options, workdir=workdir, console=console, restore=True)
+
+
+def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None, console,
+             restore: bool) -> SweepOutcome:
+    import ray
+    from rich.console import Console
+
+    from orchestrator.backends.base import get_backend
+
+    console = console or Console(stderr=True, soft_wrap=True)
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with tracking_service(workdir) as (uri, wait_ready):
+        started_ray = _init_ray()
+        try:
+            for backend_name in sorted({t.backend for t in trials}):
+                prepare = getattr(get_backend(backend_name), "prepare", None)
+                if prepare is not None:
+                    prepare([t for t in trials if t.backend == backend_name])
+            wait_ready()
+            client = tracking.make_client(uri)
+            experiment_id = tracking.with_retries(
+                lambda: tracking.ensure_experiment(client, _artifact_root(workdir)), deadline_s=60,
+                what="create the MLflow experiment")
+            parent_run_id = tracking.with_retries(
+                lambda: tracking.open_sweep_run(client, experiment_id, sweep=options.name, study=options.study,
+                                                params=_sweep_params(trials, options)),
+                deadline_s=60, what="open the sweep's parent run")
+            console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.optuna_trials} "
+                          f"trials; MLflow {uri} (parent run {parent_run_id}); "
+                          f"resume with `asym sweep resume {options.name}`", highlight=False)
+            tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore)
+            grid = tuner.fit()
+            outcome = _outcome(grid, options, uri, parent_run_id)
+            _reconcile_runs(client, experiment_id, options.name, outcome)
+            tracking.finish_run(client, parent_run_id, "FAILED" if outcome.failed else "FINISHED")
+            return outcome
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+
+def _init_ray() -> bool:
+    """Start a local Ray (all of this machine's CPUs) unless this process runs inside a cluster job."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=True)
+    if os.environ.get("RAY_ADDRESS"):  # the driver was submitted as a Ray Job: join that cluster
+        ray.init(**kwargs)
+    else:
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+    return True
+
+
+def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_run_id: str,
+           workdir: Path | None, console, restore: bool):
+    from ray import tune
+
+    from orchestrator.live import LiveTable
+    from orchestrator.trial import SweepContext, run_trial
+
+    context = SweepContext(sweep=options.name, tracking_uri=uri, experiment_id=experiment_id,
+                           parent_run_id=parent_run_id, work_root=str(asym_root(workdir)),
+                           cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
+                                    {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    directory = sweep_dir(options.name, workdir)
+    if restore:
+        return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,
+                                  resume_errored=True, restart_errored=False)
+    live = LiveTable(title=f"sweep {options.name}", total_steps={t.name: t.steps for t in trials}, console=console)
+    run_config = tune.RunConfig(
+        name=options.name, storage_path=str(directory.parent), verbose=0, callbacks=[live],
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+    )
+    if options.is_optuna:
+        return _optuna_tuner(trainable, trials[0], options, run_config)
+    scheduler = None
+    metric = mode = None
+    if options.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        max_t = max(t.steps for t in trials)
+        scheduler = ASHAScheduler(time_attr="step", max_t=max_t, grace_period=max(1, max_t // 10), reduction_factor=3)
+        metric, mode = OPTUNA_METRIC, "max"
+    tune_config = tune.TuneConfig(
+        metric=metric, mode=mode, scheduler=scheduler, num_samples=1,
+        max_concurrent_trials=options.max_concurrent, trial_name_creator=_trial_name,
+        trial_dirname_creator=_trial_dirname,
+    )
+    param_space = {"trial": tune.grid_search([t.to_dict() for t in trials])}
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def _optuna_tuner(trainable, template: TrialSpec, options: SweepOptions, run_config):
+    import optuna
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    search = OptunaSearch(metric=OPTUNA_METRIC, mode="max", sampler=optuna.samplers.TPESampler(seed=options.optuna_seed))
+    lo_p, hi_p = options.optuna_alpha_pos
+    lo_n, hi_n = options.optuna_alpha_neg
+    param_space = {"trial": template.to_dict(), "alpha_pos": tune.uniform(lo_p, hi_p),
+                   "alpha_neg": tune.uniform(lo_n, hi_n)}
+    tune_config = tune.TuneConfig(search_alg=search, num_samples=options.optuna_trials,
+                                  max_concurrent_trials=options.max_concurrent,
+                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname)
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+
+
+def _trial_name(trial) -> str:
+    from orchestrator.trial import spec_from_config
+
+    return spec_from_config(trial.config).name
+
+
+def _trial_dirname(trial) -> str:
+    return f"{_trial_name(trial)}_{trial.trial_id}"
+
+
+def _outcome(grid, options: SweepOptions, uri: str, parent_run_id: str) -> SweepOutcome:
+    from orchestrator.trial import spec_from_config
+
+    outcome = SweepOutcome(name=options.name, parent_run_id=parent_run_id, tracking_uri=uri)
+    for result in grid:
+        spec = spec_from_config(result.config)
+        metrics = result.metrics or {}
+        outcome.results.append({
+            "name": spec.name, "key": spec.key, "status": "ERROR" if result.error else "DONE",
+            "step": metrics.get("step"), "error": str(result.error).strip().splitlines()[-1] if result.error else None,
+            **{k: v for k, v in metrics.items() if k.startswith(("train/", "eval/"))},
+        })
+    return outcome
+
+
+def _reconcile_runs(client, experiment_id: str, sweep: str, outcome: SweepOutcome) -> None:
+    """Child runs Tune stopped early (ASHA) or whose process died end KILLED / FAILED, never RUNNING."""
+    status_by_key = {r["key"]: r["status"] for r in outcome.results}
+    runs = tracking.find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep})
+    for run in runs:
+        if run.info.status == "RUNNING":
+            key = run.data.tags.get(names.TAG_TRIAL_KEY)
+            tracking.finish_run(client, run.info.run_id, "FAILED" if status_by_key.get(key) == "ERROR" else "KILLED")
+
+
+def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[str, str]:
+    params = {"study": options.study, "trials": str(options.optuna_trials or len(trials)),
+              "backend": ",".join(sorted({t.backend for t in trials})),
+              "models": ",".join(sorted({t.model for t in trials})),
+              "seeds": ",".join(str(s) for s in sorted({t.seed for t in trials})),
+              "steps": str(max(t.steps for t in trials)), "scheduler": options.scheduler,
+              "max_failures": str(options.max_failures)}
+    if options.is_optuna:
+        params.update(search="optuna", alpha_pos_range=str(list(options.optuna_alpha_pos)),
+                      alpha_neg_range=str(list(options.optuna_alpha_neg)))
+    return params
+
+
+def _artifact_root(workdir: Path | None) -> str | None:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    from orchestrator.mlflow_server import store_paths
+
+    return store_paths(workdir)[1]
+
+
+def _retuple(d: dict[str, Any]) -> dict[str, Any]:
+    """JSON turned the settings' tuples into lists; TrialSpec keys hash them as tuples."""
+    d = dict(d)
+    d["settings"] = {k: _tuple(v) for k, v in (d.get("settings") or {}).items()}
+    return d
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(_tuple(v) for v in value) if isinstance(value, list) else value

@@ -1,0 +1,135 @@
+"""One trial under Ray Tune: a plain function trainable that runs a backend and reports every step.
+
+``run_trial(config, context)`` gets the TrialSpec (as a dict) in its Tune config and the sweep's
+runtime facts (tracking URI, parent run, work root) through ``tune.with_parameters``, so a resumed
+sweep can hand the same trials a new tracking server. Every step goes to Tune (``tune.report``)
+and to the trial's MLflow child run. The work directory is deterministic per trial key, so a retry
+resumes from the engine's checkpoints, and the MLflow run is found again by that key, so a retry
+continues it without duplicate steps. A trial whose run already FINISHED with every step is not
+run again (a resumed sweep whose last state snapshot predates that trial's end).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from experiments.spec import TrialSpec
+
+# Test hook: "NAME:STEP" (NAME may be "*") makes that trial's process die at STEP on its first
+# attempt only (a marker file in its work directory records the crash), as a killed worker would.
+CRASH_HOOK_ENV = "ASYM_TEST_CRASH_AT"
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What every trial of a sweep shares, besides its own spec."""
+
+    sweep: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str | None
+    work_root: str  # absolute: Tune may change a trial's working directory
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+def trial_workdir(work_root: str | Path, sweep: str, trial: TrialSpec) -> Path:
+    return Path(work_root) / "trials" / sweep / trial.key
+
+
+def spec_from_config(config: Mapping[str, Any]) -> TrialSpec:
+    """The trial's spec; an Optuna trial carries a template plus sampled alphas."""
+    spec = TrialSpec.from_dict(config["trial"])
+    if "alpha_pos" in config or "alpha_neg" in config:
+        alpha_pos = float(config.get("alpha_pos", spec.alpha_pos))
+        alpha_neg = float(config.get("alpha_neg", spec.alpha_neg))
+        spec = replace(spec, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
+                       name=f"{spec.estimator}-ap{alpha_pos:.4g}-an{alpha_neg:.4g}-s{spec.seed}")
+    return spec
+
+
+class StepReporter:
+    """The backend's ``report``: logs each step to MLflow and forwards it (with the latest eval
+    metrics carried along, so Tune's searcher and the live table always see them)."""
+
+    def __init__(self, tracker, forward: Callable[[dict[str, float]], None] | None = None,
+                 crash_check: Callable[[int], None] | None = None, durable_every: int | None = None):
+        self.tracker, self.forward, self.crash_check = tracker, forward, crash_check
+        # Steps at which every metric so far must be in MLflow before training goes on: the
+        # backend's checkpoint cadence, so a retry (which resumes at the last checkpoint) can
+        # never skip past steps whose metrics were still in the buffer.
+        self.durable_every = durable_every
+        self.latest_eval: dict[str, float] = {}
+        self.steps_seen = 0
+
+    def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self.crash_check is not None:
+            self.crash_check(step)
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        self.tracker.log_step(step, clean)
+        if self.durable_every and step % self.durable_every == 0:
+            self.tracker.buffer.flush(block=True)
+        self.latest_eval.update({k: v for k, v in clean.items() if k.startswith("eval/")})
+        self.steps_seen += 1
+        if self.forward is not None:
+            self.forward({**self.latest_eval, **clean, "step": step})
+
+
+def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: StepReporter) -> None:
+    """Run the backend; the MLflow run ends FINISHED, or FAILED (and the error propagates)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tracker.mark_running()
+    try:
+        backend.run(trial, reporter, workdir)
+    except BaseException:
+        try:
+            tracker.close("FAILED")
+        except Exception:
+            pass  # the original error is the one to show
+        raise
+    tracker.close("FINISHED")
+
+
+def run_trial(config: dict, context: SweepContext) -> None:
+    """The Tune function trainable."""
+    from ray import tune
+
+    from orchestrator import tracking
+    from orchestrator.backends.base import get_backend
+
+    spec = spec_from_config(config)
+    client = tracking.make_client(context.tracking_uri)
+    tracker = tracking.TrialRun.open(client, context.experiment_id, spec, sweep=context.sweep,
+                                     parent_run_id=context.parent_run_id)
+    if tracker.is_complete(spec.steps):
+        tune.report({**tracker.latest_metrics(), "step": tracker.last_step(), "skipped": 1.0})
+        return
+    backend = get_backend(spec.backend)
+    configure = getattr(backend, "configure_runtime", None)
+    if configure is not None:
+        configure(context.cpus_per_trial, context.gpus_per_trial)
+    workdir = trial_workdir(context.work_root, context.sweep, spec)
+    reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
+                            durable_every=getattr(backend, "checkpoint_every", None))
+    run_tracked(spec, backend, tracker, workdir, reporter)
+
+
+def _crash_hook(spec: TrialSpec, workdir: Path) -> Callable[[int], None] | None:
+    value = os.environ.get(CRASH_HOOK_ENV)
+    if not value:
+        return None
+    name, _, step = value.rpartition(":")
+    if name not in ("*", spec.name):
+        return None
+    marker = workdir / "crashed-once"
+
+    def check(current: int) -> None:
+        if current == int(step) and not marker.exists():
+            marker.write_text("the test hook killed this trial once\n")
+            os._exit(17)
+
+    return check
