@@ -33,12 +33,31 @@ def check_binary_rewards(rewards: Tensor, group_ids: Tensor) -> None:
         raise ValueError("rewards must be binary (0 or 1); map scores with `score > 0` first")
 
 
+def group_inverse(group_ids: Tensor) -> Tensor:
+    """Rollout -> group index in 0..num_groups-1, groups ranked by id (as ``torch.unique``'s inverse).
+
+    Small non-negative integer ids (verl's uids mapped to 0..n-1, our planners' ids) skip the sort:
+    one ``bincount`` over the id range marks the ids present and a ``cumsum`` ranks them.
+    """
+    if group_ids.numel() == 0:
+        return group_ids.to(torch.long)
+    if not group_ids.is_floating_point() and group_ids.dtype != torch.bool:
+        low, high = int(group_ids.min()), int(group_ids.max())
+        if low >= 0 and high < 4 * group_ids.numel() + 1024:
+            ids = group_ids.to(torch.long)
+            present = torch.bincount(ids, minlength=high + 1) > 0  # (high+1,)
+            rank = torch.cumsum(present, 0) - 1  # (high+1,)
+            return rank[ids]
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    return inverse
+
+
 def group_table(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-group (k, n) as float64 (num_groups,) and the rollout -> group inverse index (N,).
 
-    One ``torch.unique`` + ``index_add_`` / ``bincount``: group ids need not be contiguous.
+    ``group_inverse`` + ``index_add_`` / ``bincount``: group ids need not be contiguous.
     """
-    _, inverse = torch.unique(group_ids, return_inverse=True)
+    inverse = group_inverse(group_ids)
     num_groups = int(inverse.max()) + 1 if inverse.numel() else 0
     k = torch.zeros(num_groups, dtype=torch.float64, device=rewards.device)
     k.index_add_(0, inverse, rewards.to(torch.float64))
@@ -156,14 +175,17 @@ def dr_grpo(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alpha_ne
 def broadcast_to_tokens(advantages: Tensor, response_mask: Tensor) -> Tensor:
     """Eq 8's token step: copy each rollout's advantage to its response tokens. (N,) x (N,T) -> (N,T).
 
-    The result has the advantages' dtype; the mask (bool, int or float) is read once, in the same
-    pass that writes the output (no converted copy of the (N, T) mask is made).
+    The result has the advantages' dtype. A mask of another dtype (verl's is int64) is cast into
+    the output and scaled in place: torch's mixed-dtype ``a * mask`` would first materialise a
+    converted (N, T) copy of the mask, one more allocation and pass (see benchmarks/estimators.py).
     """
     if advantages.ndim != 1 or response_mask.ndim != 2 or response_mask.shape[0] != advantages.shape[0]:
         raise ValueError(
             f"advantages must be (N,) and response_mask (N, T); got {tuple(advantages.shape)} and "
             f"{tuple(response_mask.shape)}"
         )
-    advantages = advantages.to(response_mask.device)
-    out = torch.empty(response_mask.shape, dtype=advantages.dtype, device=response_mask.device)
-    return torch.mul(advantages.unsqueeze(-1), response_mask, out=out)  # (N, T)
+    scale = advantages.to(response_mask.device).unsqueeze(-1)  # (N, 1)
+    out = torch.empty(response_mask.shape, dtype=advantages.dtype, device=response_mask.device)  # (N, T)
+    if response_mask.dtype == advantages.dtype:
+        return torch.mul(scale, response_mask, out=out)
+    return out.copy_(response_mask).mul_(scale)

@@ -1,0 +1,123 @@
+"""verl adapter: registers ``asym_grpo`` in verl's own advantage-estimator registry, on import.
+
+The only module in ``estimators`` that imports verl. verl 0.9.1 imports it in every process that
+runs ``import verl`` (its TaskRunner Ray actor included) through the installed entry point
+``[project.entry-points."verl.plugins"] asym_grpo = "estimators.verl_adapter"``, or through
+``VERL_USE_EXTERNAL_MODULES=estimators.verl_adapter`` for clusters started elsewhere.
+
+Select it with ``algorithm.adv_estimator=asym_grpo`` and set its parameters with Hydra's ``+``
+prefix (verl's AlgoConfig schema does not know them; they are read from the DictConfig as is):
+``+algorithm.asym.variant=asym +algorithm.asym.alpha_pos=0.9 +algorithm.asym.alpha_neg=0.4``.
+``variant`` is any name of ``asym estimators list`` (default ``asym``); unset alphas take the
+variant's defaults.
+
+How it departs from verl's ``grpo``: success is ``score > 0`` with score = the row's summed
+token-level reward (math_dapo's +-1 and MATH's 0/1 both work), the advantage is the paper's closed
+form (population std, spec section 1), and verl's padding rows (uid ``pad...``, zero mask) are left
+out of every group and get advantage 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+from estimators.advantages import broadcast_to_tokens
+from estimators.registry import get_estimator
+
+VERL_ESTIMATOR_NAME = "asym_grpo"
+PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
+DEFAULT_VARIANT = "asym"
+
+
+def _section_get(section: Any, key: str) -> Any:
+    if section is None:
+        return None
+    if hasattr(section, "get"):  # DictConfig, dict, verl BaseConfig
+        return section.get(key, None)
+    return getattr(section, key, None)
+
+
+def read_asym_config(config: Any) -> tuple[str, float, float]:
+    """(variant, alpha_pos, alpha_neg) from verl's algorithm config ``config.asym.*``; validated."""
+    section = _section_get(config, "asym")
+    variant = _section_get(section, "variant") or DEFAULT_VARIANT
+    estimator = get_estimator(str(variant))
+    alpha_pos, alpha_neg = estimator.resolve_alphas(_section_get(section, "alpha_pos"), _section_get(section, "alpha_neg"))
+    return estimator.name, alpha_pos, alpha_neg
+
+
+def uid_groups(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """verl's uid array -> (group id per row int64 (bs,), is-padding-row bool (bs,)).
+
+    One hash pass over the rows (first-seen order); the ``pad`` test runs on the distinct uids only.
+    """
+    first_seen: dict[Any, int] = {}
+    rows = np.asarray(index, dtype=object).reshape(-1)
+    group_ids = np.fromiter((first_seen.setdefault(u, len(first_seen)) for u in rows), dtype=np.int64, count=rows.size)
+    pad_group = np.fromiter((str(u).startswith(PAD_UID_PREFIX) for u in first_seen), dtype=bool, count=len(first_seen))
+    return group_ids, pad_group[group_ids] if rows.size else np.zeros(0, dtype=bool)
+
+
+def compute_asym_grpo_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | None = None,
+    config: Any = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl estimator: (bs, L) rewards and mask, uid per row -> (advantages, returns), both (bs, L).
+
+    Per-rollout advantage of ``config.asym.variant`` (eq 8 for ``asym``) copied to every response
+    token. Returns equal advantages, as in verl's outcome-only estimators.
+    """
+    if index is None:
+        raise ValueError("asym_grpo needs the uid of every row (verl passes non_tensor_batch['uid'] as index)")
+    if token_level_rewards.shape != response_mask.shape or token_level_rewards.ndim != 2:
+        raise ValueError(
+            f"token_level_rewards {tuple(token_level_rewards.shape)} and response_mask "
+            f"{tuple(response_mask.shape)} must both be (bs, response_length)"
+        )
+    variant, alpha_pos, alpha_neg = read_asym_config(config)
+    estimator = get_estimator(variant)
+    with torch.no_grad():
+        scores = token_level_rewards.sum(dim=-1)  # (bs,)
+        if bool(torch.isnan(scores).any()):
+            raise ValueError("token_level_rewards contain NaN; asym_grpo needs finite scores")
+        group_ids, is_pad = uid_groups(index)
+        if group_ids.size != scores.shape[0]:
+            raise ValueError(f"index has {group_ids.size} uids for {scores.shape[0]} rows")
+        rewards = (scores > 0).to(torch.float32)  # success = score > 0
+        gids = torch.from_numpy(group_ids).to(scores.device)
+        if is_pad.any():
+            keep = torch.from_numpy(~is_pad).to(scores.device)
+            adv = torch.zeros_like(rewards)
+            if bool(keep.any()):
+                adv[keep] = estimator.fn(rewards[keep], gids[keep], alpha_pos, alpha_neg)
+        else:
+            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg)  # (bs,)
+        advantages = broadcast_to_tokens(adv.to(token_level_rewards.dtype), response_mask)  # (bs, L)
+    return advantages, advantages
+
+
+def register() -> None:
+    """Put ``asym_grpo`` in verl's registry; a no-op when this function is already there.
+
+    verl's decorator raises on a different function under the same name. A reload of this module
+    makes a new function object: replace our own older one, but never someone else's.
+    """
+    existing = ADV_ESTIMATOR_REGISTRY.get(VERL_ESTIMATOR_NAME)
+    if existing is not None and existing is not compute_asym_grpo_advantage:
+        if getattr(existing, "__module__", None) != __name__:
+            raise ValueError(
+                f"verl already has an advantage estimator '{VERL_ESTIMATOR_NAME}' from "
+                f"{getattr(existing, '__module__', existing)!r}; remove that plugin"
+            )
+        del ADV_ESTIMATOR_REGISTRY[VERL_ESTIMATOR_NAME]
+    register_adv_est(VERL_ESTIMATOR_NAME)(compute_asym_grpo_advantage)
+
+
+register()
