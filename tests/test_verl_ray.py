@@ -1,0 +1,99 @@
+"""The verl backend's Ray seams on a real local Ray cluster with declared (logical) GPUs.
+
+- the entry point's TaskRunner (verl's ``TaskRunnerV1`` plus our registration step) runs as a real
+  Ray actor and finds ``asym_grpo`` in verl's estimator registry and our trainer in verl's v1
+  trainer registry, in that actor's own process;
+- the placement-group watchdog fails a placement group that can never be placed within its
+  timeout, and ignores ready ones and other jobs' ones;
+- the logical admission resource: trials that together ask for more units than the cluster
+  declares run one after another, never at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("transfer_queue")  # verl's v1 trainer imports it (verl[verl-core])
+
+from experiments.plan import plan  # noqa: E402
+from orchestrator.backends.verl.admission import (  # noqa: E402
+    ADMISSION_RESOURCE,
+    PlacementGroupTimeout,
+    PlacementGroupWatchdog,
+    owned_by_job,
+    trial_resources,
+)
+from orchestrator.backends.verl.render import RenderPaths, render_overrides  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(address="local", num_cpus=2, num_gpus=4, resources={ADMISSION_RESOURCE: 4},
+             include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_registration_check_inside_the_task_runner_actor(local_ray):
+    from orchestrator.backends.verl.entry import compose_config, task_runner_class
+
+    trial = next(t for t in plan("main", backend="verl", models=["qwen3-4b"]) if t.estimator == "asym")
+    config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt")))
+    runner = task_runner_class().options(num_cpus=0).remote()
+    found = ray.get(runner.check_registration.remote(config), timeout=300)
+    assert found["adv_estimator"] == "asym_grpo"
+    assert found["trainer"] == "orchestrator.backends.verl.trainer.AsymPPOTrainer"
+    assert found["pid"] != os.getpid()  # it ran in the actor, not here
+    ray.kill(runner)
+
+
+def test_watchdog_fails_a_placement_group_that_never_gets_its_gpus(local_ray):
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    job = ray.get_runtime_context().get_job_id()
+    ready = placement_group([{"GPU": 1}], name="fits")
+    ray.get(ready.ready(), timeout=60)
+    stuck = placement_group([{"GPU": 8}], name="never")  # 8 GPUs on a 4-GPU cluster
+    try:
+        other_job = PlacementGroupWatchdog(1.0, owner=owned_by_job("ffffffff"))
+        watchdog = PlacementGroupWatchdog(2.0, owner=owned_by_job(job))
+        start = time.monotonic()
+        watchdog.check()  # first sight: pending, not yet too long
+        assert set(watchdog.pending()) == {stuck.id.hex()}
+        with pytest.raises(PlacementGroupTimeout, match="never.*not ready after"):
+            while time.monotonic() - start < 20:
+                watchdog.check()
+                other_job.check()  # never raises: not its job's placement group
+                time.sleep(0.5)
+        assert 2.0 <= time.monotonic() - start < 20
+    finally:
+        remove_placement_group(stuck)
+        remove_placement_group(ready)
+
+
+def test_admission_resource_serialises_trials_that_would_double_book(local_ray):
+    trial = plan("main", backend="verl", models=["qwen3-4b"])[0]
+    import dataclasses
+
+    multi = dataclasses.replace(trial, settings=tuple(sorted({**trial.settings_dict(), "nnodes": 2,
+                                                               "n_gpus_per_node": 2, "gpus_per_trial": 4}.items())))
+    assert trial_resources(trial) == {"CPU": 1.0, "GPU": 4.0}
+    need = trial_resources(multi)
+    assert need == {"CPU": 1.0, ADMISSION_RESOURCE: 4.0}
+
+    @ray.remote
+    def stub_trial():
+        start = time.time()
+        time.sleep(1.0)
+        return start, time.time()
+
+    runs = [stub_trial.options(num_cpus=0, resources={ADMISSION_RESOURCE: need[ADMISSION_RESOURCE]}).remote()
+            for _ in range(2)]
+    (s1, e1), (s2, e2) = sorted(ray.get(runs, timeout=120))
+    assert s2 >= e1 - 0.05  # the second waited for the first's units
