@@ -90,7 +90,8 @@ def estimator_peaks(estimator: Estimator, alpha_pos: float, alpha_neg: float) ->
     """Proposition 2 peaks: eq 11 for the alpha family, else read off the estimator's own W curves."""
     if estimator.alpha_family:
         pos, neg = pressure_peaks(alpha_pos, alpha_neg)
-        return {"pos": pos, "neg": neg}
+        # 1 - 0.9 is 0.09999999999999998 in binary: report 0.1
+        return {"pos": None if pos is None else round(pos, 12), "neg": None if neg is None else round(neg, 12)}
     a_pos, a_neg = channel_values(estimator, PEAK_GRID, alpha_pos, alpha_neg)
     p = torch.arange(PEAK_GRID + 1, dtype=torch.float64) / PEAK_GRID
     interior = slice(1, PEAK_GRID)
