@@ -1,0 +1,72 @@
+"""``VerlBackend.run`` end to end on the CPU, with verl's trainer replaced by a script that logs
+through verl's real ``Tracking`` file logger (tests/fixtures/verl/fake_verl.py).
+
+Checked: the environment handed to verl (MLflow run, runtime env vars, file logger path), one
+metrics file per attempt, metrics streamed and mapped to the shared names, a retried attempt that
+resumes at a checkpointed step reports only the steps after it, and loud failures when verl exits
+non-zero, logs nothing, or stops early.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+
+from estimators import metric_names as names  # noqa: E402
+from experiments.plan import plan  # noqa: E402
+from orchestrator.backends.verl import VerlBackend  # noqa: E402
+from orchestrator.backends.verl.execution import trial_env, verl_runtime_env_vars  # noqa: E402
+from orchestrator.backends.verl.render import RenderPaths  # noqa: E402
+from orchestrator.errors import UserError  # noqa: E402
+
+FAKE = Path(__file__).parent / "fixtures" / "verl" / "fake_verl.py"
+ENV = {"MLFLOW_RUN_ID": "0123abcd", "MLFLOW_TRACKING_URI": "sqlite:////tmp/none.db", "PATH": "/usr/bin"}
+
+
+@pytest.fixture()
+def trial():
+    return dataclasses.replace(plan("main", backend="verl", models=["qwen3-4b"])[-1], steps=4)
+
+
+def backend(*argv: str) -> VerlBackend:
+    return VerlBackend(paths=RenderPaths("/data", "/ckpt"), entrypoint=[sys.executable, *argv], poll_s=0.2,
+                       environ=ENV)
+
+
+def test_environment_handed_to_verl(tmp_path):
+    env = trial_env(tmp_path / "m.jsonl", ENV)
+    assert env["MLFLOW_RUN_ID"] == "0123abcd" and env["MLFLOW_TRACKING_URI"].startswith("sqlite")
+    assert env["NCCL_CUMEM_ENABLE"] == "0" and env["VERL_FILE_LOGGER_PATH"].endswith("m.jsonl")
+    from verl.trainer.constants_ppo import PPO_RAY_RUNTIME_ENV
+
+    assert set(PPO_RAY_RUNTIME_ENV["env_vars"]) <= set(verl_runtime_env_vars())
+    with pytest.raises(UserError, match="MLFLOW_RUN_ID"):
+        trial_env(tmp_path / "m.jsonl", {"MLFLOW_TRACKING_URI": "x"})
+
+
+def test_streams_mapped_metrics_and_a_retry_reports_only_new_steps(tmp_path, trial):
+    seen: list[tuple[int, dict]] = []
+    report = lambda step, metrics: seen.append((step, dict(metrics)))  # noqa: E731
+    # attempt 1 dies after step 2 (verl exits non-zero), having logged steps 0..2
+    with pytest.raises(RuntimeError, match="exited with code 1"):
+        backend(str(FAKE), "0", "2", "1").run(trial, report, tmp_path)
+    assert [s for s, _ in seen] == [0, 1, 2]
+    assert seen[0][1] == {names.eval_accuracy("math500"): 0.5, names.eval_accuracy("aime24"): 0.1,
+                          names.EVAL_MEAN_ACCURACY: pytest.approx(0.3)}
+    assert seen[1][1] == {names.KAPPA: 0.01, names.ENTROPY: 0.5, names.CLIP_FRAC: 0.02}
+    # attempt 2 resumes from the step-2 checkpoint: verl validates at step 2 again, then 3..4
+    backend(str(FAKE), "2", "4").run(trial, report, tmp_path)
+    assert [s for s, _ in seen] == [0, 1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["attempt-1.jsonl", "attempt-2.jsonl"]
+
+
+def test_fails_loudly_without_metrics_or_when_verl_stops_early(tmp_path, trial):
+    with pytest.raises(RuntimeError, match="logged no metrics"):
+        backend("-c", "pass").run(trial, lambda *a: None, tmp_path / "silent")
+    with pytest.raises(RuntimeError, match="stopped at step 2 of 4"):
+        backend(str(FAKE), "0", "2").run(trial, lambda *a: None, tmp_path / "short")
