@@ -32,7 +32,7 @@ def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...] = FORMA
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
         metadata = {"Date": None} if fmt == "svg" else None
-        fig.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight", metadata=metadata)
+        fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)  # constrained layout already fits
         paths.append(path)
     return paths
 
@@ -45,25 +45,34 @@ def _legend_below(fig: Figure, axes) -> None:
                 handles[label] = handle
                 labels.append(label)
     if handles:
-        fig.legend([handles[label] for label in labels], labels, loc="lower center",
-                   ncol=min(len(labels), 4), frameon=False, bbox_to_anchor=(0.5, -0.02))
+        # "outside": constrained layout reserves room for it, so it never covers an axis label
+        fig.legend([handles[label] for label in labels], labels, loc="outside lower center",
+                   ncol=min(len(labels), 4), frameon=False)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
 
 
 def advantage_figure(curves: pd.DataFrame, colours: dict[str, str], group_size: int) -> Figure:
-    """Fig 1: A+(p) on correct rollouts and A-(p) on wrong ones, one line per configuration."""
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    """Fig 1: A+(p) on correct rollouts and A-(p) on wrong ones, one line per configuration.
+
+    Methods whose curves coincide on a channel (Neg-Only's A+ is REINFORCE's +1) stay visible:
+    each line has its own marker and the later ones are drawn thinner on top.
+    """
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
     axes = fig.subplots(1, 2)
     titles = {"pos": "Positive channel: correct rollouts", "neg": "Negative channel: wrong rollouts"}
     for ax, channel in zip(axes, ("pos", "neg")):
-        for label, rows in curves[curves["channel"] == channel].groupby("label", sort=False):
-            ax.plot(rows["p"], rows["advantage"], marker="o", ms=4, color=colours[label], label=label)
+        for i, (label, rows) in enumerate(curves[curves["channel"] == channel].groupby("label", sort=False)):
+            colour = colours.get(label) or colours[label.split(" / ")[0]]
+            ax.plot(rows["p"], rows["advantage"], marker=MARKERS[i % len(MARKERS)], ms=7 - 0.5 * (i % 6),
+                    lw=2.4 - 0.3 * (i % 6), color=colour, label=label, zorder=2 + i)
         ax.axhline(0.0, color="0.6", lw=0.8)
         ax.set_title(titles[channel])
         ax.set_xlabel(f"group accuracy p = k/G (G = {group_size})")
         ax.set_ylabel("advantage A+" if channel == "pos" else "advantage A-")
         ax.grid(alpha=0.3)
     fig.suptitle("Advantage curves of the estimators in this sweep (eqs 2, 4, 8)")
-    fig.get_layout_engine().set(h_pad=0.1)
     _legend_below(fig, axes)
     return fig
 
@@ -122,24 +131,36 @@ def _cell_box(x: int, y: int):
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", lw=2)
 
 
-def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame, colours: dict[str, str]) -> Figure:
-    """Prop. 2: W_pos(p), W_neg(p) (eqs 9, 10) per configuration, peaks p* (eq 11) marked."""
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame) -> Figure:
+    """Prop. 2: W_pos(p) per alpha_pos and W_neg(p) per alpha_neg (eqs 9, 10), peaks p* (eq 11) starred.
+
+    A curve depends on one alpha only, so it is coloured by that alpha (one sequential scale for
+    both panels) and its legend names the configurations that share it.
+    """
+    from matplotlib.colors import Normalize
+
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    names = {"pos": ("W_pos(p) = p^(1-a+) (1-p)^(a+)", "positive pressure W_pos"),
-             "neg": ("W_neg(p) = p^(a-) (1-p)^(1-a-)", "negative pressure W_neg")}
+    alphas = curves["alpha"].to_numpy(dtype=float)
+    norm = Normalize(vmin=float(alphas.min()) - 0.1, vmax=float(alphas.max()) + 0.1) if alphas.size else Normalize()
+    cmap = colormaps["plasma"]
+    names = {"pos": ("W_pos(p) = p^(1-a+) (1-p)^(a+)", "positive pressure W_pos", "a+"),
+             "neg": ("W_neg(p) = p^(a-) (1-p)^(1-a-)", "negative pressure W_neg", "a-")}
     for ax, channel in zip(axes, ("pos", "neg")):
-        for label, rows in curves[curves["channel"] == channel].groupby("label", sort=False):
-            ax.plot(rows["p"], rows["pressure"], color=colours[label], lw=1.6, label=label)
+        title, ylabel, symbol = names[channel]
+        for alpha, rows in curves[curves["channel"] == channel].groupby("alpha", sort=True):
+            labels = rows["labels"].iloc[0].split(" / ")
+            shown = ", ".join(labels[:2]) + (f" +{len(labels) - 2} more" if len(labels) > 2 else "")
+            ax.plot(rows["p"], rows["pressure"], color=cmap(norm(alpha)), lw=1.8, label=f"{symbol} = {alpha:g}: {shown}")
         for peak in peaks[peaks["channel"] == channel].itertuples(index=False):
-            ax.plot([peak.p_star], [peak.pressure], marker="*", ms=12, color=colours[peak.label],
-                    markeredgecolor="black", markeredgewidth=0.6)
-            ax.axvline(peak.p_star, color=colours[peak.label], ls=":", lw=1)
-        ax.set_title(names[channel][0])
+            ax.plot([peak.p_star], [peak.pressure], marker="*", ms=13, color=cmap(norm(peak.alpha)),
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=5)
+            ax.axvline(peak.p_star, color=cmap(norm(peak.alpha)), ls=":", lw=1)
+        ax.set_title(title)
         ax.set_xlabel("group accuracy p")
-        ax.set_ylabel(names[channel][1])
+        ax.set_ylabel(ylabel)
         ax.set_xlim(0, 1)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False, ncol=1)
     fig.suptitle("Proposition 2: gradient pressure and its peaks (stars: p*_pos = 1 - a+, p*_neg = a-)")
-    _legend_below(fig, axes)
     return fig

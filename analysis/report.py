@@ -137,11 +137,20 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
         scores = summaries.checkpoint_scores(data, benchmarks, settings.select)
         select_text = (f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint")
         for model, grid in summaries.alpha_grid(data, scores).items():
-            jobs.append((f"Fig 4(d) grid {model}", figure_job(
-                f"fig4d_alpha_grid{suffix(model)}", f"Figure 4(d) style: alpha grid ({model})",
-                f"Average accuracy ({select_text}), mean over seeds, per (alpha_pos, alpha_neg); red box: best cell.",
-                lambda grid=grid, model=model: figures.heatmap_figure(
-                    grid, f"Final accuracy over the alpha grid: {model}", f"average accuracy ({select_text})"))))
+            stem = f"fig4d_alpha_grid{suffix(model)}"
+
+            def grid_job(grid=grid, model=model, stem=stem) -> Section:
+                section = figure_job(
+                    stem, f"Figure 4(d) style: alpha grid ({model})",
+                    f"Average accuracy ({select_text}), mean over seeds, per (alpha_pos, alpha_neg); red box: best "
+                    f"cell. Values in {stem}.csv (rows alpha_pos, columns alpha_neg).",
+                    lambda: figures.heatmap_figure(grid, f"Final accuracy over the alpha grid: {model}",
+                                                   f"average accuracy ({select_text})"))()
+                grid.to_csv(out / f"{stem}.csv")
+                section.files += (f"{stem}.csv",)
+                return section
+
+            jobs.append((f"Fig 4(d) grid {model}", grid_job))
         number = 2 if len(data.models) == 1 else 3
         caption = f"Table {number}: accuracy per benchmark and average, {select_text}"
 
@@ -159,8 +168,9 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
     if not pressure.empty:
         jobs.append(("Prop. 2 pressure", figure_job(
             "prop2_pressure", "Proposition 2: gradient pressure",
-            "W_pos and W_neg (eqs 9, 10) of each alpha-family configuration; stars mark the interior peaks of eq 11.",
-            lambda: figures.pressure_figure(pressure, peaks, colours))))
+            "W_pos per alpha_pos and W_neg per alpha_neg (eqs 9, 10) of the sweep's alpha-family configurations; "
+            "stars mark the interior peaks of eq 11 (none for alpha 0 or >= 1).",
+            lambda: figures.pressure_figure(pressure, peaks))))
 
     if mn.KAPPA in tracked:
         def kappa_job() -> Section:
@@ -204,6 +214,7 @@ def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
     style = ("body{font-family:sans-serif;max-width:1150px;margin:24px auto;color:#222}"
              "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:8px 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}caption{text-align:left;font-weight:bold}"
+             ".meta td,.meta th{text-align:left}"
              ".cap{color:#444}.files{color:#888;font-size:small}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>asym report: {html.escape(data.name)}</title>"
             f"<style>{style}</style></head><body><h1>Sweep report: {html.escape(data.name)}</h1>"

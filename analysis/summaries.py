@@ -198,10 +198,11 @@ def _plain_alpha_runs(runs: pd.DataFrame) -> pd.Series:
 def alpha_grid(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> dict[str, pd.DataFrame]:
     """Fig 4(d): per model, mean over seeds of ``column`` on the alpha_pos x alpha_neg plane.
 
-    Rows alpha_pos, columns alpha_neg (NaN where no run). Only models whose grid has at least two
-    values on each axis and at least half its cells filled (a real grid, not a few scattered rows).
+    Rows alpha_pos, columns alpha_neg (NaN where no run). Cells come from plain AsymGRPO runs
+    (estimator ``asym``); only models whose cells span at least two values on each axis and fill
+    at least half the grid (a real grid, not the two AsymGRPO rows of the main table).
     """
-    plain = data.runs.loc[_plain_alpha_runs(data.runs), "run_id"]
+    plain = data.runs.loc[_plain_alpha_runs(data.runs) & (data.runs["estimator"] == "asym"), "run_id"]
     grids = {}
     selected = scores[scores["run_id"].isin(plain)].merge(data.runs[["run_id", "alpha_pos", "alpha_neg"]], on="run_id")
     for model, rows in selected.groupby("model", sort=False):
@@ -232,7 +233,8 @@ def advantage_curves(configs: pd.DataFrame, group_size: int) -> pd.DataFrame:
 
     For each k in 0..G one group of k correct and G-k wrong rollouts is scored; the positive channel
     is read off a correct rollout (k >= 1), the negative one off a wrong rollout (k <= G-1).
-    Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
+    Configurations with the same estimator and alphas (e.g. a method and its entropy-bonus variant)
+    share one curve, labelled "A / B". Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
     """
     import torch
 
@@ -242,40 +244,43 @@ def advantage_curves(configs: pd.DataFrame, group_size: int) -> pd.DataFrame:
         raise ValueError(f"group size must be >= 2 to draw advantage curves, got {group_size}")
     rows = []
     ids = torch.zeros(group_size, dtype=torch.long)
-    for cfg in configs.itertuples(index=False):
+    for (estimator, alpha_pos, alpha_neg), same in configs.groupby(["estimator", "alpha_pos", "alpha_neg"], sort=False):
+        label = " / ".join(same["label"])
         for k in range(group_size + 1):
             rewards = torch.tensor([1.0] * k + [0.0] * (group_size - k))
-            adv = compute_advantages(cfg.estimator, rewards, ids, cfg.alpha_pos, cfg.alpha_neg)
+            adv = compute_advantages(estimator, rewards, ids, alpha_pos, alpha_neg)
             if k >= 1:
-                rows.append((cfg.label, cfg.estimator, "pos", k, k / group_size, float(adv[0])))
+                rows.append((label, estimator, "pos", k, k / group_size, float(adv[0])))
             if k <= group_size - 1:
-                rows.append((cfg.label, cfg.estimator, "neg", k, k / group_size, float(adv[-1])))
+                rows.append((label, estimator, "neg", k, k / group_size, float(adv[-1])))
     return pd.DataFrame(rows, columns=["label", "estimator", "channel", "k", "p", "advantage"])
 
 
 def pressure_curves(configs: pd.DataFrame, points: int = 199) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Prop. 2: W_pos, W_neg (eqs 9, 10) on p in (0, 1) and their peaks (eq 11) per alpha configuration.
+    """Prop. 2: W_pos (eq 9) per distinct alpha_pos and W_neg (eq 10) per distinct alpha_neg of the
+    sweep's alpha-family configurations, on p in (0, 1), with their interior peaks (eq 11).
 
-    Only alpha-family configurations (eq 8). Returns (curves: label, channel, p, pressure;
-    peaks: label, channel, p_star, pressure), peaks only where interior.
+    Returns (curves: channel, alpha, labels, p, pressure; peaks: channel, alpha, p_star, pressure).
+    ``labels`` names the configurations that share the curve ("REINFORCE / Neg-Only").
     """
     import torch
 
     from estimators.diagnostics import pressure_neg, pressure_peaks, pressure_pos
 
     p = torch.linspace(0.0, 1.0, points + 2, dtype=torch.float64)[1:-1]
+    family = configs[configs["estimator"].isin(ALPHA_FAMILY)]
     curves, peaks = [], []
-    for cfg in configs[configs["estimator"].isin(ALPHA_FAMILY)].itertuples(index=False):
-        w_pos, w_neg = pressure_pos(p, cfg.alpha_pos), pressure_neg(p, cfg.alpha_neg)
-        curves.append(pd.DataFrame({"label": cfg.label, "channel": "pos", "p": p.numpy(), "pressure": w_pos.numpy()}))
-        curves.append(pd.DataFrame({"label": cfg.label, "channel": "neg", "p": p.numpy(), "pressure": w_neg.numpy()}))
-        p_pos, p_neg = pressure_peaks(cfg.alpha_pos, cfg.alpha_neg)
-        if p_pos is not None:
-            peaks.append((cfg.label, "pos", p_pos, float(pressure_pos(p_pos, cfg.alpha_pos))))
-        if p_neg is not None:
-            peaks.append((cfg.label, "neg", p_neg, float(pressure_neg(p_neg, cfg.alpha_neg))))
-    curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=["label", "channel", "p", "pressure"])
-    return curve_frame, pd.DataFrame(peaks, columns=["label", "channel", "p_star", "pressure"])
+    for channel, column, pressure in (("pos", "alpha_pos", pressure_pos), ("neg", "alpha_neg", pressure_neg)):
+        for alpha, rows in family.groupby(column, sort=True):
+            labels = " / ".join(rows["label"])
+            curves.append(pd.DataFrame({"channel": channel, "alpha": alpha, "labels": labels, "p": p.numpy(),
+                                        "pressure": pressure(p, alpha).numpy()}))
+            p_star = pressure_peaks(alpha, 0.0)[0] if channel == "pos" else pressure_peaks(0.0, alpha)[1]
+            if p_star is not None:
+                peaks.append((channel, alpha, p_star, float(pressure(p_star, alpha))))
+    columns = ["channel", "alpha", "labels", "p", "pressure"]
+    curve_frame = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=columns)
+    return curve_frame, pd.DataFrame(peaks, columns=["channel", "alpha", "p_star", "pressure"])
 
 
 def flip_labels(data: SweepData) -> list[str]:
