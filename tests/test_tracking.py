@@ -1,0 +1,152 @@
+"""orchestrator.tracking against real MLflow stores: run identity by trial key, no duplicate steps,
+and batched logging that survives a real `mlflow server` stopped and restarted mid-logging."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.spec import TrialSpec
+from orchestrator import tracking
+from orchestrator import tracking_names as names
+from orchestrator.errors import UserError
+from orchestrator.mlflow_server import LocalServer, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _trial(name: str = "asym-ap1-an0.5-s0", seed: int = 0) -> TrialSpec:
+    return TrialSpec(study="grid", name=name, label="AsymGRPO (1, 0.5)", estimator="asym", alpha_pos=1.0,
+                     alpha_neg=0.5, seed=seed, steps=20, settings=(("lr", 1e-4), ("tiers", (1, 2))))
+
+
+@pytest.fixture(scope="module")
+def sqlite_client(tmp_path_factory):
+    """One sqlite store for the module (creating its schema costs seconds); tests use distinct sweeps."""
+    root = tmp_path_factory.mktemp("store")
+    client = tracking.make_client(f"sqlite:///{root / 'mlflow.db'}")
+    return client, tracking.ensure_experiment(client, (root / "artifacts").as_uri())
+
+
+def _steps(client, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+def test_trial_run_is_found_again_by_key_and_never_logs_a_step_twice(sqlite_client):
+    client, exp = sqlite_client
+    parent = tracking.open_sweep_run(client, exp, sweep="s1", study="grid", params={"trials": 1})
+    trial = _trial()
+    first = tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
+    for step in range(0, 6):
+        first.log_step(step, {"train/entropy": 1.0 + step, "eval/mean_accuracy": 0.1 * step})
+    first.buffer.flush()
+    # the process dies here (no close): a retry re-opens the run and re-reports steps 3..8
+    again = tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
+    assert again.run_id == first.run_id
+    assert again.last_step() == 5
+    for step in range(3, 9):
+        again.log_step(step, {"train/entropy": 100.0 + step, "eval/mean_accuracy": 0.5})
+    again.close("FINISHED")
+
+    run = client.get_run(first.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags[names.PARENT_RUN_ID] == parent
+    assert run.data.tags[names.TAG_TRIAL_KEY] == trial.key
+    assert run.data.params["alpha_pos"] == "1.0" and run.data.params["cfg.lr"] == "0.0001"
+    assert _steps(client, first.run_id, "train/entropy") == list(range(9))
+    values = {m.step: m.value for m in client.get_metric_history(first.run_id, "train/entropy")}
+    assert values[5] == 6.0 and values[6] == 106.0  # kept the first attempt's logged steps
+    # the same trial in another sweep is another run; the sweep's parent is found again
+    other = tracking.TrialRun.open(client, exp, trial, sweep="s2", parent_run_id=None)
+    assert other.run_id != first.run_id
+    assert tracking.open_sweep_run(client, exp, sweep="s1", study="grid") == parent
+    assert again.is_complete(8) is False  # status seen at open was RUNNING
+    assert tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent).is_complete(8)
+
+
+def test_standalone_runs_are_tagged_and_never_reused(sqlite_client):
+    client, exp = sqlite_client
+    a = tracking.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
+    b = tracking.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
+    assert a.run_id != b.run_id
+    tags = client.get_run(a.run_id).data.tags
+    assert tags[names.TAG_KIND] == tracking.KIND_STANDALONE and names.PARENT_RUN_ID not in tags
+
+
+def test_metric_buffer_batches_and_skips_nan(sqlite_client, monkeypatch):
+    client, exp = sqlite_client
+    run = tracking.TrialRun.open(client, exp, _trial(), sweep="batching", parent_run_id=None, flush_every_s=3600)
+    calls = []
+    real = client.log_batch
+    monkeypatch.setattr(client, "log_batch",
+                        lambda *a, **k: (calls.append(len(k.get("metrics", ()))), real(*a, **k))[1])
+    for step in range(1, 1001):
+        run.log_step(step, {"a": step, "b": float("nan")})
+    assert calls == []  # nothing sent before the interval
+    run.buffer.flush()
+    assert calls == [tracking.MAX_METRICS_PER_BATCH, 1000 - tracking.MAX_METRICS_PER_BATCH]
+    assert _steps(client, run.run_id, "a") == list(range(1, 1001))
+    assert client.get_metric_history(run.run_id, "b") == []
+
+
+def test_a_down_http_server_is_a_one_line_user_error():
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(UserError, match="not reachable") as err:
+        tracking.check_tracking_uri(uri)
+    assert "\n" not in str(err.value)
+
+
+def test_down_tracking_server_at_start_exits_2_before_anything_is_written(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    for argv in (["sweep", "isolation", "--smoke", "--steps", "2"], ["train", "--estimator", "grpo", "--steps", "2"]):
+        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: MLflow tracking server")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_logging_survives_a_server_restart_on_the_same_port(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifacts = (tmp_path / "artifacts").as_uri()
+    port = free_port()
+    server = LocalServer.start(store, artifacts, tmp_path / "server.log", port=port)
+    try:
+        server.wait_ready()
+        client = tracking.make_client(server.uri)
+        exp = tracking.ensure_experiment(client, artifacts)
+        run = tracking.TrialRun.open(client, exp, _trial(), sweep="s", parent_run_id=None,
+                                     flush_every_s=0.0, deadline_s=120)
+        for step in range(0, 10):
+            run.log_step(step, {"train/entropy": float(step), "train/reward_mean": step / 10})
+        assert run.buffer.pending == []  # flushed as it went
+        server.stop()
+        assert not tracking.server_is_up(server.uri)
+        started = time.monotonic()
+        for step in range(10, 30):  # the server is down: steps are buffered, training is not blocked
+            run.log_step(step, {"train/entropy": float(step), "train/reward_mean": step / 10})
+        assert time.monotonic() - started < 15
+        assert len(run.buffer.pending) == 40 and run.buffer.failures >= 1
+        server = LocalServer.start(store, artifacts, tmp_path / "server.log", port=port)
+        run.close("FINISHED")  # blocks: retries with backoff until the restarted server answers
+        assert run.buffer.pending == []
+        for key in ("train/entropy", "train/reward_mean"):
+            assert _steps(client, run.run_id, key) == list(range(30))
+        assert client.get_run(run.run_id).info.status == "FINISHED"
+    finally:
+        server.stop()
+
+
+def test_flush_gives_up_loudly_after_the_deadline(tmp_path):
+    client = tracking.make_client(f"http://127.0.0.1:{free_port()}")
+    buffer = tracking.MetricBuffer(client, "0" * 32, deadline_s=1.0)
+    buffer.add(1, {"x": 1.0})
+    with pytest.raises(tracking.TrackingError, match="did not accept 1 metrics"):
+        buffer.flush(block=True)
+    assert len(buffer.pending) == 1  # nothing dropped
