@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# GPU check for the lent GPU machine (a few minutes): needs only torch with CUDA and this repo.
+#   bash scripts/gpu_check.sh            # from the repository root
+# 1. every estimator and diagnostic on CUDA tensors vs the same inputs on the CPU (must match);
+# 2. the embedded engine (tinyrlvr) for a few smoke steps with device=cuda (metrics must be finite).
+# Prints one table; exits non-zero on any mismatch or failure. ASYM_GPU_CHECK_DEVICE=cpu runs the
+# same script with "cpu" in place of "cuda" (a self-test of the script on a machine without a GPU). No pip install, no download: verl and
+# vLLM are not on that machine, so the verl path is checked on CPU seams and on real clusters only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"  # PYTHON=... to choose another
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export ASYM_CACHE_DIR="${ASYM_CACHE_DIR:-$(mktemp -d /tmp/asym-gpu-check.XXXXXX)}"
+echo "python: $PYTHON"
+timeout "${GPU_CHECK_TIMEOUT:-600}" "$PYTHON" - <<'PY'
+import math, os, sys, time
+
+import torch
+
+DEVICE = os.environ.get("ASYM_GPU_CHECK_DEVICE", "cuda")
+print(f"torch {torch.__version__}, CUDA build {torch.version.cuda}, cuda available: {torch.cuda.is_available()}")
+if DEVICE == "cuda" and not torch.cuda.is_available():
+    print("FAIL: no CUDA device visible to torch")
+    sys.exit(2)
+dev = torch.device(DEVICE)
+if DEVICE == "cuda":
+    print(f"device: {torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} visible)")
+else:
+    print(f"SELF-TEST on {DEVICE}: compares the CPU with itself")
+
+from estimators import ESTIMATORS, broadcast_to_tokens
+from estimators import diagnostics as diag
+
+rows = []  # (check, detail, max_abs_diff or None, ok, seconds)
+failed = False
+
+
+def record(check, detail, diff, ok, seconds=float("nan")):
+    global failed
+    failed |= not ok
+    rows.append((check, detail, diff, ok, seconds))
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed_cuda(fn):
+    sync()
+    t = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t
+
+
+def close(a, b, tol=1e-5):
+    a, b = torch.as_tensor(a, dtype=torch.float64).cpu(), torch.as_tensor(b, dtype=torch.float64).cpu()
+    if a.shape != b.shape:
+        return float("inf"), False
+    both_nan = torch.isnan(a) & torch.isnan(b)
+    diff = (a - b).abs().masked_fill(both_nan, 0.0)
+    worst = float(diff.max()) if diff.numel() else 0.0
+    return worst, bool(worst <= tol * max(1.0, float(a.abs().nan_to_num().max()) if a.numel() else 1.0))
+
+
+gen = torch.Generator().manual_seed(0)
+G, groups, T = 8, 1024, 256
+ids_cpu = torch.arange(groups).repeat_interleave(G)[torch.randperm(groups * G, generator=gen)]  # shuffled groups
+p_true = torch.rand(groups, generator=gen)[ids_cpu]
+rewards_cpu = (torch.rand(groups * G, generator=gen) < p_true).float()
+rewards_cpu[ids_cpu < 8] = 0.0  # some all-wrong groups
+rewards_cpu[(ids_cpu >= 8) & (ids_cpu < 16)] = 1.0  # some all-correct groups
+lengths = torch.randint(1, T + 1, (groups * G,), generator=gen)
+mask_cpu = (torch.arange(T).unsqueeze(0) < lengths.unsqueeze(1)).float()
+logp_cpu = -torch.rand(groups * G, T, generator=gen) * 4 * mask_cpu
+rewards, ids, mask, logp = (x.to(dev) for x in (rewards_cpu, ids_cpu, mask_cpu, logp_cpu))
+
+for name, est in ESTIMATORS.items():
+    a_cpu = est(rewards_cpu, ids_cpu)
+    a_gpu, sec = timed_cuda(lambda: est(rewards, ids))
+    diff, ok = close(a_cpu, a_gpu)
+    ok = ok and bool(torch.isfinite(a_gpu).all()) and a_gpu.device.type == DEVICE
+    record("estimator", name, diff, ok, sec)
+    tok_cpu, tok_gpu = broadcast_to_tokens(a_cpu, mask_cpu), broadcast_to_tokens(a_gpu, mask)
+    diff, ok = close(tok_cpu, tok_gpu)
+    record("broadcast_to_tokens", name, diff, ok)
+
+asym = ESTIMATORS["asym"]
+adv_cpu, adv_gpu = asym(rewards_cpu, ids_cpu, 0.9, 0.4), asym(rewards, ids, 0.9, 0.4)
+checks = {
+    "solve_fractions": (lambda r, i, m, l, a: diag.solve_fractions(r, i)),
+    "advantage_mass": (lambda r, i, m, l, a: diag.advantage_mass(r, a)),
+    "kappa (App E)": (lambda r, i, m, l, a: diag.kappa(r, i, diag.sequence_mean_logprob(l, m))),
+    "sequence_mean_logprob": (lambda r, i, m, l, a: diag.sequence_mean_logprob(l, m)),
+    "masked_mean": (lambda r, i, m, l, a: diag.masked_mean(l, m)),
+}
+for name, fn in checks.items():
+    want = fn(rewards_cpu, ids_cpu, mask_cpu, logp_cpu, adv_cpu)
+    got, sec = timed_cuda(lambda: fn(rewards, ids, mask, logp, adv_gpu))
+    diff, ok = close(want, torch.as_tensor(got).cpu() if isinstance(got, torch.Tensor) else got)
+    record("diagnostic", name, diff, ok, sec)
+logits_cpu = torch.randn(64, 128, 512, generator=gen)
+h_cpu = diag.token_entropy(logits_cpu)
+h_gpu, sec = timed_cuda(lambda: diag.token_entropy(logits_cpu.to(dev)))
+diff, ok = close(h_cpu, h_gpu, tol=1e-4)
+record("diagnostic", "token_entropy (eq 7)", diff, ok, sec)
+
+# the embedded engine on CUDA: a few smoke steps
+try:
+    from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
+    from tinyrlvr.trainer import train
+
+    cfg = EngineConfig.create(estimator="asym", alpha_pos=0.9, alpha_neg=0.4, steps=3, device=DEVICE,
+                              cache_dir=os.environ["ASYM_CACHE_DIR"], **SMOKE_OVERRIDES)
+    steps = []
+    t = time.perf_counter()
+    train(cfg, lambda step, metrics: steps.append((step, dict(metrics))))
+    sec = time.perf_counter() - t
+    last = steps[-1][1] if steps else {}
+    finite = all(math.isfinite(float(last.get(k, float("nan")))) for k in ("train/entropy", "train/reward_mean"))
+    ok = [s for s, _ in steps][-1:] == [3] and finite
+    record(f"tinyrlvr on {DEVICE}", f"{len(steps)} reports, entropy {last.get('train/entropy', float('nan')):.3f}", None, ok, sec)
+except Exception as exc:  # keep the table: the failure is one of its rows
+    record(f"tinyrlvr on {DEVICE}", f"{type(exc).__name__}: {exc}"[:70], None, False)
+
+print()
+print(f"{'check':<22} {'what':<40} {'max |cpu-cuda|':>15} {'cuda s':>9}  result")
+print("-" * 98)
+for check, detail, diff, ok, sec in rows:
+    d = "-" if diff is None else f"{diff:.2e}"
+    s = "-" if sec != sec else f"{sec:.4f}"
+    print(f"{check:<22} {detail:<40} {d:>15} {s:>9}  {'ok' if ok else 'MISMATCH'}")
+print("-" * 98)
+print("GPU CHECK:", "FAILED" if failed else "PASSED", f"({sum(not r[3] for r in rows)} of {len(rows)} checks failed)")
+sys.exit(1 if failed else 0)
+PY
