@@ -58,6 +58,7 @@ class LocalServer:
         process = subprocess.Popen(server_command(store_uri, artifact_root, port), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         log.close()
+        log_path.with_suffix(".pid").write_text(f"{process.pid}\n")  # its process group, for cleanup by hand
         return cls(process=process, uri=f"http://127.0.0.1:{port}", log_path=log_path)
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:

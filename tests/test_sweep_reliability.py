@@ -1,0 +1,137 @@
+"""`asym sweep` end to end on a real local Ray, a real `mlflow server` and the real embedded engine:
+a trial process that dies is retried and finishes; a killed driver is resumed by `asym sweep resume`
+without re-running finished trials; MLflow ends with one FINISHED child run per trial and no
+duplicate or missing steps. Each test runs `asym` as a subprocess in its own empty directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from estimators import metric_names as M
+from orchestrator import tracking_names as names
+
+pytestmark = pytest.mark.slow
+
+STEPS = 12  # > the backend's checkpoint cadence (10), so a retry resumes from a checkpoint
+SWEEP = ["sweep", "isolation", "--smoke", "--seeds", "0", "--steps", str(STEPS)]
+
+
+def _asym(argv, cwd: Path, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *argv], cwd=cwd,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, **kwargs)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"asym did not finish in {timeout} s:\n{err[-3000:]}")
+    return proc.returncode, err
+
+
+def _client(cwd: Path):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
+
+
+def _runs(client, kind: str) -> list:
+    exp = client.get_experiment_by_name(names.EXPERIMENT)
+    if exp is None:
+        return []
+    return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{names.TAG_KIND}` = '{kind}'"))
+
+
+def _check_complete_sweep(client, n_trials: int) -> list:
+    (parent,) = _runs(client, names.KIND_SWEEP)
+    assert parent.info.status == "FINISHED"
+    children = _runs(client, names.KIND_TRIAL)
+    assert len(children) == n_trials
+    assert len({c.data.tags[names.TAG_TRIAL_KEY] for c in children}) == n_trials
+    for child in children:
+        assert child.info.status == "FINISHED", child.info.run_name
+        assert child.data.tags[names.PARENT_RUN_ID] == parent.info.run_id
+        assert {"estimator", "alpha_pos", "alpha_neg", "seed", "model", "backend"} <= set(child.data.params)
+        assert set(M.TRAIN_METRICS) | {M.EVAL_MEAN_ACCURACY} <= set(child.data.metrics), child.info.run_name
+        for key in child.data.metrics:
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, key)]
+            assert len(steps) == len(set(steps)), f"{child.info.run_name}: duplicate steps in {key}"
+        entropy_steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, M.ENTROPY))
+        assert entropy_steps == list(range(1, STEPS + 1)), child.info.run_name  # nothing lost
+        eval_steps = {m.step for m in client.get_metric_history(child.info.run_id, M.EVAL_MEAN_ACCURACY)}
+        assert {0, STEPS} <= eval_steps
+    return children
+
+
+def _step0_time(client, run_id: str) -> int:
+    return min(client.get_metric_history(run_id, M.EVAL_MEAN_ACCURACY), key=lambda m: m.step).timestamp
+
+
+def _stop_orphan_server(cwd: Path) -> None:
+    """A SIGKILLed driver cannot stop its mlflow server; stop it by the pid file it left."""
+    pid_file = cwd / ".asym" / "logs" / "mlflow-server.pid"
+    if pid_file.exists():
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_isolation_smoke_sweep_with_a_trial_killed_once(tmp_path):
+    """A small real sweep end to end; one trial's process dies at step 11 (after its step-10
+    checkpoint) on its first attempt: Tune retries it, it resumes, and the sweep completes."""
+    victim = "pos-only-ap0.5-s0"
+    proc = _asym([*SWEEP, "--name", "iso"], tmp_path, env={"ASYM_TEST_CRASH_AT": f"{victim}:11"})
+    code, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    children = _check_complete_sweep(_client(tmp_path), n_trials=4)
+    assert {c.info.run_name for c in children} == {"reinforce-s0", "reinforce-ent0.01-s0", victim, "neg-only-an0.5-s0"}
+    crashed = [p for p in (tmp_path / ".asym" / "trials" / "iso").glob("*/crashed-once")]
+    assert len(crashed) == 1  # the hook fired once, in the victim's work directory
+    assert "4/4 trials done" in err
+
+
+def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
+    proc = _asym([*SWEEP, "--name", "iso2", "--max-concurrent", "1"], tmp_path)
+    client, finished = None, []
+    deadline = time.monotonic() + 400
+    try:
+        while not finished:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(1.0)
+            if client is None and (tmp_path / ".asym" / "trials" / "iso2").exists():
+                client = _client(tmp_path)  # the store's schema exists once a trial started
+            if client is not None:
+                finished = [r for r in _runs(client, names.KIND_TRIAL) if r.info.status == "FINISHED"]
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and whatever shares its process group
+        proc.communicate()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _stop_orphan_server(tmp_path)
+    before = {r.info.run_id: (r.info.end_time, _step0_time(client, r.info.run_id)) for r in finished}
+    assert len(_runs(client, names.KIND_TRIAL)) < 4 or any(r.info.status != "FINISHED" for r in _runs(client, names.KIND_TRIAL))
+
+    code, err = _finish(_asym(["sweep", "resume", "iso2"], tmp_path))
+    assert code == 0, err[-3000:]
+    children = _check_complete_sweep(client, n_trials=4)
+    for run in children:
+        if run.info.run_id in before:  # finished before the kill: untouched by the resumed sweep
+            assert (run.info.end_time, _step0_time(client, run.info.run_id)) == before[run.info.run_id]
+
+
+def test_resume_of_an_unknown_sweep_is_a_one_line_error(tmp_path):
+    code, err = _finish(_asym(["sweep", "resume", "nope"], tmp_path), timeout=60)
+    assert code == 2 and err.count("\n") == 1 and "no sweep named 'nope'" in err
+    assert not (tmp_path / ".asym").exists()
