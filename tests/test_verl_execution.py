@@ -70,3 +70,17 @@ def test_fails_loudly_without_metrics_or_when_verl_stops_early(tmp_path, trial):
         backend("-c", "pass").run(trial, lambda *a: None, tmp_path / "silent")
     with pytest.raises(RuntimeError, match="stopped at step 2 of 4"):
         backend(str(FAKE), "0", "2").run(trial, lambda *a: None, tmp_path / "short")
+
+
+def test_backend_guards_gpus_and_data_before_running(tmp_path, trial):
+    b = backend(str(FAKE), "0", "4")
+    b.configure_runtime(1.0, 0.0)
+    with pytest.raises(UserError, match="needs 4 GPUs.*--gpus-per-trial 4"):
+        b.run(trial, lambda *a: None, tmp_path)
+    b = VerlBackend(paths=RenderPaths(str(tmp_path / "data"), "/ckpt"))
+    with pytest.raises(UserError, match="lacks aime24.parquet.*math_train.parquet.*asym data prepare"):
+        b.prepare([trial])
+    from orchestrator.backends.verl.data import prepare
+
+    prepare(tmp_path / "data", Path(__file__).parent / "fixtures" / "math")
+    b.prepare([trial])  # all six files are there

@@ -15,7 +15,10 @@ Contract with the orchestrator (``VerlBackend.run(trial, report, workdir)``):
 - ``report(step, metrics)`` receives only the shared names (``train/*``, ``eval/*``); logging them to
   MLflow is the orchestrator's job, so no key is written twice;
 - Tune reserves the resources of ``admission.trial_resources(trial)`` (GPUs on one node, or
-  admission units for a multi-node Ray Job); ``workdir`` is deterministic per trial key and must be
+  admission units for a multi-node Ray Job); ``configure_runtime(cpus, gpus)`` receives what the
+  trial got and ``run`` refuses a single-node trial with fewer GPUs than its preset needs;
+  ``prepare(trials)`` checks the data files before the sweep starts; ``checkpoint_every`` is verl's
+  ``save_freq``; ``workdir`` is deterministic per trial key and must be
   on shared storage for multi-node trials (the job writes its metrics file there).
 - Paths: ``$ASYM_DATA_DIR`` (from ``asym data prepare``) and ``$ASYM_CHECKPOINT_DIR``
   (``render.default_paths``) must name the same folders on every GPU node.
@@ -29,15 +32,20 @@ from typing import Mapping, Sequence
 from experiments.spec import TrialSpec
 from orchestrator.backends.verl.render import (
     ENTRYPOINT,
+    SAVE_EVERY,
+    TRAIN_FILE,
     RenderPaths,
     default_paths,
     is_multi_node,
     render_overrides,
+    val_n,
 )
+from orchestrator.errors import UserError
 
 
 class VerlBackend:
     name = "verl"
+    checkpoint_every = SAVE_EVERY  # verl's save_freq: the orchestrator makes metrics durable there
 
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
@@ -49,6 +57,19 @@ class VerlBackend:
         self.poll_s = poll_s
         self.pending_timeout_s = pending_timeout_s or DEFAULT_PENDING_TIMEOUT_S
         self.environ = environ
+        self.reserved_gpus: float | None = None  # set by configure_runtime (the trial's Tune resources)
+
+    def configure_runtime(self, cpus: float, gpus: float) -> None:
+        self.reserved_gpus = gpus
+
+    def prepare(self, trials) -> None:
+        """Before any trial starts: the data files every trial reads exist (on shared storage)."""
+        paths = self.paths or default_paths()
+        needed = {TRAIN_FILE} | {f"{name}.parquet" for t in trials for name in val_n(t)}
+        missing = sorted(name for name in needed if not (Path(paths.data_dir) / name).exists())
+        if missing:
+            raise UserError(f"{paths.data_dir} lacks {', '.join(missing)}; run `asym data prepare --out "
+                            f"{paths.data_dir}` (or set ASYM_DATA_DIR to where the files are)")
 
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         from orchestrator.backends.verl.admission import trial_resources
@@ -56,9 +77,13 @@ class VerlBackend:
         return trial_resources(trial)
 
     def run(self, trial: TrialSpec, report, workdir: Path) -> None:
+        from orchestrator.backends.verl.admission import gpus_per_trial
         from orchestrator.backends.verl.execution import local_entrypoint, run_trial
 
         multi_node = is_multi_node(trial)
+        if not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
+            raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "
+                            f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
         run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, self.paths or default_paths()),
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
