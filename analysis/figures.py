@@ -51,6 +51,7 @@ def _legend_below(fig: Figure, axes) -> None:
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+LINESTYLES = ("-", "--", "-.", ":")
 
 
 def advantage_figure(curves: pd.DataFrame, colours: dict[str, str], group_size: int) -> Figure:
@@ -86,7 +87,9 @@ def curves_figure(panels: list[tuple[str, str, pd.DataFrame]], colours: dict[str
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax, (panel_title, ylabel, frame) in zip(axes, panels):
         for label, rows in frame.groupby("label", sort=False):
-            ax.plot(rows["step"], rows["mean"], color=colours[label], lw=1.6, label=label)
+            # a line style per method keeps methods with equal curves (tiny or early runs) apart
+            ax.plot(rows["step"], rows["mean"], color=colours[label], lw=1.6, label=label,
+                    ls=LINESTYLES[list(colours).index(label) % len(LINESTYLES)])
             if (rows["n"] > 1).any():
                 ax.fill_between(rows["step"], rows["low"], rows["high"], color=colours[label], alpha=0.2, lw=0)
         ax.set_title(panel_title)

@@ -44,7 +44,7 @@ class SweepData:
 
     @property
     def labels(self) -> list[str]:
-        """Method labels in the order the sweep planned them (first appearance by run start)."""
+        """Method labels in table order: the study's declared order, then by alphas (see _label_order)."""
         return list(dict.fromkeys(self.runs["label"]))
 
     @property
@@ -157,6 +157,22 @@ def check_store_exists(uri: str) -> None:
         raise ValueError(f"no tracking store at {path}; run `asym report` where `asym sweep` ran, or set MLFLOW_TRACKING_URI")
 
 
+def _label_order(runs: pd.DataFrame) -> list[str]:
+    """Methods in the order their study declares them (the paper's table order); others (grid
+    cells, custom studies) after them, by alpha_pos, alpha_neg, then name."""
+    from experiments.studies import STUDIES
+
+    declared: list[str] = []
+    for study in dict.fromkeys(runs["study"]):
+        if study in STUDIES:
+            declared += [m.label for m in STUDIES[study].methods if m.label not in declared]
+    rank = {label: i for i, label in enumerate(declared)}
+    firsts = runs.drop_duplicates("label")
+    keyed = sorted(firsts.itertuples(index=False), key=lambda r: (
+        rank.get(r.label, len(rank)), float(r.alpha_pos), float(r.alpha_neg), r.label))
+    return [r.label for r in keyed]
+
+
 def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
     """Read a sweep's finished child runs, params and full metric histories, from MLflow.
 
@@ -201,7 +217,7 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
     runs = pd.DataFrame(run_rows)
     leading = ["run_id", "trial", "status"]
     runs = runs[leading + [c for c in runs.columns if c not in leading]]
-    label_order = {label: i for i, label in enumerate(dict.fromkeys(runs["label"]))}
+    label_order = {label: i for i, label in enumerate(_label_order(runs))}
     runs = runs.sort_values(["label", "seed"], key=lambda s: s.map(label_order) if s.name == "label" else s)
     metrics = pd.DataFrame(metric_rows, columns=list(METRIC_COLUMNS))
     metrics["step"] = metrics["step"].astype("int64")

@@ -47,12 +47,12 @@ def accuracy_view(table: pd.DataFrame, benchmarks: list[str], caption: str, digi
     rows, bold = [], set()
     for model, block in table.groupby("model", sort=False):
         trained = block[~block["label"].str.endswith(" (base)")]
-        best = trained["avg"].idxmax() if trained["avg"].notna().any() else None
+        best = set(trained.index[trained["avg"] == trained["avg"].max()])  # every tied best is bold
         for index, row in block.iterrows():
             cells = ([model] if several_models else []) + [row["label"]]
             cells += [_cell(row, col, scale, digits) for col in [*benchmarks, "avg"]]
             cells.append(str(int(row["seeds"])))
-            if index == best:
+            if index in best:
                 bold.add((len(rows), len(cells) - 2))
             rows.append(cells)
     unit = "accuracy in percent" if percent else "accuracy"
