@@ -9,8 +9,8 @@ calls ``batch_diagnostics``; tests build the same ``DataProto`` on the CPU. Ever
 - kappa uses ``old_log_probs`` (length-normalised, App E), once per rollout batch;
 - entropy is the masked token mean of verl's per-token ``entropy``, whatever ``loss_agg_mode`` is
   (verl's ``actor/entropy`` follows the loss aggregation, verl issue #3986);
-- the advantage of a rollout is the mean of its token advantages (outcome estimators copy one value
-  to every token);
+- the advantage of a rollout is the one at its first response token (outcome estimators copy one
+  value to every token, verl's multi-trajectory GRPO reads it there too);
 - padding rows (verl's v1 trainer pads batches with ``uid`` = ``pad...`` and zero masks) are dropped.
 
 Keys are emitted under ``asym/`` inside verl so they never duplicate the shared ``train/`` names that
@@ -51,33 +51,38 @@ def batch_diagnostics(data, is_padding: np.ndarray | None = None) -> dict[str, f
     and ``entropy`` (N,T), and ``non_tensor_batch["uid"]`` (N,)."""
     batch = data.batch
     uids = np.asarray(data.non_tensor_batch["uid"], dtype=object)
-    mask_all = batch["response_mask"]
-    keep = ~padding_rows(uids, mask_all, is_padding)
+    keep = ~padding_rows(uids, batch["response_mask"], is_padding)
     if not keep.any():
         return {}
-    rows = torch.as_tensor(np.flatnonzero(keep))
-    mask = mask_all[rows].to(torch.float32)  # (N, T)
-    scores = (batch["rm_scores"][rows].to(torch.float32) * mask).sum(-1)  # (N,)
+    # Zero the dropped rows' masks, reduce every (N, T) tensor to one value per row, then select:
+    # no copy of the (N, T) tensors (a Qwen3-4B batch is ~1,000 x 4,096 tokens).
+    keep_t = torch.as_tensor(keep)
+    mask = batch["response_mask"].to(torch.float32) * keep_t.unsqueeze(-1).to(torch.float32)  # (N, T)
+    scores = (batch["rm_scores"].to(torch.float32) * mask).sum(-1)[keep_t]  # (n,)
     rewards = (scores > 0).to(torch.float32)  # success = score > 0 (verl-notes, "Scores")
     _, inverse = np.unique(uids[keep].astype(str), return_inverse=True)
     group_ids = torch.as_tensor(inverse, dtype=torch.int64)
+    lengths = mask.sum(-1)[keep_t]  # (n,)
 
     none_solved, all_solved = diag.solve_fractions(rewards, group_ids)
-    seq_logprob = diag.sequence_mean_logprob(batch["old_log_probs"][rows].to(torch.float32), mask)
+    seq_logprob = diag.sequence_mean_logprob(batch["old_log_probs"].to(torch.float32), mask)[keep_t]  # c_i, App E
     out = {
         verl_key(names.NONE_SOLVED): none_solved,
         verl_key(names.ALL_SOLVED): all_solved,
         verl_key(names.REWARD_MEAN): float(rewards.mean()),
-        verl_key(names.RESPONSE_LENGTH): float(mask.sum(-1).mean()),
+        verl_key(names.RESPONSE_LENGTH): float(lengths.mean()),
     }
     kappa = diag.kappa(rewards, group_ids, seq_logprob)  # App E; NaN when no group is mixed
     if not math.isnan(kappa):
         out[verl_key(names.KAPPA)] = kappa
     if "advantages" in batch.keys():
-        adv = (batch["advantages"][rows].to(torch.float32) * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+        # outcome estimators copy one value to every token: read it at the first response token
+        first = batch["response_mask"].to(torch.float32).argmax(-1)  # (N,)
+        adv = batch["advantages"].gather(-1, first.unsqueeze(-1)).squeeze(-1).to(torch.float32)[keep_t]
+        adv = adv * (lengths > 0).to(torch.float32)
         pos, neg = diag.advantage_mass(rewards, adv)
         out[verl_key(names.ADV_MASS_POS)] = pos
         out[verl_key(names.ADV_MASS_NEG)] = neg
     if "entropy" in batch.keys():
-        out[verl_key(names.ENTROPY)] = diag.masked_mean(batch["entropy"][rows].to(torch.float32), mask)
+        out[verl_key(names.ENTROPY)] = diag.masked_mean(batch["entropy"].to(torch.float32), mask)  # dropped rows masked
     return out
