@@ -18,6 +18,7 @@ settings), written atomically under a file lock so concurrent trial processes tr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -32,6 +33,7 @@ from tinyrlvr.evaluate import accuracy_by_tier, problem_set
 from tinyrlvr.model import ModelShape, Policy
 from tinyrlvr.task import OUTPUT_VOCAB, PAD, encode_prompts, sample_problems, target_responses
 
+log = logging.getLogger(__name__)
 WARMUP_VALIDATION_SEED = 7  # validation prompts come from the training split, not the eval split
 
 
@@ -49,6 +51,7 @@ def get_base_model(cfg) -> Path:
     with FileLock(str(cache / f"base-{key}.lock")):
         if path.exists():  # another process made it while we waited
             return path
+        log.info("training the base model %s (cached for later runs)", path.name)
         state, report = warm_up(cfg)
         _atomic_save({"shape": asdict(ModelShape.from_config(cfg)), "state_dict": state, "report": report}, path)
         path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
@@ -106,6 +109,7 @@ def _train(policy: Policy, cfg) -> tuple[dict[str, torch.Tensor], dict]:
         acc = accuracy_by_tier(policy, validation, p, r, 4, 1.0, seeding.generator(cfg.warmup_seed, step, "warmup-eval"))
         easy, hard = acc[min(cfg.tiers)], acc[max(cfg.tiers)]
         history.append({"step": step, "loss": float(loss.detach()), "accuracy": {str(t): a for t, a in acc.items()}})
+        log.info("warm-up step %d: loss %.3f, accuracy %s", step, history[-1]["loss"], history[-1]["accuracy"])
         if easy >= cfg.warmup_target_easy and (best is None or hard > best[1]):
             best = (step, hard, {k: v.detach().clone() for k, v in policy.state_dict().items()})
         if easy >= cfg.warmup_target_easy and hard >= cfg.warmup_target_hard:

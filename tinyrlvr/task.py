@@ -134,5 +134,6 @@ def target_responses(problems: Problems, length: int) -> Tensor:
 
 
 def score(responses: Tensor, targets: Tensor) -> Tensor:
-    """Binary reward (n,) float: the sampled response equals the target exactly (PAD after EOS)."""
-    return (responses.to(targets.device) == targets).all(-1).float()
+    """Binary reward (n,) float, ``verify`` vectorized: the response matches the target up to and
+    including its end token; whatever follows the end token is ignored."""
+    return ((responses.to(targets.device) == targets) | (targets == PAD)).all(-1).float()

@@ -1,0 +1,81 @@
+"""tinyrlvr.model / sampler: KV-cached sampling equals uncached sampling, sampler log-probs equal a
+full forward pass, left padding does not change a prompt's logits, top-p and greedy decoding."""
+
+import pytest
+import torch
+
+from tinyrlvr.config import EngineConfig
+from tinyrlvr.model import ModelShape, Policy, response_logprobs
+from tinyrlvr.sampler import expand_prompts, generate
+from tinyrlvr.task import EOS, Problems, encode_prompts, sample_problems
+
+
+@pytest.fixture(scope="module")
+def policy():
+    """A random policy with spread-out logits (std 0.1 weights), so sampled tokens vary."""
+    cfg = EngineConfig.create(estimator="grpo", n_layers=2, d_model=64, n_heads=4)
+    torch.manual_seed(0)
+    net = Policy(ModelShape.from_config(cfg))
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.1)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    problems = sample_problems(torch.tensor([1, 2, 3, 4] * 4), torch.Generator().manual_seed(3), heldout=False)
+    return encode_prompts(problems, 11)
+
+
+def test_kv_cache_sampling_equals_uncached_sampling(policy, prompts):
+    ids, valid = prompts
+    cached = generate(policy, ids, valid, 4, 8, 1.0, 1.0, torch.Generator().manual_seed(5))
+    plain = generate(policy, ids, valid, 4, 8, 1.0, 1.0, torch.Generator().manual_seed(5), use_cache=False)
+    assert torch.equal(cached.responses, plain.responses)
+    assert torch.equal(cached.response_mask, plain.response_mask)
+    torch.testing.assert_close(cached.logprobs, plain.logprobs, atol=1e-5, rtol=0)
+    assert len(set(map(tuple, cached.responses.tolist()))) > 8  # the samples really differ
+
+
+def test_sampler_logprobs_and_entropies_equal_full_forward(policy, prompts):
+    ids, valid = prompts
+    s = generate(policy, ids, valid, 4, 8, 0.7, 1.0, torch.Generator().manual_seed(6))
+    full_ids, full_valid = expand_prompts(ids, valid, 4)
+    with torch.no_grad():
+        logp, entropy = response_logprobs(policy, full_ids, full_valid, s.responses, s.response_mask, 0.7, with_entropy=True)
+    m = s.response_mask
+    assert m.sum() > 0
+    torch.testing.assert_close(logp[m], s.logprobs[m], atol=1e-5, rtol=0)
+    torch.testing.assert_close(entropy[m], s.entropies[m], atol=1e-5, rtol=0)
+    assert bool((s.logprobs[~m] == 0).all())
+
+
+def test_response_mask_ends_at_first_end_token(policy, prompts):
+    ids, valid = prompts
+    s = generate(policy, ids, valid, 4, 8, 1.0, 1.0, torch.Generator().manual_seed(7))
+    for row, mask in zip(s.responses.tolist(), s.response_mask.tolist()):
+        n = sum(mask)
+        assert mask == [True] * n + [False] * (8 - n)
+        if EOS in row:
+            assert row.index(EOS) == n - 1
+
+
+def test_left_padding_does_not_change_logits(policy):
+    one = Problems(torch.tensor([3]), torch.tensor([4]), torch.tensor([1]))
+    tight, tight_valid = encode_prompts(one, 5)  # no padding
+    padded, padded_valid = encode_prompts(one, 11)  # six pads on the left
+    with torch.no_grad():
+        a = policy(tight, tight_valid)[:, -1]
+        b = policy(padded, padded_valid)[:, -1]
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert torch.isfinite(policy(padded, padded_valid)).all()  # pad rows attend to themselves: no NaN
+
+
+def test_greedy_and_tiny_top_p_pick_the_argmax(policy, prompts):
+    ids, valid = prompts
+    greedy = generate(policy, ids, valid, 2, 8, 0.0, 1.0, torch.Generator().manual_seed(1))
+    nucleus = generate(policy, ids, valid, 2, 8, 1.0, 1e-6, torch.Generator().manual_seed(2))
+    assert torch.equal(greedy.responses, nucleus.responses)
+    assert torch.equal(greedy.responses[0::2], greedy.responses[1::2])  # deterministic within a group
