@@ -36,13 +36,17 @@ METADATA_ARGV = "asym.argv"
 
 
 def submit_sweep(argv: list[str], cluster_file: str | None, address: str | None) -> str:
-    """Submit `asym sweep <argv>` as a Ray Job to the cluster's head; return the Ray job id."""
+    """Submit `asym sweep <argv>` as a Ray Job to the cluster's head; return the Ray job id.
+
+    `argv` is the sweep's command line after `asym sweep` (a leading "sweep" is accepted too).
+    """
+    argv = list(argv[1:] if argv and argv[0] == "sweep" else argv)
     if not argv:
         raise UserError("nothing to submit: give the sweep's study and options, e.g. `asym sweep grid ... --cluster FILE`")
     head = dashboard_url(cluster_file, address)
     env = dict(os.environ)
     require_shared_tracking_uri(env, head)
-    request = build_job_request(argv, env)
+    request = build_job_request(argv, env, head=head)
     client = connect(head)
     try:
         return client.submit_job(**request)
@@ -50,8 +54,13 @@ def submit_sweep(argv: list[str], cluster_file: str | None, address: str | None)
         raise UserError(f"the Ray head at {head} refused the job: {_first_line(exc)}") from None
 
 
-def build_job_request(argv: list[str], env: Mapping[str, str], working_dir: Path = REPO_ROOT) -> dict[str, Any]:
-    """The keyword arguments of `JobSubmissionClient.submit_job` (pure: no cluster contacted)."""
+def build_job_request(argv: list[str], env: Mapping[str, str], head: str | None = None,
+                      working_dir: Path = REPO_ROOT) -> dict[str, Any]:
+    """The keyword arguments of `JobSubmissionClient.submit_job` (pure: no cluster contacted).
+
+    `head` (the dashboard URL) is handed to the job as ASYM_RAY_JOB_ADDRESS: the verl backend
+    submits its multi-node trials as Ray Jobs to the same head.
+    """
     entrypoint = ["python", "-m", "cluster.job_driver"]
     for name in secret_names_set(env):
         entrypoint += ["--require-env", name]
@@ -61,6 +70,8 @@ def build_job_request(argv: list[str], env: Mapping[str, str], working_dir: Path
         "excludes": list(WORKING_DIR_EXCLUDES),
         "env_vars": {name: env[name] for name in FORWARDED_ENV if env.get(name)},
     }
+    if head:
+        runtime_env["env_vars"]["ASYM_RAY_JOB_ADDRESS"] = head
     return {
         "entrypoint": shlex.join(entrypoint),
         "runtime_env": runtime_env,

@@ -21,11 +21,15 @@ def register(sweep_app: typer.Typer) -> None:
         address: AddressOpt = None,
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream new lines until the sweep ends.")] = False,
     ) -> None:
-        """Print a submitted sweep's driver log (the `asym sweep` output on the head)."""
+        """Print a submitted sweep's driver log (the `asym sweep` output on the head); exit 1 if it failed or was stopped."""
+        import sys
+
         from cluster.head import dashboard_url
         from cluster.jobs import print_logs
 
-        raise typer.Exit(print_logs(dashboard_url(cluster, address), job, follow=follow))
+        code = print_logs(dashboard_url(cluster, address), job, follow=follow)
+        if code:
+            sys.exit(code)  # a failed or stopped sweep: non-zero, so scripts can tell
 
     @sweep_app.command("stop")
     def stop(job: JobArg, cluster: ClusterOpt = None, address: AddressOpt = None) -> None:

@@ -1,0 +1,120 @@
+"""Sweeps on a multi-node Ray cluster simulated on this machine (cluster.local_sim: a real head and two
+real worker nodes, 4 logical GPUs each): Ray Tune packs 2-GPU trials onto both nodes, never more at
+once than the GPUs allow, each trial with its own CUDA_VISIBLE_DEVICES; a worker lost mid-sweep has
+its trials retried on the other node (FailureConfig) and the sweep completes.
+
+The trials ask Tune for the resource shape the sweep uses for its trials (orchestrator/sweep.py:
+`tune.with_resources(..., {"cpu": cpus_per_trial, "gpu": gpus_per_trial})`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+GPUS_PER_WORKER = 4
+GPUS_PER_TRIAL = 2
+
+
+def run_grid(tmp_path: Path, n_trials: int, seconds: float, max_failures: int = 0):
+    from ray import tune
+
+    markers = tmp_path / "markers"
+    markers.mkdir(exist_ok=True)
+    from cluster.local_sim import sleep_trial
+
+    trainable = tune.with_resources(sleep_trial, {"cpu": 1, "gpu": GPUS_PER_TRIAL})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"index": tune.grid_search(list(range(n_trials))), "seconds": seconds, "markers": str(markers)},
+        tune_config=tune.TuneConfig(num_samples=1),
+        run_config=tune.RunConfig(name="packing", storage_path=str(tmp_path / "tune"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
+    )
+    return tuner, markers
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    current = best = 0
+    for _, delta in events:
+        current += delta
+        best = max(best, current)
+    return best
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from cluster.local_sim import simulated_cluster
+
+    with simulated_cluster(workers=2, gpus_per_worker=GPUS_PER_WORKER, cpus_per_worker=2) as cluster:
+        yield cluster
+
+
+def test_two_gpu_trials_are_packed_on_both_nodes_within_gpu_limits(sim, tmp_path):
+    n_trials = 8
+    tuner, _ = run_grid(tmp_path, n_trials=n_trials, seconds=4.0)
+    results = tuner.fit()
+    assert not results.errors
+    rows = [r.metrics for r in results]
+    assert len(rows) == n_trials
+
+    nodes = {row["node"] for row in rows}
+    assert nodes == set(sim.worker_node_ids()), "the grid ran on both worker nodes (never on the GPU-less head)"
+
+    capacity = 2 * GPUS_PER_WORKER // GPUS_PER_TRIAL
+    overall = max_overlap([(row["start"], row["end"]) for row in rows])
+    assert 2 < overall <= capacity, f"{overall} concurrent trials; the GPUs allow {capacity}"
+    for node in nodes:
+        on_node = [row for row in rows if row["node"] == node]
+        assert max_overlap([(r["start"], r["end"]) for r in on_node]) <= GPUS_PER_WORKER // GPUS_PER_TRIAL
+
+    for row in rows:
+        devices = row["cvd"].split(",")
+        assert len(devices) == GPUS_PER_TRIAL and len(set(devices)) == GPUS_PER_TRIAL, row["cvd"]
+        assert all(0 <= int(d) < GPUS_PER_WORKER for d in devices)
+    for i, a in enumerate(rows):  # trials sharing a node at the same time hold disjoint GPUs
+        for b in rows[i + 1:]:
+            if a["node"] == b["node"] and a["start"] < b["end"] and b["start"] < a["end"]:
+                assert not set(a["cvd"].split(",")) & set(b["cvd"].split(",")), (a, b)
+
+
+def test_a_worker_lost_mid_sweep_has_its_trials_retried_on_the_other_node(sim, tmp_path):
+    n_trials = 4
+    tuner, markers = run_grid(tmp_path, n_trials=n_trials, seconds=8.0, max_failures=3)
+    outcome: dict = {}
+    fit = threading.Thread(target=lambda: outcome.setdefault("results", tuner.fit()))
+    fit.start()
+
+    victim = None
+    deadline = time.monotonic() + 90
+    while victim is None and time.monotonic() < deadline:  # wait until a worker is running trials
+        started = [json.loads(p.read_text()) for p in markers.glob("*.json")]
+        nodes = {s["node"] for s in started}
+        if len(nodes) == 2:
+            victim = sorted(nodes)[0]
+        time.sleep(0.2)
+    assert victim is not None, "trials never started on both workers"
+    lost = {s["index"] for s in (json.loads(p.read_text()) for p in markers.glob("*.json")) if s["node"] == victim}
+    sim.remove_worker(victim)
+
+    fit.join(timeout=180)
+    assert not fit.is_alive(), "the sweep did not finish after losing a worker"
+    results = outcome["results"]
+    assert not results.errors
+    survivor = next(n for n in sim.worker_node_ids() if n != victim)
+    rows = {r.config["index"]: r.metrics for r in results}
+    assert sorted(rows) == list(range(n_trials))
+    for index in lost:  # retried elsewhere: their final attempt ran on the surviving node
+        assert rows[index]["node"] == survivor
+    attempts = {}
+    for p in markers.glob("*.json"):
+        attempts.setdefault(json.loads(p.read_text())["index"], []).append(p)
+    assert all(len(attempts[i]) >= 2 for i in lost), "the lost node's trials were started again"
