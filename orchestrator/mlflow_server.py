@@ -39,6 +39,20 @@ def server_command(store_uri: str, artifact_root: str, port: int) -> list[str]:
                    "--no-serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
 
 
+def stop_stale(pid_file: Path, store_uri: str) -> None:
+    """Stop a server a killed driver left running on this store (found by its pid file and command line)."""
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return
+    if "mlflow" in cmdline and store_uri in cmdline:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @dataclass
 class LocalServer:
     """A running ``mlflow server`` child process."""
@@ -52,6 +66,7 @@ class LocalServer:
         """Start the server (returns at once; call ``wait_ready``)."""
         port = port or free_port()
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        stop_stale(log_path.with_suffix(".pid"), store_uri)
         log = open(log_path, "ab")
         # No job runner: it forks half a dozen worker processes that a tracking store never uses.
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -284,6 +284,7 @@ def _optuna_tuner(trainable, template: TrialSpec, options: SweepOptions, run_con
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = OptunaSearch(metric=OPTUNA_METRIC, mode="max", sampler=optuna.samplers.TPESampler(seed=options.optuna_seed))
     lo_p, hi_p = options.optuna_alpha_pos
     lo_n, hi_n = options.optuna_alpha_neg

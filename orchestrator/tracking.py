@@ -45,12 +45,9 @@ def make_client(uri: str):
     """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    import logging
-
+    # MLflow prints "View run ... at http://..." to stdout for every run it ends over HTTP.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow import MlflowClient
-
-    # MLflow prints "View run ... at http://..." for every run it terminates: one line per trial.
-    logging.getLogger("mlflow.tracking._tracking_service.client").setLevel(logging.WARNING)
 
     return MlflowClient(tracking_uri=uri)
 

@@ -244,7 +244,7 @@ def _argv_without_cluster(ctx: typer.Context) -> list[str]:
     --cluster / --address (parsed values, so it is the same plan that was validated here)."""
     argv = ["sweep", ctx.info_name]
     for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name in ("cluster", "address"):
+        if getattr(param, "param_type_name", "") != "option" or param.name in ("cluster", "address"):
             continue
         value = ctx.params.get(param.name)
         if value is None or value == param.default or (param.is_flag and not value):
