@@ -77,11 +77,17 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
     jobs: list[tuple[str, Callable[[], Section]]] = []
     suffix = (lambda model: "") if len(data.models) == 1 else (lambda model: f"_{_slug(model)}")
 
-    def figure_job(stem: str, title: str, caption: str, draw: Callable[[], object]) -> Callable[[], Section]:
-        def run() -> Section:
-            paths = figures.save(draw(), out, stem)
+    def figure_job(stem: str, title: str, caption: str, draw: Callable[[], object]) -> Callable[[], Section | None]:
+        def run() -> Section | None:
+            fig = draw()
+            if fig is None:  # nothing of this model to draw
+                return None
+            paths = figures.save(fig, out, stem)
             return Section(title, caption, png=out / f"{stem}.png", files=tuple(p.name for p in paths))
         return run
+
+    def curves_or_none(panels: list, title: str):
+        return figures.curves_figure(panels, colours, title) if panels else None
 
     configs = summaries.configurations(data)
     group_size = settings.group_size or summaries.group_size(data)
@@ -107,9 +113,8 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
     def panels_for(model: str, metrics: list[tuple], labels: list[str] | None):
         out_panels = []
         for metric, title, ylabel, ema in metrics:
-            frame = summaries.curve(data, metric, ema_factor=ema, labels=labels, confidence=settings.confidence,
-                                    seed=settings.seed)
-            frame = frame[frame["model"] == model]
+            frame = summaries.curve(data, metric, ema_factor=ema, labels=labels, model=model,
+                                    confidence=settings.confidence, seed=settings.seed)
             if not frame.empty:
                 out_panels.append((title, ylabel, frame))
         return out_panels
@@ -120,17 +125,17 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
         if any(m[0] in tracked for m in curve_panels):
             jobs.append((f"Fig 2 curves {model}", figure_job(
                 f"fig2_training{suffix(model)}", f"Figure 2 style: training dynamics ({model})",
-                "Mean over seeds; the band is the 95% bootstrap interval over seeds. Test accuracy is "
-                f"{ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
-                lambda model=model: figures.curves_figure(panels_for(model, curve_panels, None), colours,
-                                                          f"Training dynamics per configuration: {model}"))))
+                f"Mean over seeds; the band is the {settings.confidence:.0%} bootstrap interval over seeds. Test "
+                f"accuracy is {ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
+                lambda model=model: curves_or_none(panels_for(model, curve_panels, None),
+                                                   f"Training dynamics per configuration: {model}"))))
         if flip and any(m[0] in tracked for m in curve_panels[:2]):
             jobs.append((f"Fig 3 flip {model}", figure_job(
                 f"fig3_flip{suffix(model)}", f"Figure 3 style: advantage-flip test ({model})",
                 "GRPO against EntDecrease (positive channel mirrored) and EntIncrease (negative channel "
                 "mirrored), spec section 2.",
-                lambda model=model: figures.curves_figure(panels_for(model, curve_panels[:4], flip), colours,
-                                                          f"Advantage-flip test: {model}"))))
+                lambda model=model: curves_or_none(panels_for(model, curve_panels[:4], flip),
+                                                   f"Advantage-flip test: {model}"))))
 
     sections_tables: list[tuple[str, Callable[[], Section]]] = []
     if benchmarks:
@@ -221,8 +226,16 @@ def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
             f"<table class='meta'>{meta_rows}</table>{''.join(blocks)}</body></html>\n")
 
 
+# Every file a report writes matches this: a previous report in the same folder is replaced whole
+# (no stale figure from another sweep survives), other files there are left alone.
+REPORT_FILES = re.compile(r"^(fig\d|prop2_|table\d)[^/]*\.(png|svg|csv|md|tex)$|^(report\.html|runs\.csv)$")
+
+
 def _move_into(scratch: Path, out_dir: Path) -> None:
     if out_dir.exists():
+        for old in out_dir.iterdir():
+            if old.is_file() and REPORT_FILES.match(old.name):
+                old.unlink()
         for path in scratch.iterdir():
             os.replace(path, out_dir / path.name)
         scratch.rmdir()
@@ -244,6 +257,8 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
 
     settings = (settings or ReportSettings()).validate()
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; give a folder for the report")
     console = Console(stderr=True)
     with console.status(f"loading sweep '{sweep_name}' from MLflow", spinner="dots"):
         data = load_sweep(sweep_name, tracking_uri)
@@ -257,7 +272,9 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
             task = progress.add_task("", total=len(jobs) + 1)
             for description, job in jobs:
                 progress.update(task, description=description)
-                sections.append(job())
+                section = job()
+                if section is not None:
+                    sections.append(section)
                 progress.advance(task)
             progress.update(task, description="report.html")
             sections.append(_runs_section(data, scratch))

@@ -69,24 +69,27 @@ def _declared_benchmarks(runs: pd.DataFrame) -> list[str]:
 
 
 def curve(data: SweepData, metric: str, ema_factor: float | None = None, labels: list[str] | None = None,
-          confidence: float = agg.DEFAULT_CONFIDENCE, seed: int = 0) -> pd.DataFrame:
+          model: str | None = None, confidence: float = agg.DEFAULT_CONFIDENCE, seed: int = 0) -> pd.DataFrame:
     """Per (model, label, step): mean over seeds and its bootstrap interval, optionally EMA-smoothed.
 
-    Smoothing is applied to each seed's history before averaging (what a reader of one run sees).
+    ``labels`` / ``model`` restrict the runs drawn. Smoothing is applied to each seed's history
+    before averaging (what a reader of one run sees).
     Columns: model, label, step, mean, low, high, n.
     """
     frames = []
     subset = data.metrics[data.metrics["metric"] == metric]
-    for (model, label), rows in subset.groupby(["model", "label"], sort=False):
-        if labels is not None and label not in labels:
-            continue
-        wide = rows.pivot_table(index="run_id", columns="step", values="value", aggfunc="last")  # (S, T)
+    if model is not None:
+        subset = subset[subset["model"] == model]
+    if labels is not None:
+        subset = subset[subset["label"].isin(labels)]
+    for (model_name, label), rows in subset.groupby(["model", "label"], sort=False):
+        wide = rows.pivot(index="run_id", columns="step", values="value")  # (S, T); steps unique per run
         matrix = wide.to_numpy(dtype=np.float64)
         if ema_factor:
             matrix = np.stack([agg.ema(row, ema_factor) for row in matrix])
         interval = agg.bootstrap_mean(matrix, confidence=confidence, seed=seed)
         frames.append(pd.DataFrame({
-            "model": model, "label": label, "step": wide.columns.to_numpy(dtype=np.int64),
+            "model": model_name, "label": label, "step": wide.columns.to_numpy(dtype=np.int64),
             "mean": interval.point, "low": interval.low, "high": interval.high, "n": interval.n,
         }))
     columns = ["model", "label", "step", "mean", "low", "high", "n"]
@@ -177,7 +180,8 @@ def kappa_table(data: SweepData, n_steps: int = agg.KAPPA_STEPS, confidence: flo
     models = []
     for model, rows in per_run.groupby("model", sort=False):
         interval = agg.bootstrap_mean(rows["kappa_bar"].to_numpy(dtype=np.float64), confidence=confidence, seed=seed)
-        sign = "positive" if interval.point > 0 else "negative" if interval.point < 0 else "zero"
+        point = interval.point
+        sign = "undefined" if np.isnan(point) else "positive" if point > 0 else "negative" if point < 0 else "zero"
         models.append({"model": model, "kappa": interval.point, "kappa_low": interval.low,
                        "kappa_high": interval.high, "runs": int(interval.n), "sign": sign})
     return pd.DataFrame(models, columns=["model", "kappa", "kappa_low", "kappa_high", "runs", "sign"]), per_run

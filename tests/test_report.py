@@ -273,3 +273,28 @@ def test_asym_report_subprocess_unknown_sweep(store, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and len(lines) == 1 and "no sweep named 'nope'" in lines[0]
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_new_report_replaces_the_previous_one_in_the_folder_and_keeps_other_files(tmp_path):
+    from analysis.report import _move_into
+
+    out, scratch = tmp_path / "out", tmp_path / ".out.new"
+    out.mkdir()
+    scratch.mkdir()
+    for name in ("fig3_flip.png", "table2_accuracy.md", "report.html", "my_notes.txt"):
+        (out / name).write_text("old")
+    for name in ("fig1_advantages.png", "report.html"):
+        (scratch / name).write_text("new")
+    _move_into(scratch, out)
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        "fig1_advantages.png": "new", "report.html": "new", "my_notes.txt": "old"}
+    assert not scratch.exists()
+
+
+def test_out_that_is_a_file_exits_2(store, tmp_path, capsys):
+    uri, _ = store
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    code, err = _run_cli(["report", "mixed", "--out", str(target), "--tracking-uri", uri], capsys)
+    assert code == 2 and err == [f"error: --out {target} is a file; give a folder for the report"]
+    assert target.read_text() == "keep"
