@@ -81,7 +81,7 @@ def advantage_figure(curves: pd.DataFrame, colours: dict[str, str], group_size: 
 def curves_figure(panels: list[tuple[str, str, pd.DataFrame]], colours: dict[str, str], title: str) -> Figure:
     """Fig 2/3 style: one panel per metric, one line per configuration (mean over seeds),
     the band its bootstrap interval over seeds. ``panels``: (title, y label, curve frame)."""
-    ncols = min(len(panels), 3)
+    ncols = 2 if len(panels) == 4 else min(len(panels), 3)
     nrows = int(np.ceil(len(panels) / ncols))
     fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
