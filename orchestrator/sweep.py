@@ -14,6 +14,7 @@ Everything lives under ``./.asym``: the Tune experiment in ``sweeps/<name>`` (wi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,8 +40,8 @@ class SweepOptions:
     name: str
     study: str
     max_concurrent: int | None = None  # None: as many as the resources allow
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    cpus_per_trial: float | None = None  # None: the backend's request (embedded: 1 CPU; verl: its preset's GPUs)
+    gpus_per_trial: float | None = None
     scheduler: str = "fifo"
     max_failures: int = 2  # retries of a failed trial (FailureConfig)
     # Optuna search (``asym sweep optuna``): ranges of the alphas and the number of trials.
@@ -54,9 +55,9 @@ class SweepOptions:
             raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"--max-concurrent must be >= 1, got {self.max_concurrent}")
-        if not self.cpus_per_trial > 0:
+        if self.cpus_per_trial is not None and not self.cpus_per_trial > 0:
             raise ValueError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0:
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise ValueError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
         if self.max_failures < 0:
             raise ValueError(f"--max-failures must be >= 0, got {self.max_failures}")
@@ -244,13 +245,13 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
     from ray import tune
 
     from orchestrator.live import LiveTable
-    from orchestrator.trial import SweepContext, run_trial
+    from orchestrator.trial import SweepContext, placement, run_trial
 
     context = SweepContext(sweep=options.name, tracking_uri=uri, experiment_id=experiment_id,
                            parent_run_id=parent_run_id, work_root=str(asym_root(workdir)),
                            cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial)
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
-                                    {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    resources = functools.partial(placement, cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
     directory = sweep_dir(options.name, workdir)
     if restore:
         return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,

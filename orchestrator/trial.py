@@ -33,8 +33,28 @@ class SweepContext:
     experiment_id: str
     parent_run_id: str | None
     work_root: str  # absolute: Tune may change a trial's working directory
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
+    cpus_per_trial: float | None = None  # None: what the backend asks for (``backend.resources``)
+    gpus_per_trial: float | None = None
+
+
+def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
+    """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
+    from orchestrator.backends.base import get_backend
+
+    backend = get_backend(spec.backend)
+    wanted = dict(backend.resources(spec)) if hasattr(backend, "resources") else {"CPU": 1.0}
+    if cpus is not None:
+        wanted["CPU"] = cpus
+    if gpus is not None:
+        wanted["GPU"] = gpus
+    return {key: float(value) for key, value in wanted.items() if value}
+
+
+def placement(config: Mapping[str, Any], cpus: float | None = None, gpus: float | None = None):
+    """Tune's per-trial resource request (``tune.with_resources`` calls it with the trial's config)."""
+    from ray.tune import PlacementGroupFactory
+
+    return PlacementGroupFactory([trial_resources(spec_from_config(config), cpus, gpus)])
 
 
 def trial_workdir(work_root: str | Path, sweep: str, trial: TrialSpec) -> Path:
@@ -111,7 +131,11 @@ def run_trial(config: dict, context: SweepContext) -> None:
     backend = get_backend(spec.backend)
     configure = getattr(backend, "configure_runtime", None)
     if configure is not None:
-        configure(context.cpus_per_trial, context.gpus_per_trial)
+        got = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+        configure(got.get("CPU", 1.0), got.get("GPU", 0.0))
+    # A backend that runs its own logger (verl) attaches it to this trial's run.
+    os.environ["MLFLOW_TRACKING_URI"] = context.tracking_uri
+    os.environ["MLFLOW_RUN_ID"] = tracker.run_id
     workdir = trial_workdir(context.work_root, context.sweep, spec)
     reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
                             durable_every=getattr(backend, "checkpoint_every", None))

@@ -26,6 +26,10 @@ class EmbeddedBackend:
         self.threads = threads  # None: all cores of this machine
         self.device = device  # None: cuda when this trial was given a GPU, else cpu
 
+    def resources(self, trial: TrialSpec) -> dict[str, float]:
+        """One CPU per trial by default: trials run side by side, one torch thread each."""
+        return {"CPU": 1.0}
+
     def configure_runtime(self, cpus: float, gpus: float) -> None:
         """Called by the Tune trainable with the trial's resources."""
         self.threads = max(1, int(cpus))

@@ -76,8 +76,8 @@ ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="A YAML file 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the planned trials and exit.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="With --dry-run: print a JSON list.")]
 MaxConcOpt = Annotated[Optional[int], typer.Option("--max-concurrent", help="At most this many trials at once.")]
-GpusOpt = Annotated[float, typer.Option("--gpus-per-trial", help="GPUs Tune reserves per trial.")]
-CpusOpt = Annotated[float, typer.Option("--cpus-per-trial", help="CPUs Tune reserves per trial (= its torch threads).")]
+GpusOpt = Annotated[Optional[float], typer.Option("--gpus-per-trial", help="GPUs Tune reserves per trial (default: embedded 0, verl its preset's).")]
+CpusOpt = Annotated[Optional[float], typer.Option("--cpus-per-trial", help="CPUs Tune reserves per trial (= its torch threads; default 1).")]
 SchedOpt = Annotated[SchedulerName, typer.Option("--scheduler", help="fifo runs every trial to the end; asha stops weak ones early.")]
 FailOpt = Annotated[int, typer.Option("--max-failures", help="Retries of a failed trial.")]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Submit to the Ray cluster of this launcher YAML.")]
@@ -97,8 +97,8 @@ def sweep_study(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     max_concurrent: MaxConcOpt = None,
-    gpus_per_trial: GpusOpt = 0.0,
-    cpus_per_trial: CpusOpt = 1.0,
+    gpus_per_trial: GpusOpt = None,
+    cpus_per_trial: CpusOpt = None,
     scheduler: SchedOpt = SchedulerName.fifo,
     max_failures: FailOpt = 2,
     alpha_pos: Annotated[Optional[str], typer.Option("--alpha-pos", help="grid: comma-separated alpha_pos values.")] = None,
@@ -138,8 +138,8 @@ def sweep_optuna(
     dry_run: DryRunOpt = False,
     as_json: JsonOpt = False,
     max_concurrent: MaxConcOpt = None,
-    gpus_per_trial: GpusOpt = 0.0,
-    cpus_per_trial: CpusOpt = 1.0,
+    gpus_per_trial: GpusOpt = None,
+    cpus_per_trial: CpusOpt = None,
     max_failures: FailOpt = 2,
     cluster: ClusterOpt = None,
     address: AddressOpt = None,

@@ -1,0 +1,141 @@
+"""What the sweep machinery costs, measured side by side in one run on this machine.
+
+1. Start-up: wall time from launching `asym sweep` (a subprocess, fresh directory, no MLflow store
+   yet) to the first trial's first reported step (step 0, the base model's evaluation) and first
+   training step, read from MLflow's metric timestamps. The base model is made beforehand (the
+   "first warm-up" is excluded, as the target says).
+2. Overhead per trial: the same default embedded trial (the preset's settings, `--steps` steps)
+   run bare through the engine API (`tinyrlvr.trainer.train`, no-op callback, 2 threads) and
+   through `asym sweep grid` as a one-trial sweep (2 CPUs for the trial = 2 threads, Tune, the
+   Tune trainable, MLflow logging over HTTP). Reports the trial's wall time in the sweep (Tune's
+   `time_total_s`: the trainable from its first line to its return) over the bare wall time, and
+   the whole sweep command's wall time over the bare time.
+
+    .venv/bin/python benchmarks/sweep_overhead.py [--steps 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
+ASYM = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+def _client(cwd: Path):
+    from orchestrator.tracking import make_client
+
+    return make_client(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
+
+
+def _trial_runs(client):
+    from orchestrator import tracking_names as names
+
+    exp = client.get_experiment_by_name(names.EXPERIMENT)
+    return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{names.TAG_KIND}` = 'trial'"))
+
+
+def warm_base_models(steps: int) -> None:
+    """Make the cached base models both measurements use (smoke and default sizes)."""
+    from experiments.plan import plan
+    from orchestrator.backends.embedded import EmbeddedBackend
+
+    trials = plan("isolation", smoke=True, steps=3) + plan("grid", alpha_pos=[1.0], alpha_neg=[0.5], steps=steps)
+    EmbeddedBackend().prepare(trials)
+
+
+def startup(work: Path) -> dict[str, float]:
+    cwd = work / "startup"
+    cwd.mkdir()
+    t0 = time.time()
+    proc = subprocess.run([*ASYM, "sweep", "isolation", "--smoke", "--seeds", "0", "--steps", "3", "--name", "bench"],
+                          cwd=cwd, env=_env(), capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
+    client = _client(cwd)
+    first0 = first1 = float("inf")
+    run_start = float("inf")
+    for run in _trial_runs(client):
+        run_start = min(run_start, run.info.start_time / 1000)
+        for m in client.get_metric_history(run.info.run_id, "eval/mean_accuracy"):
+            if m.step == 0:
+                first0 = min(first0, m.timestamp / 1000)
+        for m in client.get_metric_history(run.info.run_id, "train/entropy"):
+            if m.step == 1:
+                first1 = min(first1, m.timestamp / 1000)
+    parent = client.search_runs([client.get_experiment_by_name("asym").experiment_id],
+                                filter_string="tags.`asym.kind` = 'sweep'")[0]
+    return {"to_parent_run_s": parent.info.start_time / 1000 - t0, "to_first_trial_run_s": run_start - t0,
+            "to_first_step0_s": first0 - t0, "to_first_step1_s": first1 - t0, "sweep_wall_s": wall}
+
+
+def bare(steps: int) -> float:
+    from experiments.plan import plan
+    from orchestrator.backends.embedded import EmbeddedBackend
+    from tinyrlvr.trainer import train
+
+    (trial,) = plan("grid", alpha_pos=[1.0], alpha_neg=[0.5], steps=steps)
+    cfg = EmbeddedBackend(threads=2).engine_config(trial)
+    t0 = time.perf_counter()
+    train(cfg, lambda step, metrics: None)
+    return time.perf_counter() - t0
+
+
+def swept(work: Path, steps: int) -> dict[str, float]:
+    cwd = work / "swept"
+    cwd.mkdir()
+    t0 = time.time()
+    proc = subprocess.run([*ASYM, "sweep", "grid", "--alpha-pos", "1", "--alpha-neg", "0.5", "--seeds", "0",
+                           "--steps", str(steps), "--cpus-per-trial", "2", "--name", "bench"],
+                          cwd=cwd, env=_env(), capture_output=True, text=True)
+    wall = time.time() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
+    (run,) = _trial_runs(_client(cwd))
+    results = sorted((cwd / ".asym" / "sweeps" / "bench").glob("*/result.json"))
+    last = json.loads(results[0].read_text().splitlines()[-1])
+    return {"trial_s": float(last["time_total_s"]), "mlflow_run_s": (run.info.end_time - run.info.start_time) / 1000,
+            "sweep_wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100, help="steps of the default embedded trial")
+    args = parser.parse_args()
+    os.chdir(REPO)
+    warm_base_models(args.steps)
+    with tempfile.TemporaryDirectory(prefix="asym-bench-") as tmp:
+        work = Path(tmp)
+        start = startup(work)
+        bare_s = bare(args.steps)
+        sweep = swept(work, args.steps)
+        bare_after = bare(args.steps)  # again after the sweep: the load on this machine drifts
+    bare_mean = (bare_s + bare_after) / 2
+    print(f"start-up (asym sweep isolation --smoke, 4 trials, fresh store):")
+    for key, value in start.items():
+        print(f"  {key:22s} {value:7.1f} s")
+    print(f"default embedded trial, {args.steps} steps, 2 threads:")
+    print(f"  bare engine API           {bare_s:7.1f} s, again after the sweep {bare_after:7.1f} s (mean {bare_mean:.1f} s)")
+    print(f"  in the sweep (trainable)  {sweep['trial_s']:7.1f} s   ratio {sweep['trial_s'] / bare_mean:.3f}")
+    print(f"  MLflow run open -> end    {sweep['mlflow_run_s']:7.1f} s   ratio {sweep['mlflow_run_s'] / bare_mean:.3f}")
+    print(f"  whole `asym sweep` wall   {sweep['sweep_wall_s']:7.1f} s   ratio {sweep['sweep_wall_s'] / bare_mean:.3f}")
+    print(f"overhead per trial: {100 * (sweep['trial_s'] / bare_mean - 1):+.1f}% (target < 5%); "
+          f"time to first step: {start['to_first_step0_s']:.1f} s (target < 10 s)")
+
+
+if __name__ == "__main__":
+    main()
