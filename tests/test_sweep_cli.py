@@ -129,3 +129,40 @@ def test_cluster_argv_is_the_same_plan_without_cluster_options():
     assert rebuilt[:2] == ["sweep", "grid"] and "--cluster" not in rebuilt and "--address" not in rebuilt
     again = command.make_context("grid", rebuilt[2:], parent=parent)
     assert {k: v for k, v in again.params.items() if k != "cluster"} == {k: v for k, v in ctx.params.items() if k != "cluster"}
+
+
+def test_ui_without_a_store_is_a_one_line_error(workdir, capsys):
+    code, _, err = _run(["ui", "--port", "5999"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no MLflow store" in err
+    assert not (workdir / ".asym").exists()
+
+
+@pytest.mark.slow
+def test_ui_serves_the_local_store_on_loopback(tmp_path):
+    """`asym ui` answers on 127.0.0.1 for the store of the working directory (a run made here)."""
+    import signal
+    import time
+    import urllib.request
+
+    from orchestrator import tracking
+    from orchestrator.mlflow_server import free_port
+
+    store = tmp_path / ".asym" / "mlflow"
+    store.mkdir(parents=True)
+    client = tracking.make_client(f"sqlite:///{store / 'mlflow.db'}")
+    run = client.create_run(tracking.ensure_experiment(client), run_name="visible")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "ui", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not tracking.server_is_up(f"http://127.0.0.1:{port}"):
+            assert proc.poll() is None and time.monotonic() < deadline, "asym ui did not come up"
+            time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={run.info.run_id}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert json.loads(response.read())["run"]["info"]["run_name"] == "visible"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
