@@ -34,6 +34,10 @@ def save(fig: Figure, out_dir: Path, stem: str, formats: tuple[str, ...] = FORMA
         metadata = {"Date": None} if fmt == "svg" else None
         fig.savefig(path, format=fmt, dpi=DPI, metadata=metadata)  # constrained layout already fits
         paths.append(path)
+        try:  # the layout is solved: later formats reuse it instead of solving it again
+            fig.set_layout_engine("none")
+        except RuntimeError:  # matplotlib refuses for some colorbar layouts; solve again then
+            pass
     return paths
 
 
