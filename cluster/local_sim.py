@@ -101,7 +101,8 @@ def sleep_trial(config: dict) -> None:
     """A Tune trial that sleeps `config["seconds"]` and reports where, when and on which GPUs it ran.
 
     With `config["markers"]` (a folder), it writes `<index>-<pid>.json` when it starts, so a test can
-    see which trials run where while the sweep is still going.
+    see which trials run where while the sweep is still going. The settings may sit under
+    `config["trial"]`, as a sweep's grid of trial dicts puts them.
     """
     import json
     from pathlib import Path
@@ -109,6 +110,7 @@ def sleep_trial(config: dict) -> None:
     import ray
     from ray import tune
 
+    config = config.get("trial", config)
     start = time.time()
     node = ray.get_runtime_context().get_node_id()
     if config.get("markers"):

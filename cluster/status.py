@@ -111,7 +111,7 @@ def render(snap: ClusterSnapshot) -> None:
     nodes = Table(title=f"Ray cluster at {snap.head}: {len(snap.nodes)} node(s), "
                         f"GPUs in use {_num(snap.gpus_in_use)}/{_num(snap.gpus_total)}")
     for column in ("node", "ip", "role", "state", "CPUs", "GPUs", "GPUs held by actors"):
-        nodes.add_column(column, justify="right" if column.isupper() or "GPU" in column else "left")
+        nodes.add_column(column, justify="right" if column in ("CPUs", "GPUs", "GPUs held by actors") else "left")
     for row in snap.nodes:
         nodes.add_row(row.node_id[:12], row.ip, "head" if row.is_head else "worker", row.state,
                       _num(row.cpus), _num(row.gpus), _num(row.gpus_in_use))
