@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer._click import exceptions as click_exc  # typer 0.29 vendors its own click
 
 from orchestrator.commands import (
     cluster as cluster_cmd,
@@ -43,21 +43,27 @@ ui_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become `error: <one line>` on stderr and exit code 2."""
+    """Entry point: bad input becomes `error: <one line>` on stderr and exit code 2, no traceback."""
     try:
         app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except click_exc.NoArgsIsHelpError as exc:
+        exc.show()  # a bare group: print its help
+        sys.exit(0)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except click_exc.ClickException as exc:  # usage errors: bad option values, missing arguments
+        _fail(exc.format_message(), exc.exit_code)
     except (UserError, ValueError, FileNotFoundError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc) or type(exc).__name__, 2)
+
+
+def _fail(message: str, code: int) -> None:
+    lines = message.strip().splitlines()
+    print(f"error: {lines[0] if lines else 'invalid input'}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
