@@ -3,6 +3,9 @@
 - the entry point's TaskRunner (verl's ``TaskRunnerV1`` plus our registration step) runs as a real
   Ray actor and finds ``asym_grpo`` in verl's estimator registry and our trainer in verl's v1
   trainer registry, in that actor's own process;
+- our trainer subclass built from the composed config runs verl's ``sync`` machinery, and its
+  ``_compute_advantage`` (verl's, through real TransferQueue actors) adds the diagnostics, equal to
+  the ``estimators`` functions on the same rows, with verl-style pad rows skipped;
 - the placement-group watchdog fails a placement group that can never be placed within its
   timeout, and ignores ready ones and other jobs' ones;
 - the logical admission resource: trials that together ask for more units than the cluster
@@ -97,3 +100,61 @@ def test_admission_resource_serialises_trials_that_would_double_book(local_ray):
             for _ in range(2)]
     (s1, e1), (s2, e2) = sorted(ray.get(runs, timeout=120))
     assert s2 >= e1 - 0.05  # the second waited for the first's units
+
+
+def test_trainer_subclass_adds_the_diagnostics_through_transfer_queue(local_ray):
+    """verl's real v1 trainer path: rows in TransferQueue -> AsymPPOTrainer._compute_advantage
+    (verl's, with our asym_grpo) -> our diagnostics in the step's metrics, pad rows skipped."""
+    import torch
+    import transfer_queue as tq
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from estimators import diagnostics as diag
+    from estimators.advantages import asym
+    from orchestrator.backends.verl.entry import compose_config
+    from orchestrator.backends.verl.trainer import AsymPPOTrainer
+
+    trial = next(t for t in plan("main", backend="verl", models=["qwen3-4b"]) if t.alpha_neg == 0.4)
+    config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt"))
+                            + ["transfer_queue.backend.SimpleStorage.num_data_storage_units=1"])
+    tq.init(config.transfer_queue)
+    try:
+        trainer = AsymPPOTrainer(config)
+        assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer).__name__ == "ReplayBuffer"
+        gen = torch.Generator().manual_seed(0)
+        rows, keys, tags = [], [], []
+        for g, k in enumerate([0, 3, 8, 5, 1]):
+            for i in range(8):
+                length = int(torch.randint(1, 12, (1,), generator=gen))
+                score = torch.zeros(length)
+                score[-1] = float(i < k)
+                rows.append({"uid": f"u{g}", "response_mask": torch.ones(length, dtype=torch.int64), "rm_scores": score,
+                             "old_log_probs": -torch.rand(length, generator=gen) * 2,
+                             "entropy": torch.rand(length, generator=gen)})
+                keys.append(f"u{g}_{i}_0")
+                tags.append({"is_padding": False})
+        for j in range(3):  # verl's pad rows: one eos token, zero mask, uid pad...
+            rows.append({"uid": "padfeed", "response_mask": torch.zeros(1, dtype=torch.int64), "rm_scores": torch.zeros(1),
+                         "old_log_probs": torch.full((1,), -9.0), "entropy": torch.full((1,), 9.0)})
+            keys.append(f"padfeed_{j}_0")
+            tags.append({"is_padding": True})
+        meta = tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(rows), tags=tags)
+        metrics: dict = {}
+        trainer._compute_advantage(meta, metrics)
+    finally:
+        tq.close()
+
+    real = rows[:40]
+    rewards = torch.tensor([float(r["rm_scores"].sum() > 0) for r in real])
+    groups = torch.tensor([int(r["uid"][1:]) for r in real])
+    c = torch.stack([r["old_log_probs"].mean() for r in real])
+    adv = asym(rewards, groups, 0.9, 0.4)
+    pos, neg = diag.advantage_mass(rewards, adv)
+    tokens = torch.cat([r["entropy"] for r in real])
+    want = {"asym/none_solved_frac": 0.2, "asym/all_solved_frac": 0.2, "asym/reward_mean": float(rewards.mean()),
+            "asym/kappa": diag.kappa(rewards, groups, c), "asym/adv_mass_pos": pos, "asym/adv_mass_neg": neg,
+            "asym/entropy": float(tokens.mean()),
+            "asym/response_length": float(sum(len(r["entropy"]) for r in real) / len(real))}
+    assert set(want) <= set(metrics)
+    for key, value in want.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key

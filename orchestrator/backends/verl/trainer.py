@@ -47,9 +47,26 @@ def batch_from_transfer_queue(batch_meta, fields: list[str]) -> tuple[DataProto,
     return proto, is_padding
 
 
+VERL_SYNC_MODE = "sync"
+
+
 @register_trainer(TRAINER_MODE)
 class AsymPPOTrainer(PPOTrainerSync):
-    """verl's synchronous PPO trainer plus the paper's per-step diagnostics."""
+    """verl's synchronous PPO trainer plus the paper's per-step diagnostics.
+
+    verl's base trainer tests ``self.trainer_mode == "sync"`` (replay buffer, prompt refill,
+    checkpoint layout) and treats every other name as asynchronous, so under our registered name the
+    instance reports verl's ``sync`` mode: it is selected as ``asym_sync`` and behaves as ``sync``.
+    """
+
+    @property
+    def trainer_mode(self) -> str:
+        return VERL_SYNC_MODE
+
+    @trainer_mode.setter
+    def trainer_mode(self, selected: str) -> None:  # PPOTrainer.__init__ assigns the config's name
+        if selected not in (TRAINER_MODE, VERL_SYNC_MODE):
+            raise ValueError(f"AsymPPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {selected!r}")
 
     def _compute_advantage(self, batch, metrics: dict):
         batch = super()._compute_advantage(batch, metrics=metrics)
