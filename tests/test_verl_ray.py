@@ -25,6 +25,7 @@ pytest.importorskip("transfer_queue")  # verl's v1 trainer imports it (verl[verl
 from experiments.plan import plan  # noqa: E402
 from orchestrator.backends.verl.admission import (  # noqa: E402
     ADMISSION_RESOURCE,
+    JOB_RESOURCE,
     PlacementGroupTimeout,
     PlacementGroupWatchdog,
     owned_by_job,
@@ -88,7 +89,7 @@ def test_admission_resource_serialises_trials_that_would_double_book(local_ray):
                                                                "n_gpus_per_node": 2, "gpus_per_trial": 4}.items())))
     assert trial_resources(trial) == {"CPU": 1.0, "GPU": 4.0}
     need = trial_resources(multi)
-    assert need == {"CPU": 1.0, ADMISSION_RESOURCE: 4.0}
+    assert need == {"CPU": 1.0, ADMISSION_RESOURCE: 4.0, JOB_RESOURCE: 1.0}
 
     @ray.remote
     def stub_trial():

@@ -8,9 +8,13 @@ So GPUs are reserved before verl starts, by Ray Tune, never by verl:
   ``CUDA_VISIBLE_DEVICES`` and the private Ray that verl starts sees exactly those GPUs;
 - a multi-node trial cannot hold GPUs itself (its Ray Job needs them), so it reserves ``k`` units of
   the logical resource ``ADMISSION_RESOURCE``, which the cluster declares once, equal to its GPU
-  count (``ray start --head --resources='{"asym_gpu_slot": <total GPUs>}'``). Tune then never starts
-  more multi-node trials than there are free GPUs; mixing both kinds of trial on one cluster is
-  not supported.
+  count (``ray start --head --resources='{"asym_gpu_slot": <total GPUs>, "asym_verl_job": 1}'``).
+  Tune then never starts more multi-node trials than there are free GPUs; mixing both kinds of
+  trial on one cluster is not supported.
+- a multi-node trial also holds the one ``JOB_RESOURCE`` unit: verl 0.9.1's v1 trainer keeps its
+  batches in TransferQueue, whose controller is a named actor in the fixed Ray namespace
+  ``transfer_queue`` (transfer_queue/interface.py), so two verl jobs on one cluster would share it
+  whatever their own namespaces. Single-node trials are isolated by their private Ray instances.
 - ``PlacementGroupWatchdog`` watches the placement groups a Ray Job creates (a placement group id
   ends with its creator's job id) and raises when one stays PENDING longer than its timeout.
 """
@@ -23,6 +27,7 @@ from typing import Any, Callable, Mapping
 from experiments.spec import TrialSpec
 
 ADMISSION_RESOURCE = "asym_gpu_slot"
+JOB_RESOURCE = "asym_verl_job"  # the cluster declares 1: one verl job at a time on a shared cluster
 DEFAULT_PENDING_TIMEOUT_S = 900.0  # [ours] model download + vLLM start fit well within 15 minutes
 
 
@@ -39,7 +44,7 @@ def gpus_per_trial(trial: TrialSpec) -> int:
 def trial_resources(trial: TrialSpec) -> dict[str, float]:
     """What the Tune trial reserves: its GPUs on one node, or admission units for a multi-node job."""
     if int(trial.settings_dict().get("nnodes", 1)) > 1:
-        return {"CPU": 1.0, ADMISSION_RESOURCE: float(gpus_per_trial(trial))}
+        return {"CPU": 1.0, ADMISSION_RESOURCE: float(gpus_per_trial(trial)), JOB_RESOURCE: 1.0}
     return {"CPU": 1.0, "GPU": float(gpus_per_trial(trial))}
 
 

@@ -197,7 +197,10 @@ def run_job(command: Sequence[str], env: Mapping[str, str], submission_id: str, 
         client.stop_job(submission_id)
         raise
     finally:
-        log_file.write_text(client.get_job_logs(submission_id))
+        try:
+            log_file.write_text(client.get_job_logs(submission_id))
+        except Exception as exc:  # the job's own error matters more than its log
+            log_file.write_text(f"(could not fetch the job's logs: {exc})\n")
     stream.feed(tail.read_new(final=True))
     if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"verl job {submission_id} ended {status}; last lines of {log_file}:\n{_tail_of(log_file)}")
