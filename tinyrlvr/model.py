@@ -75,9 +75,15 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(d_model)
         self.mlp = nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.GELU(), nn.Linear(mlp_ratio * d_model, d_model))
 
-    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, start: int = 0) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, start: int = 0,
+                query_from: int = 0) -> Tensor:
+        """``query_from`` > 0: keys/values from every position, outputs only from ``query_from`` on
+        (the last layer of a training forward needs no outputs at prompt positions)."""
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, c // self.n_heads).permute(2, 0, 3, 1, 4)  # (B, H, T, Dh) each
+        if query_from:
+            q, x, mask = q[:, :, query_from:], x[:, query_from:], mask[:, :, query_from:]
+            t = x.shape[1]
         if cache is not None:  # write this chunk's keys/values, attend over everything so far
             cache.k[layer, :, :, start:start + t] = k
             cache.v[layer, :, :, start:start + t] = v
@@ -103,9 +109,10 @@ class Policy(nn.Module):
         """Logits (B, T - logits_from, OUTPUT_VOCAB) for every position from ``logits_from``."""
         x = self.tok(tokens) + self.pos(positions_from_mask(valid))
         mask = attention_mask(valid)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.head(self.ln_f(x[:, logits_from:]))
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, query_from=logits_from if i == last else 0)
+        return self.head(self.ln_f(x))
 
     def prefill(self, tokens: Tensor, valid: Tensor, cache: KVCache) -> Tensor:
         """Run prompts (B, P) into ``cache`` (B rows, length >= P); logits of the last position (B, V)."""
