@@ -105,13 +105,13 @@ def phase_times(rewards: torch.Tensor, mask: torch.Tensor, uids: np.ndarray, rep
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (3, loop 1)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (5, loop 1)")
     parser.add_argument("--no-thp", action="store_true", help="leave THP_MEM_ALLOC_ENABLE unset")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    repeats, loop_repeats = (3, 1) if args.quick else (10, 3)
+    repeats, loop_repeats = (5, 1) if args.quick else (10, 3)
 
     from omegaconf import OmegaConf
     from verl.trainer.ppo import core_algos

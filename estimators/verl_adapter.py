@@ -53,13 +53,17 @@ def read_asym_config(config: Any) -> tuple[str, float, float]:
 def uid_groups(index: Any) -> tuple[np.ndarray, np.ndarray]:
     """verl's uid array -> (group id per row int64 (bs,), is-padding-row bool (bs,)).
 
-    One hash pass over the rows (first-seen order); the ``pad`` test runs on the distinct uids only.
+    One vectorized hash pass (``pandas.factorize``, first-seen order; verl imports pandas anyway);
+    the ``pad`` prefix test runs on the distinct uids only.
     """
-    first_seen: dict[Any, int] = {}
+    import pandas as pd
+
     rows = np.asarray(index, dtype=object).reshape(-1)
-    group_ids = np.fromiter((first_seen.setdefault(u, len(first_seen)) for u in rows), dtype=np.int64, count=rows.size)
-    pad_group = np.fromiter((str(u).startswith(PAD_UID_PREFIX) for u in first_seen), dtype=bool, count=len(first_seen))
-    return group_ids, pad_group[group_ids] if rows.size else np.zeros(0, dtype=bool)
+    group_ids, uniques = pd.factorize(rows)
+    if rows.size and int(group_ids.min()) < 0:
+        raise ValueError("index has a missing uid (None/NaN); every row needs its prompt's uid")
+    pad_group = np.char.startswith(np.asarray(uniques, dtype=object).astype(str), PAD_UID_PREFIX)
+    return group_ids.astype(np.int64, copy=False), pad_group[group_ids]
 
 
 def compute_asym_grpo_advantage(

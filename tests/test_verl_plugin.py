@@ -188,6 +188,10 @@ def test_bad_inputs_raise():
     rewards, mask, uids, _, _ = _verl_batch(pads=0)
     with pytest.raises(ValueError, match="uid"):
         adapter.compute_asym_grpo_advantage(rewards, mask, index=None, config=_config())
+    missing = uids.copy()
+    missing[1] = None
+    with pytest.raises(ValueError, match="missing uid"):
+        adapter.compute_asym_grpo_advantage(rewards, mask, index=missing, config=_config())
     with pytest.raises(ValueError, match="uids for"):
         adapter.compute_asym_grpo_advantage(rewards, mask, index=uids[:-1], config=_config())
     with pytest.raises(ValueError, match="must both be"):
