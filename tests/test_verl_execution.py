@@ -59,6 +59,8 @@ def test_streams_mapped_metrics_and_a_retry_reports_only_new_steps(tmp_path, tri
     assert seen[0][1] == {names.eval_accuracy("math500"): 0.5, names.eval_accuracy("aime24"): 0.1,
                           names.EVAL_MEAN_ACCURACY: pytest.approx(0.3)}
     assert seen[1][1] == {names.KAPPA: 0.01, names.ENTROPY: 0.5, names.CLIP_FRAC: 0.02}
+    with (tmp_path / "metrics" / "attempt-1.jsonl").open("ab") as fp:
+        fp.write(b'{"step": 3, "data": {"asym/ka')  # the dying process's half-written line
     # attempt 2 resumes from the step-2 checkpoint: verl validates at step 2 again, then 3..4
     backend(str(FAKE), "2", "4").run(trial, report, tmp_path)
     assert [s for s, _ in seen] == [0, 1, 2, 3, 4]

@@ -107,10 +107,16 @@ class JsonlTail:
             chunk = fp.read()
         end = len(chunk) if final else chunk.rfind(b"\n") + 1
         self._offset += end
-        for line in chunk[:end].splitlines():
+        lines = chunk[:end].splitlines()
+        for i, line in enumerate(lines):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if final and i == len(lines) - 1:
+                    return  # a line cut short when the attempt died
+                raise
             yield int(record["step"]), dict(record.get("data") or {})
 
 
