@@ -2,7 +2,8 @@
 
 Every function takes binary rewards ``(N,)`` and integer group ids ``(N,)`` (any values; rollouts
 of one prompt share an id) and returns one advantage per rollout ``(N,)``. No Python loop over
-groups: group counts come from one ``bincount`` over the inverse of ``torch.unique``.
+groups: group counts come from ``bincount`` / ``index_add_`` over a rollout -> group index
+(``group_inverse``: ``torch.unique``'s inverse, without its sort for small non-negative ids).
 
 Equation numbers refer to ``shared/paper/spec.md`` (section 1 and 2). Departures from a naive
 reading, both taken from the spec:

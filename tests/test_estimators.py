@@ -210,6 +210,16 @@ def test_signs_follow_the_channel(batch, a_pos, a_neg):
     assert bool((adv[r == 1] >= 0).all()) and bool((adv[r == 0] <= 0).all())
 
 
+@pytest.mark.parametrize("low, high", [(0, 40), (0, 10**7), (-5, 30)])
+def test_group_inverse_matches_torch_unique(low, high):
+    from estimators.advantages import group_inverse
+
+    gen = torch.Generator().manual_seed(high)
+    for n in (1, 7, 300):
+        ids = torch.randint(low, high, (n,), generator=gen)
+        assert torch.equal(group_inverse(ids), torch.unique(ids, return_inverse=True)[1])
+
+
 # -------------------------------------------------------------------------------- broadcast
 @pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.int32, torch.float32, torch.float64])
 def test_broadcast_to_tokens_any_mask_dtype(dtype):
