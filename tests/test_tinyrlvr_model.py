@@ -79,3 +79,22 @@ def test_greedy_and_tiny_top_p_pick_the_argmax(policy, prompts):
     nucleus = generate(policy, ids, valid, 2, 8, 1.0, 1e-6, torch.Generator().manual_seed(2))
     assert torch.equal(greedy.responses, nucleus.responses)
     assert torch.equal(greedy.responses[0::2], greedy.responses[1::2])  # deterministic within a group
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_sampling_matches_forward_and_uncached_path(policy, prompts):
+    net = Policy(policy.shape).cuda()
+    net.load_state_dict(policy.state_dict())
+    ids, valid = (t.cuda() for t in prompts)
+    g = torch.Generator(device="cuda")
+    g.manual_seed(3)
+    cached = generate(net, ids, valid, 4, 8, 1.0, 1.0, g)
+    g.manual_seed(3)
+    plain = generate(net, ids, valid, 4, 8, 1.0, 1.0, g, use_cache=False)
+    assert torch.equal(cached.responses, plain.responses)
+    full_ids, full_valid = expand_prompts(ids, valid, 4)
+    with torch.no_grad():
+        logp, _ = response_logprobs(net, full_ids, full_valid, cached.responses, cached.response_mask)
+    m = cached.response_mask
+    torch.testing.assert_close(logp[m], cached.logprobs[m], atol=1e-5, rtol=0)
