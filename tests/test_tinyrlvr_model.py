@@ -98,3 +98,25 @@ def test_cuda_sampling_matches_forward_and_uncached_path(policy, prompts):
         logp, _ = response_logprobs(net, full_ids, full_valid, cached.responses, cached.response_mask)
     m = cached.response_mask
     torch.testing.assert_close(logp[m], cached.logprobs[m], atol=1e-5, rtol=0)
+
+
+def test_tier_by_tier_warmup_loss_equals_the_padded_batch_loss(policy):
+    """The warm-up trims each tier to its own length; loss and gradients must not change."""
+    from tinyrlvr.base_model import demonstration_loss_backward
+    from tinyrlvr.task import OUTPUT_VOCAB, PAD, target_responses
+
+    problems = sample_problems(torch.tensor([1, 2, 3, 4, 1, 3] * 4), torch.Generator().manual_seed(4), heldout=False)
+    prompts, valid = encode_prompts(problems, 11)
+    answers = target_responses(problems, 8)
+    mask = answers != PAD
+    policy.zero_grad()
+    logits = policy(torch.cat([prompts, answers], 1), torch.cat([valid, mask], 1), logits_from=10)[:, :-1]
+    full = torch.nn.functional.cross_entropy(logits[mask], answers[mask].clamp(max=OUTPUT_VOCAB - 1))
+    full.backward()
+    expected = [p.grad.clone() for p in policy.parameters()]
+    policy.zero_grad()
+    loss = demonstration_loss_backward(policy, prompts, valid, answers, problems.tier)
+    assert loss.item() == pytest.approx(full.item(), abs=1e-6)
+    for p, g in zip(policy.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
+    policy.zero_grad()

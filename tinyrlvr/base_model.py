@@ -97,11 +97,8 @@ def _train(policy: Policy, cfg) -> tuple[dict[str, torch.Tensor], dict]:
         problems = sample_problems(tier_of_row, data_gen, heldout=False)
         prompts, prompt_valid = encode_prompts(problems, p)
         answers = _corrupt(target_responses(problems, r), cfg.warmup_corrupt_frac, data_gen)
-        answer_mask = answers != PAD
-        logits = policy(torch.cat([prompts, answers], 1), torch.cat([prompt_valid, answer_mask], 1), logits_from=p - 1)[:, :-1]
-        loss = torch.nn.functional.cross_entropy(logits[answer_mask], answers[answer_mask].clamp(max=OUTPUT_VOCAB - 1))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = demonstration_loss_backward(policy, prompts, prompt_valid, answers, problems.tier)
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
         if step % cfg.warmup_eval_every and step != cfg.warmup_max_steps:
@@ -119,6 +116,32 @@ def _train(policy: Policy, cfg) -> tuple[dict[str, torch.Tensor], dict]:
     report = {"chosen_step": chosen_step, "accuracy": chosen["accuracy"], "seconds": time.perf_counter() - start,
               "key": cfg.base_model_key(), "history": history}
     return {k: v.detach().clone() for k, v in state.items()}, report
+
+
+def demonstration_loss_backward(policy: Policy, prompts: torch.Tensor, prompt_valid: torch.Tensor,
+                                answers: torch.Tensor, tier_of_row: torch.Tensor) -> torch.Tensor:
+    """Token-mean cross-entropy on the answers, backpropagated; returns the loss (detached).
+
+    The same loss as one forward over the padded batch, computed tier by tier on columns trimmed to
+    that tier's length (a tier-t prompt is its last 2t+3 columns, its answer at most t+2 tokens):
+    left padding is masked anyway, so the logits are the same and ~40% fewer tokens are computed.
+    """
+    p = prompts.shape[1]
+    answer_mask = answers != PAD
+    n_tokens = answer_mask.sum().clamp_min(1)
+    total = torch.zeros(())
+    for tier in torch.unique(tier_of_row).tolist():
+        rows = tier_of_row == tier
+        pl, al = 2 * tier + 3, min(tier + 2, answers.shape[1])
+        ans, mask = answers[rows, :al], answer_mask[rows, :al]
+        tokens = torch.cat([prompts[rows, p - pl:], ans], 1)
+        valid = torch.cat([prompt_valid[rows, p - pl:], mask], 1)
+        logits = policy(tokens, valid, logits_from=pl - 1)[:, :-1]  # (rows, al, V)
+        loss = torch.nn.functional.cross_entropy(logits[mask], ans[mask].clamp(max=OUTPUT_VOCAB - 1),
+                                                 reduction="sum") / n_tokens
+        loss.backward()
+        total = total + loss.detach()
+    return total
 
 
 def _corrupt(answers: torch.Tensor, frac: float, generator: torch.Generator) -> torch.Tensor:
