@@ -155,11 +155,18 @@ def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pa
         raise ValueError("the plan has no trials")
     preflight()
     check_new_sweep(options.name, workdir)
-    directory = sweep_dir(options.name, workdir)
-    directory.mkdir(parents=True)
-    state = {"options": asdict(options), "trials": [t.to_dict() for t in trials]}
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=1, default=list))
     return _execute(trials, options, workdir=workdir, console=console, restore=False)
+
+
+def _write_state(trials: Sequence[TrialSpec], options: SweepOptions, workdir: Path | None) -> None:
+    """What `resume` needs besides Tune's own state; written just before Tune starts, so a sweep
+    that failed to start (no base model, no data) leaves its name free."""
+    directory = sweep_dir(options.name, workdir)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {"options": asdict(options), "trials": [t.to_dict() for t in trials]}
+    tmp = directory / f"{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1, default=list))
+    os.replace(tmp, directory / STATE_FILE)
 
 
 def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> SweepOutcome:
@@ -188,7 +195,6 @@ def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> Swe
 
 def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None, console,
              restore: bool) -> SweepOutcome:
-    import ray
     from rich.console import Console
 
     from orchestrator.backends.base import get_backend
@@ -215,6 +221,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.optuna_trials} "
                           f"trials; MLflow {uri} (parent run {parent_run_id}); "
                           f"resume with `asym sweep resume {options.name}`", highlight=False)
+            if not restore:
+                _write_state(trials, options, workdir)
             tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore)
             grid = tuner.fit()
             outcome = _outcome(grid, options, uri, parent_run_id)
@@ -223,6 +231,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             return outcome
         finally:
             if started_ray:
+                import ray
+
                 ray.shutdown()
 
 
