@@ -1,1 +1,15 @@
-"""tinyrlvr: the embedded RLVR engine (tiny causal transformer, verifiable arithmetic task, PPO-clip)."""
+"""tinyrlvr: the embedded RLVR engine (tiny causal transformer, verifiable arithmetic task, PPO-clip).
+
+The paper's experiments at laptop scale on the CPU: tiered reversed-answer addition plays the
+benchmarks, a cached base model warmed up on imperfect demonstrations plays the LLM, and every
+estimator of ``estimators/`` trains through one code path.
+
+    from tinyrlvr.config import EngineConfig
+    from tinyrlvr.trainer import train
+    train(EngineConfig.create(estimator="asym", alpha_pos=0.9, alpha_neg=0.4, steps=50), on_step=print)
+
+Modules: config (settings, no torch), task (problems, verifier, split), model (transformer, KV
+cache), sampler (group sampling), base_model (warm-up + cache), rollout, loss (eq 12), update (PPO
+epochs / mini-batches), evaluate (Avg@k), seeding (per-step random streams), trainer (the loop).
+This file imports nothing, so ``import tinyrlvr.config`` stays torch-free.
+"""

@@ -92,12 +92,12 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     }
     token_adv = broadcast_to_tokens(advantages, batch.response_mask)
     metrics[M.CLIP_FRAC] = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
-    metrics[M.LOGP_GAIN_CORRECT] = _logp_gain_correct(policy, batch, seq_logp_old, cfg)
+    metrics[M.LOGP_GAIN_CORRECT] = logp_gain_correct(policy, batch, seq_logp_old, cfg)
     return metrics
 
 
 @torch.no_grad()
-def _logp_gain_correct(policy, batch: RolloutBatch, seq_logp_old: torch.Tensor, cfg: EngineConfig) -> float:
+def logp_gain_correct(policy, batch: RolloutBatch, seq_logp_old: torch.Tensor, cfg: EngineConfig) -> float:
     """Mean over correct rollouts of c_new - c_old (length-normalized log-prob), Fig 2 d,h."""
     rows = batch.rewards.bool()
     if not bool(rows.any()):
