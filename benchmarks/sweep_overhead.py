@@ -9,7 +9,10 @@
    through `asym sweep grid` as a one-trial sweep (2 CPUs for the trial = 2 threads, Tune, the
    Tune trainable, MLflow logging over HTTP). Reports the trial's wall time in the sweep (Tune's
    `time_total_s`: the trainable from its first line to its return) over the bare wall time, and
-   the whole sweep command's wall time over the bare time.
+   the whole sweep command's wall time over the bare time. The load on a shared machine drifts, so
+   bare and sweep runs alternate; the trainable also times itself (its setup before the engine
+   starts, and every reporter call: MLflow buffering/flushes + tune.report), which gives the
+   overhead inside one run, free of that drift.
 
     .venv/bin/python benchmarks/sweep_overhead.py [--steps 100]
 """
@@ -109,31 +112,35 @@ def swept(work: Path, steps: int) -> dict[str, float]:
     results = sorted((cwd / ".asym" / "sweeps" / "bench").glob("*/result.json"))
     last = json.loads(results[0].read_text().splitlines()[-1])
     return {"trial_s": float(last["time_total_s"]), "mlflow_run_s": (run.info.end_time - run.info.start_time) / 1000,
-            "sweep_wall_s": wall}
+            "sweep_wall_s": wall, "reporting_s": float(last["asym_reporting_s"]), "setup_s": float(last["asym_setup_s"])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="steps of the default embedded trial")
+    parser.add_argument("--repeats", type=int, default=2, help="bare/sweep pairs, alternated (load drifts)")
     args = parser.parse_args()
     os.chdir(REPO)
     warm_base_models(args.steps)
+    bares, sweeps = [], []
     with tempfile.TemporaryDirectory(prefix="asym-bench-") as tmp:
         work = Path(tmp)
         start = startup(work)
-        bare_s = bare(args.steps)
-        sweep = swept(work, args.steps)
-        bare_after = bare(args.steps)  # again after the sweep: the load on this machine drifts
-    bare_mean = (bare_s + bare_after) / 2
-    print(f"start-up (asym sweep isolation --smoke, 4 trials, fresh store):")
+        for i in range(args.repeats):
+            bares.append(bare(args.steps))
+            (work / f"r{i}").mkdir()
+            sweeps.append(swept(work / f"r{i}", args.steps))
+    print("start-up (asym sweep isolation --smoke, 4 trials, fresh store):")
     for key, value in start.items():
         print(f"  {key:22s} {value:7.1f} s")
-    print(f"default embedded trial, {args.steps} steps, 2 threads:")
-    print(f"  bare engine API           {bare_s:7.1f} s, again after the sweep {bare_after:7.1f} s (mean {bare_mean:.1f} s)")
-    print(f"  in the sweep (trainable)  {sweep['trial_s']:7.1f} s   ratio {sweep['trial_s'] / bare_mean:.3f}")
-    print(f"  MLflow run open -> end    {sweep['mlflow_run_s']:7.1f} s   ratio {sweep['mlflow_run_s'] / bare_mean:.3f}")
-    print(f"  whole `asym sweep` wall   {sweep['sweep_wall_s']:7.1f} s   ratio {sweep['sweep_wall_s'] / bare_mean:.3f}")
-    print(f"overhead per trial: {100 * (sweep['trial_s'] / bare_mean - 1):+.1f}% (target < 5%); "
+    print(f"default embedded trial, {args.steps} steps, 2 threads; {args.repeats} alternated pairs:")
+    for b, s in zip(bares, sweeps):
+        print(f"  bare {b:6.1f} s | sweep: trainable {s['trial_s']:6.1f} s (ratio {s['trial_s'] / b:.3f}), "
+              f"whole command {s['sweep_wall_s']:6.1f} s (ratio {s['sweep_wall_s'] / b:.3f}); inside the trainable: "
+              f"setup {s['setup_s']:.2f} s + reporting {s['reporting_s']:.2f} s = "
+              f"{100 * (s['setup_s'] + s['reporting_s']) / s['trial_s']:.2f}% of it")
+    inside = [100 * (s["setup_s"] + s["reporting_s"]) / s["trial_s"] for s in sweeps]
+    print(f"orchestration + tracking inside a trial: {max(inside):.2f}% at most (target < 5%); "
           f"time to first step: {start['to_first_step0_s']:.1f} s (target < 10 s)")
 
 

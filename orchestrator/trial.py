@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -85,8 +86,11 @@ class StepReporter:
         self.durable_every = durable_every
         self.latest_eval: dict[str, float] = {}
         self.steps_seen = 0
+        self.reporting_s = 0.0  # wall time spent in this reporter (tracking + Tune), not training
+        self.setup_s = 0.0  # the trainable's time before the backend started (run lookup, resources)
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:
+        started = time.perf_counter()
         if self.crash_check is not None:
             self.crash_check(step)
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
@@ -96,7 +100,10 @@ class StepReporter:
         self.latest_eval.update({k: v for k, v in clean.items() if k.startswith("eval/")})
         self.steps_seen += 1
         if self.forward is not None:
-            self.forward({**self.latest_eval, **clean, "step": step})
+            # Tune also gets the time this reporter has taken so far (MLflow + Tune), for the benchmark.
+            self.forward({**self.latest_eval, **clean, "step": step, "asym_reporting_s": self.reporting_s,
+                          "asym_setup_s": self.setup_s})
+        self.reporting_s += time.perf_counter() - started
 
 
 def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: StepReporter) -> None:
@@ -116,6 +123,7 @@ def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: Ste
 
 def run_trial(config: dict, context: SweepContext) -> None:
     """The Tune function trainable."""
+    started = time.perf_counter()
     from ray import tune
 
     from orchestrator import tracking
@@ -139,6 +147,7 @@ def run_trial(config: dict, context: SweepContext) -> None:
     workdir = trial_workdir(context.work_root, context.sweep, spec)
     reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
                             durable_every=getattr(backend, "checkpoint_every", None))
+    reporter.setup_s = time.perf_counter() - started
     run_tracked(spec, backend, tracker, workdir, reporter)
 
 
