@@ -28,11 +28,38 @@ import time
 WORKERS, GPUS_PER_WORKER = 2, 4
 
 
-def workload(seconds: float) -> list[dict]:
-    """(GPUs, seconds) per trial: a third of the GPU-time each in 4-, 2- and 1-GPU trials, lengths mixed."""
-    shapes = [(4, 1.0), (4, 1.0), (2, 1.0), (2, 0.5), (2, 1.0), (2, 0.5), (2, 1.0),
-              (1, 1.0), (1, 1.0), (1, 0.5), (1, 0.5), (1, 1.0), (1, 1.0), (1, 1.0), (1, 1.0), (1, 0.5), (1, 0.5)]
+def workload(kind: str, seconds: float) -> list[dict]:
+    """The trials: `grid`, 16 two-GPU trials of two lengths (a study's grid, the issue's shape), or
+    `mixed`, a third of the GPU-time each in 4-, 2- and 1-GPU trials of two lengths."""
+    if kind == "grid":
+        shapes = [(2, 1.0), (2, 1.0), (2, 0.5), (2, 0.5)] * 4
+    else:
+        shapes = [(4, 1.0), (4, 1.0), (2, 1.0), (2, 0.5), (2, 1.0), (2, 0.5), (2, 1.0),
+                  (1, 1.0), (1, 1.0), (1, 0.5), (1, 0.5), (1, 1.0), (1, 1.0), (1, 1.0), (1, 1.0), (1, 0.5), (1, 0.5)]
     return [{"index": i, "gpus": g, "seconds": round(f * seconds, 3)} for i, (g, f) in enumerate(shapes)]
+
+
+def greedy_makespan(trials: list[dict], nodes: int, gpus_per_node: int) -> float:
+    """The makespan of a zero-overhead FIFO-with-backfill schedule (what Tune does: start, in order,
+    every pending trial that fits on a node whenever GPUs free up): the packing bound of this order."""
+    free = [gpus_per_node] * nodes
+    pending = list(trials)
+    running: list[tuple[float, int, int]] = []  # (end, node, gpus)
+    now = 0.0
+    while pending or running:
+        for trial in list(pending):
+            node = next((n for n in range(nodes) if free[n] >= trial["gpus"]), None)
+            if node is not None:
+                free[node] -= trial["gpus"]
+                running.append((now + trial["seconds"], node, trial["gpus"]))
+                pending.remove(trial)
+        running.sort()
+        now, node, gpus = running.pop(0)
+        free[node] += gpus
+        while running and running[0][0] == now:
+            _, node, gpus = running.pop(0)
+            free[node] += gpus
+    return now
 
 
 def ideal_makespan(trials: list[dict], gpus: int) -> float:
@@ -70,20 +97,21 @@ def run_once(trials: list[dict], reuse_actors: bool, storage: str) -> dict:
         raise RuntimeError(f"{len(results.errors)} trials failed: {results.errors[0]}")
     rows = [{**r.metrics, "gpus": r.config["trial"]["gpus"]} for r in results]
     ideal = ideal_makespan(trials, gpus)
+    greedy = greedy_makespan(trials, WORKERS, GPUS_PER_WORKER)
     trials_span = max(r["end"] for r in rows) - min(r["start"] for r in rows)
     return {
-        "trials": len(rows), "ideal_s": ideal, "makespan_trials_s": trials_span, "makespan_fit_s": fit_end - fit_start,
+        "trials": len(rows), "ideal_s": ideal, "greedy_s": greedy, "ratio_greedy": trials_span / greedy, "makespan_trials_s": trials_span, "makespan_fit_s": fit_end - fit_start,
         "ratio_trials": trials_span / ideal, "ratio_fit": (fit_end - fit_start) / ideal,
         "utilization_queued": utilization_while_queued(rows, gpus),
     }
 
 
-def run(seconds: float) -> dict[str, dict]:
+def run(kind: str, seconds: float) -> dict[str, dict]:
     """Both settings on one simulated cluster: Tune's default (a fresh actor per trial, as our sweeps
     run) and `reuse_actors=True` (a finished trial's actor takes the next trial of its shape)."""
     from cluster.local_sim import simulated_cluster
 
-    trials = workload(seconds)
+    trials = workload(kind, seconds)
     with simulated_cluster(workers=WORKERS, gpus_per_worker=GPUS_PER_WORKER, cpus_per_worker=8), \
             tempfile.TemporaryDirectory(prefix="makespan") as storage:
         return {"fresh actors": run_once(trials, False, storage), "reuse_actors": run_once(trials, True, storage)}
@@ -92,17 +120,20 @@ def run(seconds: float) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of a full-length trial")
+    parser.add_argument("--workload", choices=("grid", "mixed"), default="grid", help="the trials' shapes (see workload)")
     parser.add_argument("--smoke", action="store_true", help="4-second trials: checks the script, not the targets")
     args = parser.parse_args()
     seconds = 4.0 if args.smoke else args.seconds
-    outs = run(seconds)
+    outs = run(args.workload, seconds)
     first = next(iter(outs.values()))
-    print(f"{first['trials']} trials (4/2/1 GPUs, {seconds:g} s full length) on {WORKERS} nodes x {GPUS_PER_WORKER} "
-          f"logical GPUs; ideal makespan {first['ideal_s']:.1f} s")
-    print(f"{'setting':<14} {'makespan trials':>16} {'ratio':>6} {'makespan fit':>13} {'ratio':>6} {'GPU util queued':>16}")
+    print(f"workload {args.workload}: {first['trials']} trials ({seconds:g} s full length) on {WORKERS} nodes x "
+          f"{GPUS_PER_WORKER} logical GPUs; ideal makespan {first['ideal_s']:.1f} s, zero-overhead FIFO "
+          f"schedule {first['greedy_s']:.1f} s")
+    print(f"{'setting':<14} {'makespan trials':>16} {'/ideal':>7} {'/FIFO':>6} {'makespan fit':>13} {'/ideal':>7} "
+          f"{'GPU util queued':>16}")
     for label, out in outs.items():
-        print(f"{label:<14} {out['makespan_trials_s']:>14.1f} s {out['ratio_trials']:>6.3f} {out['makespan_fit_s']:>11.1f} s "
-              f"{out['ratio_fit']:>6.3f} {100 * out['utilization_queued']:>15.1f}%")
+        print(f"{label:<14} {out['makespan_trials_s']:>14.1f} s {out['ratio_trials']:>7.3f} {out['ratio_greedy']:>6.3f} "
+              f"{out['makespan_fit_s']:>11.1f} s {out['ratio_fit']:>7.3f} {100 * out['utilization_queued']:>15.1f}%")
     print("targets: makespan / ideal <= 1.10, GPU-slot utilization while queued > 90%")
     print(" ".join(f"{key}_{metric}={out[metric]:.3f}" for key, out in
                    (("fresh", outs["fresh actors"]), ("reuse", outs["reuse_actors"]))

@@ -192,7 +192,7 @@ def _stop_head(process: subprocess.Popen, temp: Path, gcs_port: int) -> None:
     """Stop this head only: its process group, then any of its processes that left the group."""
     import psutil
 
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    for sig, wait_s in ((signal.SIGTERM, 8), (signal.SIGKILL, 10)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
