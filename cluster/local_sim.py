@@ -102,7 +102,7 @@ def sleep_trial(config: dict) -> None:
 
     With `config["markers"]` (a folder), it writes `<index>-<pid>.json` when it starts, so a test can
     see which trials run where while the sweep is still going. The settings may sit under
-    `config["trial"]`, as a sweep's grid of trial dicts puts them.
+    `config["trial"]` (a sweep's trial dict: its `name` is the index), top-level keys winning.
     """
     import json
     from pathlib import Path
@@ -110,12 +110,13 @@ def sleep_trial(config: dict) -> None:
     import ray
     from ray import tune
 
-    config = config.get("trial", config)
+    config = {**config.get("trial", {}), **{k: v for k, v in config.items() if k != "trial"}}
+    index = config.get("index", config.get("name", 0))
     start = time.time()
     node = ray.get_runtime_context().get_node_id()
     if config.get("markers"):
-        marker = Path(config["markers"]) / f"{config.get('index', 0)}-{os.getpid()}.json"
-        marker.write_text(json.dumps({"index": config.get("index", 0), "node": node, "start": start}))
+        marker = Path(config["markers"]) / f"{index}-{os.getpid()}.json"
+        marker.write_text(json.dumps({"index": index, "node": node, "start": start}))
     time.sleep(config["seconds"])
     tune.report({"node": node, "cvd": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "start": start, "end": time.time()})
 

@@ -3,14 +3,15 @@ real worker nodes, 4 logical GPUs each): Ray Tune packs 2-GPU trials onto both n
 once than the GPUs allow, each trial with its own CUDA_VISIBLE_DEVICES; a worker lost mid-sweep has
 its trials retried on the other node (FailureConfig) and the sweep completes.
 
-The trials ask Tune for the resource shape the sweep uses for its trials (orchestrator/sweep.py:
-`tune.with_resources(..., {"cpu": cpus_per_trial, "gpu": gpus_per_trial})`).
+The trials are a planned grid study (experiments.plan) and ask Tune for resources through the
+sweep's own request (orchestrator.trial.placement, as orchestrator/sweep.py wires it, with
+--gpus-per-trial 2); only the trial body is replaced by a sleep that records where it ran.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -24,21 +25,28 @@ GPUS_PER_TRIAL = 2
 
 
 def run_grid(tmp_path: Path, n_trials: int, seconds: float, max_failures: int = 0):
+    """A grid study of `n_trials` embedded trials, each asking for 2 GPUs through the sweep's own
+    resource request (orchestrator.trial.placement with --gpus-per-trial 2); the trial body sleeps."""
     from ray import tune
 
+    from cluster.local_sim import sleep_trial
+    from experiments.plan import plan
+    from orchestrator.trial import placement
+
+    trials = plan("grid", alpha_pos=[float(a) for a in range(n_trials // 2)], alpha_neg=[0.0, 1.0], smoke=True)
+    assert len(trials) == n_trials
     markers = tmp_path / "markers"
     markers.mkdir(exist_ok=True)
-    from cluster.local_sim import sleep_trial
-
-    trainable = tune.with_resources(sleep_trial, {"cpu": 1, "gpu": GPUS_PER_TRIAL})
+    resources = functools.partial(placement, cpus=None, gpus=GPUS_PER_TRIAL)
     tuner = tune.Tuner(
-        trainable,
-        param_space={"index": tune.grid_search(list(range(n_trials))), "seconds": seconds, "markers": str(markers)},
+        tune.with_resources(sleep_trial, resources),
+        param_space={"trial": tune.grid_search([t.to_dict() for t in trials]), "seconds": seconds,
+                     "markers": str(markers)},
         tune_config=tune.TuneConfig(num_samples=1),
         run_config=tune.RunConfig(name="packing", storage_path=str(tmp_path / "tune"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
-    return tuner, markers
+    return tuner, markers, [t.name for t in trials]
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -60,7 +68,7 @@ def sim():
 
 def test_two_gpu_trials_are_packed_on_both_nodes_within_gpu_limits(sim, tmp_path):
     n_trials = 8
-    tuner, _ = run_grid(tmp_path, n_trials=n_trials, seconds=4.0)
+    tuner, _, _ = run_grid(tmp_path, n_trials=n_trials, seconds=4.0)
     results = tuner.fit()
     assert not results.errors
     rows = [r.metrics for r in results]
@@ -88,7 +96,7 @@ def test_two_gpu_trials_are_packed_on_both_nodes_within_gpu_limits(sim, tmp_path
 
 def test_a_worker_lost_mid_sweep_has_its_trials_retried_on_the_other_node(sim, tmp_path):
     n_trials = 4
-    tuner, markers = run_grid(tmp_path, n_trials=n_trials, seconds=8.0, max_failures=3)
+    tuner, markers, names = run_grid(tmp_path, n_trials=n_trials, seconds=8.0, max_failures=3)
     outcome: dict = {}
     fit = threading.Thread(target=lambda: outcome.setdefault("results", tuner.fit()))
     fit.start()
@@ -110,8 +118,8 @@ def test_a_worker_lost_mid_sweep_has_its_trials_retried_on_the_other_node(sim, t
     results = outcome["results"]
     assert not results.errors
     survivor = next(n for n in sim.worker_node_ids() if n != victim)
-    rows = {r.config["index"]: r.metrics for r in results}
-    assert sorted(rows) == list(range(n_trials))
+    rows = {r.config["trial"]["name"]: r.metrics for r in results}
+    assert sorted(rows) == sorted(names)
     for index in lost:  # retried elsewhere: their final attempt ran on the surviving node
         assert rows[index]["node"] == survivor
     attempts = {}

@@ -83,7 +83,9 @@ def test_sweep_submitted_to_a_head_runs_there_and_lands_in_mlflow(stack):
     assert plan.returncode == 0, plan.stderr
     n_trials = len(json.loads(plan.stdout))
 
-    job = submit(argv, head, env)
+    submitted = run([ASYM, "sweep", *argv, "--address", head.dashboard], env, 180)  # the user's command
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    job = submitted.stdout.strip().splitlines()[-1]
     assert job.startswith("asym-isolation-")
 
     logs = run([ASYM, "sweep", "logs", job, "--follow", "--address", head.dashboard], env, 420)
@@ -123,6 +125,7 @@ def test_sweep_submitted_to_a_head_runs_there_and_lands_in_mlflow(stack):
 
 
 def test_sweep_stop_stops_a_running_job(stack):
+    """Submitted through `submit_sweep` itself (the function `asym sweep --cluster/--address` calls)."""
     head, _, env = stack
     name = f"clu-stop-{uuid.uuid4().hex[:6]}"
     job = submit(["isolation", "--smoke", "--seeds", "0", "--name", name], head, env)
