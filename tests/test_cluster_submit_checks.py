@@ -82,6 +82,24 @@ def test_a_server_answering_health_passes_and_gets_the_token_as_a_header():
         server.shutdown()
 
 
+def test_an_unreachable_head_is_one_line(monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{server.server_port}")
+        with pytest.raises(UserError) as info:
+            submit_sweep(["isolation", "--smoke"], None, "127.0.0.1:9")
+        assert str(info.value).startswith("cannot reach the Ray head at http://127.0.0.1:9")
+        assert "\n" not in str(info.value)
+    finally:
+        server.shutdown()
+
+
+def test_no_cluster_named_is_one_line():
+    with pytest.raises(UserError, match="--cluster FILE .* or --address"):
+        submit_sweep(["isolation"], None, None)
+
+
 def test_refusal_happens_before_any_head_is_contacted(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # port 9 (discard) has no dashboard: contacting it would be a different error
