@@ -105,3 +105,11 @@ def test_every_estimator_trains_through_the_same_path(smoke, name):
     metrics = run(smoke(steps=1, estimator=name, **extra))
     assert set(M.TRAIN_METRICS) <= set(metrics[1])
     assert math.isfinite(metrics[1][M.ENTROPY]) and math.isfinite(metrics[1][M.CLIP_FRAC])
+
+
+def test_zero_uniform_groups_removes_the_signal_of_uniform_groups(smoke):
+    plain = run(smoke(steps=1, estimator="reinforce"))[1]
+    zeroed = run(smoke(steps=1, estimator="reinforce", zero_uniform_groups=True))[1]
+    assert plain[M.NONE_SOLVED] > 0  # REINFORCE gives all-wrong groups -1 each ...
+    assert zeroed[M.ADV_MASS_NEG] < plain[M.ADV_MASS_NEG]  # ... which the switch removes
+    assert zeroed[M.REWARD_MEAN] == plain[M.REWARD_MEAN]  # same rollouts (common random numbers)
