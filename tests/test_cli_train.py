@@ -73,16 +73,14 @@ def test_bad_input_is_rejected_before_training(argv, message, tmp_path, monkeypa
 
 
 def test_unwritable_metrics_directory_is_a_user_error(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user that can write anywhere (root)")
-        with pytest.raises(UserError, match="cannot write"):
-            MetricsFile(locked / "m.jsonl")
-    finally:
-        locked.chmod(0o700)
+    # Places no one can write to, root included (CI runs as root): procfs, and a path through a file.
+    with pytest.raises(UserError, match="cannot write in /proc"):
+        MetricsFile(Path("/proc/asym-metrics.jsonl"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="does not exist"):
+        MetricsFile(blocker / "m.jsonl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-dir"]
 
 
 def test_metrics_file_is_complete_or_absent(tmp_path):
