@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help="data commands", no_args_is_help=True)
+app = typer.Typer(help="Data for the verl backend: MATH train and the five benchmarks as verl parquet files.", no_args_is_help=True)
 
 
 @app.command("prepare")
