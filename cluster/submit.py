@@ -27,7 +27,7 @@ from orchestrator.errors import UserError
 # Kept out of the uploaded working directory (gitignore patterns, relative to the checkout).
 WORKING_DIR_EXCLUDES = [
     ".asym", ".pytest_cache", ".hypothesis", "mlruns", "**/__pycache__",
-    "*.egg-info", "*.pyc", "benchmarks/results/*.png", "**/*.ckpt", "**/*.safetensors",
+    "*.egg-info", "*.pyc", "**/*.ckpt", "**/*.safetensors",
 ]
 # The only variables copied from this shell into the job (none is a secret).
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")
