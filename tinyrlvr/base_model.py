@@ -37,11 +37,15 @@ log = logging.getLogger(__name__)
 WARMUP_VALIDATION_SEED = 7  # validation prompts come from the training split, not the eval split
 
 
+def base_model_path(cfg) -> Path:
+    """Where the base model for ``cfg`` is cached (it may not exist yet)."""
+    return Path(cfg.cache_dir).expanduser() / f"base-{cfg.base_model_key()}.pt"
+
+
 def get_base_model(cfg) -> Path:
     """Path of the cached base model for ``cfg``; trains it first if no process has yet."""
-    cache = Path(cfg.cache_dir).expanduser()
-    key = cfg.base_model_key()
-    path = cache / f"base-{key}.pt"
+    path = base_model_path(cfg)
+    cache, key = path.parent, cfg.base_model_key()
     if path.exists():
         return path
     try:

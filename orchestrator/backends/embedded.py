@@ -48,14 +48,25 @@ class EmbeddedBackend:
 
     def prepare(self, trials: Iterable[TrialSpec]) -> None:
         """Make (or load) every base model the trials need, once, before the sweep starts."""
-        from tinyrlvr.base_model import get_base_model
+        from rich.console import Console
 
+        from tinyrlvr.base_model import base_model_path, get_base_model
+
+        console = Console(stderr=True)
         seen: set[str] = set()
         for trial in trials:
             cfg = self.engine_config(trial)
-            if cfg.base_model_key() not in seen:
-                seen.add(cfg.base_model_key())
+            if cfg.base_model_key() in seen:
+                continue
+            seen.add(cfg.base_model_key())
+            path = base_model_path(cfg)
+            if path.exists():
+                continue
+            # The first run on a machine warms the base model up (minutes): say so, or it looks hung.
+            console.print(f"making the embedded base model once (supervised warm-up, ~2-3 min on 2 cores; cached at {path})")
+            with console.status("warming up the base model..."):
                 get_base_model(cfg)
+            console.print("base model ready")
 
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         from tinyrlvr.trainer import train
