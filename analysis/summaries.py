@@ -233,30 +233,26 @@ def group_size(data: SweepData, default: int = DEFAULT_GROUP_SIZE) -> int:
 
 
 def advantage_curves(configs: pd.DataFrame, group_size: int) -> pd.DataFrame:
-    """Fig 1: each configuration's rollout advantage at p = k/G, from ``estimators.compute_advantages``.
+    """Fig 1: each configuration's rollout advantage at p = k/G, from ``estimators.curves``.
 
-    For each k in 0..G one group of k correct and G-k wrong rollouts is scored; the positive channel
-    is read off a correct rollout (k >= 1), the negative one off a wrong rollout (k <= G-1).
-    Configurations with the same estimator and alphas (e.g. a method and its entropy-bonus variant)
-    share one curve, labelled "A / B". Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
+    The same k-grid the `asym estimators show` table uses (``channel_values``: the registered
+    estimator run on G+1 groups). Configurations with the same estimator and alphas (e.g. a method
+    and its entropy-bonus variant) share one curve, labelled "A / B".
+    Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
     """
-    import torch
+    from estimators.curves import channel_values, check_group_size
+    from estimators.registry import get_estimator
 
-    from estimators.registry import compute_advantages
-
-    if group_size < 2:
-        raise ValueError(f"group size must be >= 2 to draw advantage curves, got {group_size}")
+    check_group_size(group_size)
     rows = []
-    ids = torch.zeros(group_size, dtype=torch.long)
     for (estimator, alpha_pos, alpha_neg), same in configs.groupby(["estimator", "alpha_pos", "alpha_neg"], sort=False):
         label = " / ".join(same["label"])
+        pos, neg = channel_values(get_estimator(estimator), group_size, alpha_pos, alpha_neg)
         for k in range(group_size + 1):
-            rewards = torch.tensor([1.0] * k + [0.0] * (group_size - k))
-            adv = compute_advantages(estimator, rewards, ids, alpha_pos, alpha_neg)
-            if k >= 1:
-                rows.append((label, estimator, "pos", k, k / group_size, float(adv[0])))
-            if k <= group_size - 1:
-                rows.append((label, estimator, "neg", k, k / group_size, float(adv[-1])))
+            if k >= 1:  # a correct rollout exists
+                rows.append((label, estimator, "pos", k, k / group_size, float(pos[k])))
+            if k <= group_size - 1:  # a wrong rollout exists
+                rows.append((label, estimator, "neg", k, k / group_size, float(neg[k])))
     return pd.DataFrame(rows, columns=["label", "estimator", "channel", "k", "p", "advantage"])
 
 

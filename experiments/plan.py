@@ -24,13 +24,25 @@ ExtraFields = Callable[[TrialSpec], Mapping[str, Any]]
 # --- command-line parsing (one-line ValueErrors) ---------------------------------------------
 
 
-def parse_float_list(text: str, *, name: str, nonnegative: bool = True) -> list[float]:
-    """"0,0.5,1" -> [0.0, 0.5, 1.0]; rejects empty items, non-numbers, non-finite, negatives, repeats."""
+def _comma_items(text: str, name: str, example: str) -> list[str]:
+    """Split a comma list, rejecting an empty list or empty items with a one-line error."""
     items = [part.strip() for part in str(text).split(",")]
     if not str(text).strip() or any(not item for item in items):
-        raise ValueError(f"{name} needs comma-separated numbers like 0,0.5,1; got {text!r}")
+        raise ValueError(f"{name} needs comma-separated {example}; got {text!r}")
+    return items
+
+
+def _reject_repeats(values: Sequence[Any], describe: Callable[[Any], str]) -> None:
+    """One-line error naming the first value that appears twice (``describe`` words it)."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise ValueError(f"{describe(value)} is listed twice")
+
+
+def parse_float_list(text: str, *, name: str, nonnegative: bool = True) -> list[float]:
+    """"0,0.5,1" -> [0.0, 0.5, 1.0]; rejects empty items, non-numbers, non-finite, negatives, repeats."""
     values: list[float] = []
-    for item in items:
+    for item in _comma_items(text, name, "numbers like 0,0.5,1"):
         try:
             value = float(item)
         except ValueError:
@@ -39,28 +51,23 @@ def parse_float_list(text: str, *, name: str, nonnegative: bool = True) -> list[
             raise ValueError(f"{name}: values must be finite, got {item!r}")
         if nonnegative and value < 0:
             raise ValueError(f"{name}: values must be >= 0, got {item!r}")
-        if value in values:
-            raise ValueError(f"{name}: {item!r} is listed twice")
         values.append(value)
+    _reject_repeats(values, lambda v: f"{name}: {v:g}")
     return values
 
 
 def parse_seeds(text: str, *, name: str = "--seeds") -> list[int]:
     """"0,1,2" -> [0, 1, 2]; rejects empty items, non-integers, negatives and repeats."""
-    items = [part.strip() for part in str(text).split(",")]
-    if not str(text).strip() or any(not item for item in items):
-        raise ValueError(f"{name} needs comma-separated integers like 0,1,2; got {text!r}")
     seeds: list[int] = []
-    for item in items:
+    for item in _comma_items(text, name, "integers like 0,1,2"):
         try:
             seed = int(item)
         except ValueError:
             raise ValueError(f"{name}: {item!r} is not an integer (got {text!r})") from None
         if seed < 0:
             raise ValueError(f"{name}: seeds must be >= 0, got {item!r}")
-        if seed in seeds:
-            raise ValueError(f"{name}: seed {seed} is listed twice")
         seeds.append(seed)
+    _reject_repeats(seeds, lambda v: f"{name}: seed {v}")
     return seeds
 
 
@@ -251,9 +258,8 @@ def _check_seeds(seeds: Iterable[int]) -> list[int]:
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seeds must be integers >= 0, got {seed!r}")
-        if seed in out:
-            raise ValueError(f"seed {seed} is listed twice")
         out.append(seed)
+    _reject_repeats(out, lambda v: f"seed {v}")
     if not out:
         raise ValueError("at least one seed is needed (e.g. --seeds 0)")
     return out
@@ -264,12 +270,8 @@ def _check_alphas(values: Sequence[float] | None, default: Sequence[float], name
         return [float(v) for v in default]
     from estimators.registry import check_alpha
 
-    checked: list[float] = []
-    for value in values:
-        value = check_alpha(name, value)
-        if value in checked:
-            raise ValueError(f"{name}: {value:g} is listed twice")
-        checked.append(value)
+    checked = [check_alpha(name, value) for value in values]
+    _reject_repeats(checked, lambda v: f"{name}: {v:g}")
     if not checked:
         raise ValueError(f"{name} needs at least one value")
     return checked
@@ -279,9 +281,7 @@ def _check_models(study: Study, backend: str, models: Sequence[str] | None) -> l
     chosen = list(models) if models else list(default_models(study, backend))
     for model in chosen:
         presets.check_model(model, backend)
-    duplicates = {m for m in chosen if chosen.count(m) > 1}
-    if duplicates:
-        raise ValueError(f"model '{sorted(duplicates)[0]}' is listed twice")
+    _reject_repeats(chosen, lambda m: f"model '{m}'")
     return chosen
 
 
