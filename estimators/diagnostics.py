@@ -72,14 +72,19 @@ def kappa(rewards: Tensor, group_ids: Tensor, seq_logprob: Tensor) -> float:
     return float((p * (1 - p) * gap * log_odds).mean())
 
 
-def token_entropy(logits: Tensor) -> Tensor:
-    """Eq 7 per token: -sum_v pi(v) log pi(v). (..., V) -> (...).
+def entropy_from_logprobs(logp: Tensor) -> Tensor:
+    """Eq 7 per token from log-probabilities: -sum_v pi(v) log pi(v). (..., V) -> (...).
 
-    Vocabulary entries masked with -inf logits contribute 0 (0 * log 0 = 0), not NaN.
+    For callers that already hold log_softmax (a sampler, a loss). Entries with pi = 0 (-inf
+    logits) contribute 0 (0 * log 0 = 0), not NaN.
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)
     probs = logp.exp()
     return -torch.where(probs > 0, probs * logp, torch.zeros_like(logp)).sum(-1)
+
+
+def token_entropy(logits: Tensor) -> Tensor:
+    """Eq 7 per token from logits. (..., V) -> (...)."""
+    return entropy_from_logprobs(torch.log_softmax(logits.float(), dim=-1))
 
 
 def masked_mean(values: Tensor, mask: Tensor) -> float:

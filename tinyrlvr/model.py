@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from estimators.diagnostics import entropy_from_logprobs
 from tinyrlvr.task import OUTPUT_VOCAB, VOCAB_SIZE
 
 
@@ -160,5 +161,5 @@ def response_logprobs(policy: Policy, prompts: Tensor, prompt_valid: Tensor, res
     logp_all = torch.log_softmax(logits, dim=-1)
     targets = responses.clamp(max=OUTPUT_VOCAB - 1)  # PAD rows are masked by the caller
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
+    entropy = entropy_from_logprobs(logp_all) if with_entropy else None
     return logp, entropy

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from estimators.diagnostics import entropy_from_logprobs
 from tinyrlvr.model import KVCache, Policy
 from tinyrlvr.task import EOS, PAD
 
@@ -33,7 +34,7 @@ def _pick(logits: Tensor, temperature: float, top_p: float, generator: torch.Gen
     scaled = logits / temperature if temperature > 0 else logits
     logp = torch.log_softmax(scaled, dim=-1)
     probs = logp.exp()
-    entropy = -(probs * logp).sum(-1)
+    entropy = entropy_from_logprobs(logp)
     if temperature == 0:
         token = logits.argmax(-1)
     else:
