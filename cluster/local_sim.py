@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from orchestrator.mlflow_server import free_port
 
 
 @dataclass
@@ -127,12 +128,6 @@ class LocalHead:
     client_env: dict  # what a job client needs: RAY_AUTH_MODE=token and the token file's path
     temp_dir: Path
     log_path: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
