@@ -57,7 +57,7 @@ def get_base_model(cfg) -> Path:
             return path
         log.info("training the base model %s (cached for later runs)", path.name)
         state, report = warm_up(cfg)
-        _atomic_save({"shape": asdict(ModelShape.from_config(cfg)), "state_dict": state, "report": report}, path)
+        atomic_save({"shape": asdict(ModelShape.from_config(cfg)), "state_dict": state, "report": report}, path)
         path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     return path
 
@@ -162,7 +162,8 @@ def _corrupt(answers: torch.Tensor, frac: float, generator: torch.Generator) -> 
     return out
 
 
-def _atomic_save(obj, path: Path) -> None:
+def atomic_save(obj, path: Path) -> None:
+    """torch.save to a temp file beside ``path``, then rename: the file is complete or absent."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:

@@ -20,8 +20,6 @@ per-step named streams (``seeding``), so a resumed run reproduces the uninterrup
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +27,7 @@ import torch
 
 from estimators import broadcast_to_tokens, compute_advantages, diagnostics
 from estimators import metric_names as M
-from tinyrlvr.base_model import get_base_model, load_policy
+from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
 from tinyrlvr.evaluate import eval_metrics, problem_set
 from tinyrlvr.model import response_logprobs
@@ -119,14 +117,7 @@ def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step
     directory.mkdir(parents=True, exist_ok=True)
     blob = {"step": step, "model": policy.state_dict(), "optimizer": optimizer.state_dict(),
             "identity": _identity(cfg), "torch_rng": torch.get_rng_state()}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=CHECKPOINT_NAME, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, directory / CHECKPOINT_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(blob, directory / CHECKPOINT_NAME)
 
 
 def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> int:
