@@ -107,10 +107,20 @@ def curves_figure(panels: list[tuple[str, str, pd.DataFrame]], colours: dict[str
     return fig
 
 
-def heatmap_figure(grid: pd.DataFrame, title: str, value_label: str) -> Figure:
-    """Fig 4(d): final accuracy over alpha_pos (rows) x alpha_neg (columns), cells annotated."""
+def heatmap_figure(grid: pd.DataFrame, title: str, value_label: str, se: pd.DataFrame | None = None,
+                   n: pd.DataFrame | None = None) -> Figure:
+    """Fig 4(d): final accuracy over alpha_pos (rows) x alpha_neg (columns), cells annotated.
+
+    With ``se`` and ``n`` (same shape: standard error and seeds per cell) each cell reads
+    "mean ± 95% half-width / n=k", and the cells within two standard errors of the best get a
+    dashed box: the grid's structure is only what stands out of that noise.
+    """
+    from analysis.stats import t95
+
     values = grid.to_numpy(dtype=np.float64)
-    fig = Figure(figsize=(1.1 * values.shape[1] + 3.2, 0.8 * values.shape[0] + 2.2), layout="constrained")
+    errors = se.reindex_like(grid).to_numpy(dtype=np.float64) if se is not None else np.full_like(values, np.nan)
+    counts = n.reindex_like(grid).to_numpy(dtype=np.float64) if n is not None else np.full_like(values, np.nan)
+    fig = Figure(figsize=(1.5 * values.shape[1] + 3.2, 0.95 * values.shape[0] + 2.2), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", origin="lower", aspect="auto")
     ax.set_xticks(range(values.shape[1]), [f"{a:g}" for a in grid.columns])
@@ -121,21 +131,34 @@ def heatmap_figure(grid: pd.DataFrame, title: str, value_label: str) -> Figure:
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center",
-                        color="white" if values[i, j] < middle else "black", fontsize=9)
+            if not np.isfinite(values[i, j]):
+                continue
+            text = f"{values[i, j]:.3f}"
+            if np.isfinite(errors[i, j]) and np.isfinite(counts[i, j]):
+                text += f"\n± {t95(int(counts[i, j]) - 1) * errors[i, j]:.3f}"
+            if np.isfinite(counts[i, j]):
+                text += f"\nn={int(counts[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", color="white" if values[i, j] < middle else "black",
+                    fontsize=8, linespacing=1.1)
     if finite.size:
         best = np.unravel_index(np.nanargmax(values), values.shape)
         ax.add_patch(_cell_box(best[1], best[0]))
+        for i, j in zip(*np.nonzero(np.isfinite(values))):
+            if (i, j) == best:
+                continue
+            spread = np.sqrt(np.nan_to_num(errors[i, j]) ** 2 + np.nan_to_num(errors[best]) ** 2)
+            if spread > 0 and values[best] - values[i, j] <= 2 * spread:
+                ax.add_patch(_cell_box(j, i, dashed=True))
     fig.colorbar(image, ax=ax, label=value_label)
     ax.set_title(title)
     return fig
 
 
-def _cell_box(x: int, y: int):
+def _cell_box(x: int, y: int, dashed: bool = False):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", lw=2)
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="white" if dashed else "red", lw=1.5 if dashed else 2,
+                     linestyle="--" if dashed else "-")
 
 
 def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame) -> Figure:

@@ -141,22 +141,26 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
     if benchmarks:
         scores = summaries.checkpoint_scores(data, benchmarks, settings.select)
         select_text = (f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint")
+        spreads = summaries.alpha_grid_spread(data, scores)
         for model, grid in summaries.alpha_grid(data, scores).items():
             stem = f"fig4d_alpha_grid{suffix(model)}"
 
             def grid_job(grid=grid, model=model, stem=stem) -> Section:
+                se, n = spreads[model]
                 section = figure_job(
                     stem, f"Figure 4(d) style: alpha grid ({model})",
-                    f"Average accuracy ({select_text}), mean over seeds, per (alpha_pos, alpha_neg); red box: best "
-                    f"cell. Values in {stem}.csv (rows alpha_pos, columns alpha_neg).",
+                    f"Average accuracy ({select_text}), mean over seeds ± 95% t interval, n = seeds per cell; red "
+                    f"box: best cell; dashed boxes: cells within two standard errors of the best (not distinguishable "
+                    f"from it at these seeds). Values in {stem}.csv (rows alpha_pos, columns alpha_neg).",
                     lambda: figures.heatmap_figure(grid, f"Final accuracy over the alpha grid: {model}",
-                                                   f"average accuracy ({select_text})"))()
+                                                   f"average accuracy ({select_text})", se=se, n=n))()
                 grid.to_csv(out / f"{stem}.csv")
                 section.files += (f"{stem}.csv",)
                 return section
 
             jobs.append((f"Fig 4(d) grid {model}", grid_job))
-        number = 2 if len(data.models) == 1 else 3
+        # Table 3 is the paper's backbone table; any other study's accuracy table plays Table 2.
+        number = 3 if data.study == "backbones" else 2
         caption = f"Table {number}: accuracy per benchmark and average, {select_text}"
 
         def accuracy_job() -> Section:

@@ -216,6 +216,20 @@ def alpha_grid(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> di
     return grids
 
 
+def alpha_grid_spread(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """The seed spread of ``alpha_grid``'s cells: per model (standard error, number of seeds), same shape."""
+    from analysis.stats import estimate
+
+    plain = data.runs.loc[_plain_alpha_runs(data.runs) & (data.runs["estimator"] == "asym"), "run_id"]
+    selected = scores[scores["run_id"].isin(plain)].merge(data.runs[["run_id", "alpha_pos", "alpha_neg"]], on="run_id")
+    out = {}
+    for model, rows in selected.groupby("model", sort=False):
+        se = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc=lambda v: estimate(list(v)).se)
+        n = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc=lambda v: estimate(list(v)).n)
+        out[model] = (se.sort_index().sort_index(axis=1), n.sort_index().sort_index(axis=1))
+    return out
+
+
 def configurations(data: SweepData) -> pd.DataFrame:
     """Distinct (label, estimator, alpha_pos, alpha_neg) the sweep ran, in label order."""
     return data.runs[["label", "estimator", "alpha_pos", "alpha_neg"]].drop_duplicates("label").reset_index(drop=True)

@@ -149,10 +149,11 @@ def study_methods(study: Study, *, alpha_pos: Sequence[float] | None = None,
 
 
 def default_models(study: Study, backend: str) -> tuple[str, ...]:
-    """The models a study runs when none are named: its paper backbones on verl, else the embedded model."""
+    """The models a study runs when none are named: its paper backbones on verl, else its embedded
+    models (the default embedded model unless the study names others)."""
     if backend == "verl":
         return study.models or presets.VERL_MODELS[:1]
-    return presets.EMBEDDED_MODELS
+    return study.embedded_models or presets.EMBEDDED_MODELS[:1]
 
 
 # --- printing plans (--dry-run) --------------------------------------------------------------

@@ -46,7 +46,8 @@ class Study:
     title: str
     description: str
     methods: tuple[Method, ...]
-    models: tuple[str, ...] = ()  # preset names run by default; () = the backend's default model
+    models: tuple[str, ...] = ()  # verl preset names run by default; () = the backend's default model
+    embedded_models: tuple[str, ...] = ()  # embedded presets run by default; () = embedded-tiny
     default_steps: int | None = None  # None: the preset's steps
     takes_alpha_grid: bool = False  # `grid` builds its methods from --alpha-pos x --alpha-neg
 

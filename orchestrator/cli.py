@@ -12,6 +12,7 @@ import typer
 from typer._click import exceptions as click_exc  # typer 0.29 vendors its own click
 
 from orchestrator.commands import (
+    base_model as base_model_cmd,
     cluster as cluster_cmd,
     data as data_cmd,
     estimators as estimators_cmd,
@@ -37,6 +38,7 @@ app.add_typer(sweep_cmd.app, name="sweep")
 sweep_jobs.register(sweep_cmd.app)
 app.add_typer(report_cmd.app, name="report")
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(base_model_cmd.app, name="base-model")
 app.add_typer(cluster_cmd.app, name="cluster")
 train_cmd.register(app)
 ui_cmd.register(app)

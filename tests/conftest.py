@@ -11,6 +11,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """Every test run sees what a new machine sees: an empty base-model cache (shipped base models
+    only), in this process and in every process it starts (Ray workers, `asym` subprocesses)."""
+    import tempfile
+
+    os.environ["ASYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="asym-test-cache-")
+
+
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """os.environ for a child process: no inherited Ray address or verl plugin switches."""

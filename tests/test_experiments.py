@@ -20,8 +20,8 @@ VERL_READS = ("hf_path", "train_batch_size", "ppo_mini_batch_size", "rollout_n",
               "nnodes", "enable_thinking", "val_n", "gpus_per_trial")
 
 
-def test_registry_lists_the_six_studies_and_rejects_unknown_names():
-    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa"]
+def test_registry_lists_the_studies_and_rejects_unknown_names():
+    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip"]
     with pytest.raises(ValueError, match=r"unknown study 'nope'; known: isolation, flip, grid, main"):
         get_study("nope")
 
@@ -33,7 +33,7 @@ def test_every_method_has_a_source(name):
     for method in study.methods:
         assert method.label in sources, f"{name}: no source for {method.label}"
     for label, source in sources.items():
-        assert re.search(r"\[(v2|v1\*|der|NF)\b", source), f"{name}: {label}'s source has no spec tag"
+        assert re.search(r"\[(v2|v1\*|der|NF)[],\s]", source), f"{name}: {label}'s source has no spec tag"
 
 
 def test_paper_backbone_presets_carry_app_g_values():
@@ -79,7 +79,7 @@ def test_user_yaml_overrides_shared_and_per_model_values(tmp_path):
 
 
 def test_user_yaml_overrides_embedded_engine_fields_and_trial_keys(tmp_path):
-    cfg = _write(tmp_path, "d_model: 64\ntiers: [1, 2, 3]\nwarmup_tier_weights: [3, 2, 1]\nsteps: 7\nclip: 0.1\n")
+    cfg = _write(tmp_path, "d_model: 64\ntiers: [1, 2, 3]\nwarmup_tier_weights: [3, 2, 1]\nwarmup_corrupt_frac: [0.1, 0.2, 0.3]\nsteps: 7\nclip: 0.1\n")
     trial = plan("main", config_file=cfg)[0]
     settings = trial.settings_dict()
     assert settings["d_model"] == 64 and settings["tiers"] == (1, 2, 3)
@@ -131,7 +131,7 @@ def test_model_must_fit_the_backend():
         plan("main", models=["qwen3-4b"])
     with pytest.raises(ValueError, match=r"model 'embedded-tiny' does not run on the verl backend"):
         plan("main", backend="verl", models=["embedded-tiny"])
-    with pytest.raises(ValueError, match=r"unknown model 'llama'; known: embedded-tiny, qwen3-4b"):
+    with pytest.raises(ValueError, match=r"unknown model 'llama'; known: embedded-tiny, embedded-kappa-neg, qwen3-4b"):
         plan("main", backend="verl", models=["llama"])
     with pytest.raises(ValueError, match=r"unknown backend 'tpu'; known: embedded, verl"):
         plan("main", backend="tpu")

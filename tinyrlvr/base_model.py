@@ -1,22 +1,28 @@
-"""The base model: a short supervised warm-up on imperfect demonstrations, cached on disk.
+"""The base model: a short supervised warm-up on imperfect demonstrations, shipped and cached.
 
 Why imperfect: RLVR needs a base that is partly right (mixed group accuracies, as the paper's base
-models are). Demonstrations are the task's correct answers with ``warmup_corrupt_frac`` of them
-carrying one wrong digit; tiers are drawn with weights ``warmup_tier_weights`` (4:3:2:1 by default:
-the probe found uniform weights make every tier easy and 8:4:2:1 leaves the hardest at 0).
-Per-tier accuracy rises in sudden phase transitions, so checkpoints are evaluated every
-``warmup_eval_every`` steps (training-split prompts, temperature 1) and the warm-up stops at the first
-one whose hardest tier reaches ``warmup_target_hard`` while the easiest is at least
-``warmup_target_easy``; if none does, the checkpoint with the best hardest-tier accuracy among those
-meeting the easy target (else the last) is the base model.
+models are). Demonstrations are the task's correct answers; a tier-t demonstration carries one wrong
+digit with probability ``warmup_corrupt_frac[t]`` and tiers are drawn with ``warmup_tier_weights``.
+The warm-up runs ``warmup_steps`` steps and keeps the last checkpoint: a model that has learnt the
+demonstrations solves a tier-t prompt with probability about 1 - frac, so difficulty is set by the
+corruption rates, not by when a phase transition happens to occur (which hinges on float rounding;
+the earlier procedure picked a checkpoint at such a transition and gave each machine its own testbed).
+Checkpoints are still evaluated every ``warmup_eval_every`` steps for the report.
 
-Deterministic for a config: fixed seeds, fixed thread count (``warmup_threads``), CPU. Cached under
-``cache_dir`` as ``base-<key>.pt`` with ``key = cfg.base_model_key()`` (model size, task and warm-up
-settings), written atomically under a file lock so concurrent trial processes train it only once.
+Where a base model comes from, first hit wins:
+1. the package (``tinyrlvr/base_models/base-<key>.pt``): the presets' base models are shipped, so
+   every machine trains on the same weights and a first run does not wait for a warm-up;
+2. the cache (``cache_dir/base-<key>.pt``);
+3. a warm-up now, written to the cache atomically under a file lock (concurrent trial processes train
+   it once). ``asym base-model build`` reruns the warm-up for a preset and says how it was made.
+
+``key = cfg.base_model_key()`` hashes model size, task and warm-up settings; ``content_hash(path)``
+hashes the weights themselves (a trial's identity includes it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,19 +41,45 @@ from tinyrlvr.task import OUTPUT_VOCAB, PAD, encode_prompts, sample_problems, ta
 
 log = logging.getLogger(__name__)
 WARMUP_VALIDATION_SEED = 7  # validation prompts come from the training split, not the eval split
+SHIPPED_DIR = Path(__file__).resolve().parent / "base_models"
+
+
+def shipped_base_model_path(cfg) -> Path:
+    """Where the package ships the base model for ``cfg`` (it may not exist for custom settings)."""
+    return SHIPPED_DIR / f"base-{cfg.base_model_key()}.pt"
 
 
 def base_model_path(cfg) -> Path:
-    """Where the base model for ``cfg`` is cached (it may not exist yet)."""
+    """Where the base model for ``cfg`` is found: the shipped file if any, else the cache (may not exist yet)."""
+    shipped = shipped_base_model_path(cfg)
+    if shipped.exists():
+        return shipped
     return Path(cfg.cache_dir).expanduser() / f"base-{cfg.base_model_key()}.pt"
 
 
+def base_model_ready(cfg) -> bool:
+    """True when no warm-up is needed to start a run of ``cfg``."""
+    return base_model_path(cfg).exists()
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of the base model's tensors (not of the file: torch.save's zip layout is not canonical)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for name in sorted(blob["state_dict"]):
+        tensor = blob["state_dict"][name].contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def get_base_model(cfg) -> Path:
-    """Path of the cached base model for ``cfg``; trains it first if no process has yet."""
+    """Path of the base model for ``cfg``: shipped, cached, or trained now (once across processes)."""
     path = base_model_path(cfg)
-    cache, key = path.parent, cfg.base_model_key()
     if path.exists():
         return path
+    cache, key = path.parent, cfg.base_model_key()
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -56,10 +88,17 @@ def get_base_model(cfg) -> Path:
         if path.exists():  # another process made it while we waited
             return path
         log.info("training the base model %s (cached for later runs)", path.name)
-        state, report = warm_up(cfg)
-        atomic_save({"shape": asdict(ModelShape.from_config(cfg)), "state_dict": state, "report": report}, path)
-        path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        build_base_model(cfg, path)
     return path
+
+
+def build_base_model(cfg, path: Path) -> dict:
+    """Run the warm-up for ``cfg`` and write the base model to ``path`` (+ a JSON report beside it)."""
+    state, report = warm_up(cfg)
+    atomic_save({"shape": asdict(ModelShape.from_config(cfg)), "state_dict": state, "report": report}, path)
+    report = {**report, "content_hash": content_hash(path)}
+    path.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def load_policy(path: Path, device: str = "cpu") -> Policy:
@@ -75,51 +114,58 @@ def base_model_report(path: Path) -> dict:
 
 
 def warm_up(cfg) -> tuple[dict[str, torch.Tensor], dict]:
-    """Train from scratch on corrupted demonstrations; return the chosen state dict and a report."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.warmup_threads)
-    try:
+    """Train on corrupted demonstrations; return the final state dict and a report.
+
+    From scratch for ``warmup_steps``; with ``warmup_relearn_steps`` > 0, from the first phase's own
+    base model (found or made like any other) for that many steps at ``warmup_relearn_corrupt_frac``.
+    """
+    if cfg.warmup_relearn_steps:
+        first = cfg.replace(warmup_relearn_steps=0)
+        policy = load_policy(get_base_model(first))
+        phase = {"steps": cfg.warmup_relearn_steps, "corrupt_frac": cfg.warmup_relearn_corrupt_frac,
+                 "stream": "warmup-relearn", "from": first.base_model_key()}
+    else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeding.stream_seed(cfg.warmup_seed, 0, "init"))
             policy = Policy(ModelShape.from_config(cfg))
-        return _train(policy, cfg)
+        phase = {"steps": cfg.warmup_steps, "corrupt_frac": cfg.warmup_corrupt_frac, "stream": "warmup-data"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.warmup_threads)
+    try:
+        return _train(policy, cfg, phase)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(policy: Policy, cfg) -> tuple[dict[str, torch.Tensor], dict]:
+def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], dict]:
     start = time.perf_counter()
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.warmup_lr, weight_decay=0.01)
-    data_gen = seeding.generator(cfg.warmup_seed, 0, "warmup-data")
+    data_gen = seeding.generator(cfg.warmup_seed, 0, phase["stream"])
     weights = torch.tensor(cfg.warmup_tier_weights, dtype=torch.float64)
     tiers = torch.tensor(cfg.tiers, dtype=torch.long)
+    corrupt_frac = torch.tensor(phase["corrupt_frac"], dtype=torch.float64)
     validation = problem_set(cfg.tiers, cfg.warmup_eval_prompts, heldout=False, seed=WARMUP_VALIDATION_SEED)
     p, r = cfg.max_prompt_len, cfg.max_new_tokens
-    history, best = [], None
-    for step in range(1, cfg.warmup_max_steps + 1):
-        tier_of_row = tiers[torch.multinomial(weights, cfg.warmup_batch, replacement=True, generator=data_gen)]
-        problems = sample_problems(tier_of_row, data_gen, heldout=False)
+    history = []
+    last = phase["steps"]
+    for step in range(1, last + 1):
+        tier_index = torch.multinomial(weights, cfg.warmup_batch, replacement=True, generator=data_gen)
+        problems = sample_problems(tiers[tier_index], data_gen, heldout=False)
         prompts, prompt_valid = encode_prompts(problems, p)
-        answers = _corrupt(target_responses(problems, r), cfg.warmup_corrupt_frac, data_gen)
+        answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)
         opt.zero_grad(set_to_none=True)
         loss = demonstration_loss_backward(policy, prompts, prompt_valid, answers, problems.tier)
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         opt.step()
-        if step % cfg.warmup_eval_every and step != cfg.warmup_max_steps:
+        if step % cfg.warmup_eval_every and step != last:
             continue
         acc = accuracy_by_tier(policy, validation, p, r, 4, 1.0, seeding.generator(cfg.warmup_seed, step, "warmup-eval"))
-        easy, hard = acc[min(cfg.tiers)], acc[max(cfg.tiers)]
         history.append({"step": step, "loss": float(loss.detach()), "accuracy": {str(t): a for t, a in acc.items()}})
         log.info("warm-up step %d: loss %.3f, accuracy %s", step, history[-1]["loss"], history[-1]["accuracy"])
-        if easy >= cfg.warmup_target_easy and (best is None or hard > best[1]):
-            best = (step, hard, {k: v.detach().clone() for k, v in policy.state_dict().items()})
-        if easy >= cfg.warmup_target_easy and hard >= cfg.warmup_target_hard:
-            break
-    chosen_step, _, state = best if best is not None else (step, None, policy.state_dict())
-    chosen = next(h for h in history if h["step"] == chosen_step)
-    report = {"chosen_step": chosen_step, "accuracy": chosen["accuracy"], "seconds": time.perf_counter() - start,
-              "key": cfg.base_model_key(), "history": history}
-    return {k: v.detach().clone() for k, v in state.items()}, report
+    report = {"steps": cfg.warmup_steps, "relearn_steps": cfg.warmup_relearn_steps, "from": phase.get("from"),
+              "accuracy": history[-1]["accuracy"], "seconds": time.perf_counter() - start,
+              "key": cfg.base_model_key(), "torch": str(torch.__version__), "history": history}
+    return {k: v.detach().clone() for k, v in policy.state_dict().items()}, report
 
 
 def demonstration_loss_backward(policy: Policy, prompts: torch.Tensor, prompt_valid: torch.Tensor,
@@ -148,8 +194,8 @@ def demonstration_loss_backward(policy: Policy, prompts: torch.Tensor, prompt_va
     return total
 
 
-def _corrupt(answers: torch.Tensor, frac: float, generator: torch.Generator) -> torch.Tensor:
-    """Replace one answer digit by a different digit in a ``frac`` share of the rows."""
+def _corrupt(answers: torch.Tensor, frac: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Replace one answer digit by a different digit in row i with probability ``frac[i]`` (N,)."""
     n, _ = answers.shape
     is_digit = answers < 10
     n_digits = is_digit.sum(-1)

@@ -71,17 +71,24 @@ class EngineConfig:
     mlp_ratio: int = 4
 
     # --- base model: supervised warm-up on imperfect demonstrations (cached by its config) ---
-    warmup_max_steps: int = 1500
+    # Calibrated testbed (issue 11, ours): a tier-t demonstration carries one wrong digit with
+    # probability warmup_corrupt_frac[t], so a base model that has learnt the demonstrations solves a
+    # tier-t prompt with probability about 1 - frac: every tier is partly solved, most groups of 8
+    # are mixed at step 0, and the difficulty does not hinge on when a phase transition happens.
+    warmup_steps: int = 1500  # fixed length; the last checkpoint is the base model (no selection)
     warmup_batch: int = 256
     warmup_lr: float = 1e-3
-    warmup_corrupt_frac: float = 0.2  # demonstrations with one answer digit replaced
-    warmup_tier_weights: tuple[float, ...] = (4.0, 3.0, 2.0, 1.0)  # probe: 4:3:2:1 gives mixed accuracy
-    warmup_eval_every: int = 50  # checkpoints are evaluated; the chosen one is the base model
-    warmup_eval_prompts: int = 64  # validation prompts per tier (training split), 4 samples each
-    warmup_target_hard: float = 0.25  # stop at the first checkpoint whose hardest tier reaches this
-    warmup_target_easy: float = 0.8  # ... while the easiest tier is at least this accurate
+    warmup_corrupt_frac: tuple[float, ...] = (0.1, 0.2, 0.3, 0.45)  # one per tier, easy to hard
+    warmup_tier_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # uniform: every tier converges by ~1000 steps
+    # An optional second phase from the base model above, on demonstrations corrupted at other rates
+    # (0 steps: none). embedded-kappa-neg uses it: the same learnt addition, then taught to be wrong
+    # more often than right, so its groups fall below p = 1/2 while correct answers stay confident.
+    warmup_relearn_steps: int = 0
+    warmup_relearn_corrupt_frac: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75)
+    warmup_eval_every: int = 250  # checkpoints evaluated for the report (training-split prompts, T = 1)
+    warmup_eval_prompts: int = 64  # validation prompts per tier, 4 samples each
     warmup_seed: int = 0  # model init and demonstration stream
-    warmup_threads: int = 1  # fixed so the cached base model does not depend on the caller's threads; 1 thread
+    warmup_threads: int = 1  # fixed so the base model does not depend on the caller's threads; 1 thread
     # is also the fast choice on a busy machine (2 OpenMP threads on contended cores run ~10x slower)
 
     # --- runtime (not part of a trial's identity) ---
@@ -129,6 +136,8 @@ class EngineConfig:
         """Hash of everything that shapes the base model (model size, task, warm-up)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name in _BASE_MODEL_FIELDS}
+        if not self.warmup_relearn_steps:  # no second phase: its settings shape nothing
+            fields = {k: v for k, v in fields.items() if not k.startswith("warmup_relearn_")}
         blob = json.dumps({"format": BASE_MODEL_FORMAT, **fields}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -137,7 +146,7 @@ class EngineConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _RUNTIME_FIELDS}
 
 
-BASE_MODEL_FORMAT = 1  # bump when the task encoding or the warm-up procedure changes
+BASE_MODEL_FORMAT = 2  # bump when the task encoding or the warm-up procedure changes
 _RUNTIME_FIELDS = ("device", "threads", "cache_dir")
 _TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "seed", "steps", "entropy_coeff", "clip_low",
                  "clip_high", "loss_agg")
@@ -163,14 +172,13 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "n_layers": 2,  # one layer does not learn the addition within a smoke budget
     "d_model": 64,
     "n_heads": 2,
-    "warmup_max_steps": 300,
+    "warmup_steps": 1000,
     "warmup_batch": 128,
     "warmup_lr": 3e-3,
-    "warmup_tier_weights": (2.0, 1.0),
-    "warmup_eval_every": 25,
+    "warmup_corrupt_frac": (0.3, 0.45),  # mixed groups at every step of a smoke run (tests rely on it)
+    "warmup_tier_weights": (1.0, 1.0),
+    "warmup_eval_every": 50,
     "warmup_eval_prompts": 16,
-    "warmup_target_hard": 0.0,  # stop as soon as tier 1 is partly solved: mixed groups for the tests
-    "warmup_target_easy": 0.3,
 }
 
 
@@ -223,7 +231,7 @@ def _check_ranges(cfg: EngineConfig) -> None:
     for name in ("lr", "warmup_lr", "grad_clip"):
         need(getattr(cfg, name) > 0, f"{name} must be > 0, got {getattr(cfg, name)}")
     for name in ("prompts_per_step", "ppo_epochs", "mini_batches", "eval_every", "eval_samples",
-                 "eval_prompts_per_tier", "n_layers", "d_model", "n_heads", "mlp_ratio", "warmup_max_steps",
+                 "eval_prompts_per_tier", "n_layers", "d_model", "n_heads", "mlp_ratio", "warmup_steps",
                  "warmup_batch", "warmup_eval_every", "warmup_eval_prompts", "warmup_threads", "max_new_tokens"):
         need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
     need(cfg.group_size >= 2, f"group_size must be >= 2 (a group needs a baseline), got {cfg.group_size}")
@@ -239,5 +247,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
     need(cfg.d_model % cfg.n_heads == 0, f"d_model ({cfg.d_model}) must be divisible by n_heads ({cfg.n_heads})")
     need(len(cfg.warmup_tier_weights) == len(cfg.tiers) and all(w > 0 for w in cfg.warmup_tier_weights),
          f"warmup_tier_weights needs one positive weight per tier ({len(cfg.tiers)}), got {cfg.warmup_tier_weights}")
-    need(0 <= cfg.warmup_corrupt_frac <= 1, f"warmup_corrupt_frac must be in [0, 1], got {cfg.warmup_corrupt_frac}")
+    need(len(cfg.warmup_corrupt_frac) == len(cfg.tiers) and all(0 <= c <= 1 for c in cfg.warmup_corrupt_frac),
+         f"warmup_corrupt_frac needs one value in [0, 1] per tier ({len(cfg.tiers)}), got {cfg.warmup_corrupt_frac}")
+    need(cfg.warmup_relearn_steps >= 0, f"warmup_relearn_steps must be >= 0, got {cfg.warmup_relearn_steps}")
+    need(cfg.warmup_relearn_steps == 0 or (len(cfg.warmup_relearn_corrupt_frac) == len(cfg.tiers)
+                                           and all(0 <= c <= 1 for c in cfg.warmup_relearn_corrupt_frac)),
+         f"warmup_relearn_corrupt_frac needs one value in [0, 1] per tier ({len(cfg.tiers)}), got {cfg.warmup_relearn_corrupt_frac}")
     need(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")

@@ -29,7 +29,15 @@ from omegaconf.errors import OmegaConfBaseException
 from experiments.presets.schema import BENCHMARKS, TRIAL_KEYS, VerlPreset, embedded_schema
 
 VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base")
-EMBEDDED_MODELS = ("embedded-tiny",)
+EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
+# Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
+# a base model trained on demonstrations that are wrong more often than right, so most groups have
+# p < 1/2 while its correct answers stay the confident ones (c+ > c-): kappa < 0, the regime where
+# Proposition 1 says the two channels swap roles (issue 11; nobody has shown it).
+EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
+    "embedded-tiny": {},
+    "embedded-kappa-neg": {"warmup_relearn_steps": 500, "warmup_relearn_corrupt_frac": [0.6, 0.65, 0.7, 0.75]},
+}
 MODELS_BY_BACKEND = {"embedded": EMBEDDED_MODELS, "verl": VERL_MODELS}
 ALL_MODELS = EMBEDDED_MODELS + VERL_MODELS
 
@@ -171,7 +179,7 @@ def _schema_and_base(model: str) -> tuple[type, dict[str, Any]]:
         # settings never repeat a TrialSpec field: the backend passes those from the trial itself
         engine_defaults = {k: v for k, v in engine.DEFAULT_SETTINGS.items()
                            if k not in trial_fields and k not in TRIAL_KEYS}
-        return embedded_schema(engine_defaults, EMBEDDED_TRIAL_DEFAULTS), {}
+        return embedded_schema(engine_defaults, EMBEDDED_TRIAL_DEFAULTS), dict(EMBEDDED_VARIANTS[model])
     backend_of(model)
     text = resources.files(__name__).joinpath(f"{model}.yaml").read_text()
     return VerlPreset, OmegaConf.to_container(OmegaConf.create(text))  # type: ignore[return-value]

@@ -2,7 +2,8 @@
 
 The four configurations of the Sec 3.1 table: the REINFORCE reference (alpha+ = alpha- = 0), REINFORCE
 with an entropy bonus, Pos-Only (only the positive channel modulated) and Neg-Only (only the
-negative channel modulated). Proposition 1 predicts entropy Pos-Only > REINFORCE > Neg-Only when
+negative channel modulated); plus Fig 2's sweeps of each channel's strength (alpha+ with alpha- = 0,
+alpha- with alpha+ = 0). Proposition 1 predicts entropy Pos-Only > REINFORCE > Neg-Only when
 kappa > 0. Sources: ``shared/paper/spec.md`` tags ([v2] paper text, [v1*] quoted v1 number,
 [der] reconstruction, [NF] our default, named as such).
 """
@@ -37,12 +38,21 @@ NEG_ONLY = Method(
     alpha_neg=0.5,  # sees the log-prob gain collapse at alpha- = 0.75 [v1*]
 )
 
+# Fig 2's sweeps: Pos-Only over alpha+ with alpha- = 0 (Fig 2a-d: "more alpha+ means fewer
+# none-solved groups", sweep values [NF]) and Neg-Only over alpha- with alpha+ = 0 (Fig 2e-h: the
+# log-prob gain on correct rollouts rises with alpha- and collapses at alpha- = 0.75 [v1*]). The 0.5
+# points are the rows above; 0.25 and 1.0 / 0.25 are ours, 0.75 is the paper's collapse point.
+POS_SWEEP = tuple(Method(label=f"Pos-Only a+={a:g}", estimator="pos-only", alpha_pos=a, alpha_neg=0.0)
+                  for a in (0.25, 1.0))
+NEG_SWEEP = tuple(Method(label=f"Neg-Only a-={a:g}", estimator="neg-only", alpha_pos=0.0, alpha_neg=a)
+                  for a in (0.25, 0.75))
+
 STUDY = Study(
     name="isolation",
     title="Channel isolation (Sec 3.1, Fig 2)",
     description="REINFORCE, REINFORCE + entropy bonus, Pos-Only and Neg-Only: which channel raises "
     "entropy and whether that entropy helps accuracy.",
-    methods=(REINFORCE, REINFORCE_ENTROPY, POS_ONLY, NEG_ONLY),
+    methods=(REINFORCE, REINFORCE_ENTROPY, POS_ONLY, NEG_ONLY, *POS_SWEEP, *NEG_SWEEP),
     models=("qwen2.5-math-1.5b", "qwen3-4b"),  # "experiments using Qwen2.5-Math-1.5B and Qwen3-4B" [v2, Sec 3]
 )
 
@@ -51,4 +61,8 @@ SOURCES = {
     "REINFORCE + entropy bonus": "Sec 3.1: coefficient tuned per model [v2]; value = preset entropy_coeff [NF]",
     "Pos-Only": "Sec 3.1 table [v2]; (0.5, 0) from v1's row [v1*]",
     "Neg-Only": "Sec 3.1 table [v2]; (0, 0.5) from v1's row [v1*]",
+    "Pos-Only a+=0.25": "Fig 2(a-d) alpha+ sweep [v2]; the value is ours [NF]",
+    "Pos-Only a+=1": "Fig 2(a-d) alpha+ sweep [v2]; the value is ours [NF]",
+    "Neg-Only a-=0.25": "Fig 2(e-h) alpha- sweep [v2]; the value is ours [NF]",
+    "Neg-Only a-=0.75": "Fig 2(e-h) alpha- sweep [v2]; the log-prob gain collapses at alpha- = 0.75 [v1*, wiki note]",
 }
