@@ -129,6 +129,19 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
                 f"accuracy is {ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
                 lambda model=model: curves_or_none(panels_for(model, curve_panels, None),
                                                    f"Training dynamics per configuration: {model}"))))
+        # Fig 2(a-d): the alpha+ sweep (alpha- = 0); Fig 2(e-h): the alpha- sweep (alpha+ = 0).
+        sweep_panels = [curve_panels[i] for i in (0, 2, 1, 4)]  # entropy, none-solved, accuracy, log-prob gain
+        for estimator, letters, channel in (("pos-only", "a-d", "alpha+"), ("neg-only", "e-h", "alpha-")):
+            labels = summaries.channel_sweep_labels(data, estimator)
+            if labels and any(m[0] in tracked for m in sweep_panels):
+                stem = f"fig2{letters[0]}_{estimator.replace('-', '_')}_sweep{suffix(model)}"
+                jobs.append((f"Fig 2({letters}) {channel} sweep {model}", figure_job(
+                    stem, f"Figure 2({letters}): the {channel} sweep ({model})",
+                    f"REINFORCE (alpha = 0) and {estimator} at each {channel} the sweep ran, the other channel at 0: "
+                    f"entropy, none-solved groups, test accuracy ({ema_note}) and the log-prob gain on correct "
+                    f"rollouts. Mean over seeds; band: {settings.confidence:.0%} bootstrap interval.",
+                    lambda model=model, labels=labels, channel=channel: curves_or_none(
+                        panels_for(model, sweep_panels, labels), f"{channel} sweep, one channel at a time: {model}"))))
         if flip and any(m[0] in tracked for m in curve_panels[:2]):
             jobs.append((f"Fig 3 flip {model}", figure_job(
                 f"fig3_flip{suffix(model)}", f"Figure 3 style: advantage-flip test ({model})",

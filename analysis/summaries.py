@@ -306,3 +306,18 @@ def flip_labels(data: SweepData) -> list[str]:
     if "entropy_coeff" in runs:
         mask &= runs["entropy_coeff"].fillna(0.0) == 0.0
     return list(dict.fromkeys(runs.loc[mask, "label"]))
+
+
+def channel_sweep_labels(data: SweepData, estimator: str) -> list[str]:
+    """Fig 2's one-channel sweeps: REINFORCE (alpha = 0) and every ``estimator`` run ("pos-only" or
+    "neg-only"), ordered by that channel's alpha, when the sweep holds at least two of its alphas."""
+    runs = data.runs
+    mask = runs["estimator"].isin(["reinforce", estimator])
+    if "entropy_coeff" in runs:
+        mask &= runs["entropy_coeff"].fillna(0.0) == 0.0
+    chosen = runs.loc[mask]
+    alpha = "alpha_pos" if estimator == "pos-only" else "alpha_neg"
+    if chosen.loc[chosen["estimator"] == estimator, alpha].nunique() < 2:
+        return []
+    ordered = chosen.assign(_a=chosen[alpha].where(chosen["estimator"] == estimator, 0.0)).sort_values("_a", kind="stable")
+    return list(dict.fromkeys(ordered["label"]))

@@ -116,7 +116,8 @@ def back_report(store, tmp_path_factory):
     return out
 
 
-FIGURES_MIXED = ("fig1_advantages", "fig2_training", "fig3_flip", "fig4d_alpha_grid", "prop2_pressure")
+FIGURES_MIXED = ("fig1_advantages", "fig2_training", "fig2a_pos_only_sweep", "fig2e_neg_only_sweep", "fig3_flip",
+                 "fig4d_alpha_grid", "prop2_pressure")
 
 
 def test_every_figure_and_table_is_written(mixed_report, back_report):
@@ -145,7 +146,7 @@ def test_table2_equals_tracked_metrics_at_the_best_checkpoint(store, mixed_repor
     runs = _tracked_runs(uri, "mixed")
     expected = _expected_accuracy(runs, list(TIERS), "best")
     trained = table[~table["label"].str.endswith("(base)")]
-    assert len(trained) == len(expected) == 11
+    assert len(trained) == len(expected) == 15  # isolation 8 (Fig 2 sweeps included) + flip 3 + grid 4
     for row in trained.itertuples(index=False):
         want = expected[(row.model, row.label)]
         for col in (*TIERS, "avg"):

@@ -179,6 +179,7 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "warmup_tier_weights": (1.0, 1.0),
     "warmup_eval_every": 50,
     "warmup_eval_prompts": 16,
+    "warmup_relearn_steps": 0,  # every embedded preset's smoke run shares this one shipped base model
 }
 
 
