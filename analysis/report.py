@@ -108,6 +108,8 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
         (mn.NONE_SOLVED, "None-solved groups", "fraction of groups with p = 0", None),
         (mn.ALL_SOLVED, "All-solved groups", "fraction of groups with p = 1", None),
         (mn.LOGP_GAIN_CORRECT, "Log-prob gain on correct rollouts", "mean log-prob gain", None),
+        # Fig 4(a-c)'s reward dynamics ("stronger reward and test-accuracy dynamics", Sec 4)
+        (mn.REWARD_MEAN, "Training reward", "mean reward of the rollouts", None),
     ]
 
     def panels_for(model: str, metrics: list[tuple], labels: list[str] | None):
