@@ -15,8 +15,9 @@ Targets: makespan / ideal <= 1.10; utilization while queued > 90%.
 
     python benchmarks/cluster_makespan.py [--seconds 60] [--smoke]
 
-Two settings side by side on one cluster: Tune's default (a fresh actor process per trial, as our
-sweeps run) and `reuse_actors=True`. The last line is `fresh_ratio_trials=... reuse_utilization_queued=...`.
+Three settings side by side on one cluster: the plan's order with a fresh actor process per trial,
+the same with `reuse_actors=True`, and the order our sweeps hand Tune (`orchestrator.packing`:
+longest processing time first) with fresh actors. The last line is `fresh_ratio_trials=... packed_...`.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def run_once(trials: list[dict], reuse_actors: bool, storage: str) -> dict:
         tune.with_resources(sleep_trial, lambda config: {"cpu": 0.5, "gpu": config["trial"]["gpus"]}),
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(num_samples=1, reuse_actors=reuse_actors),
-        run_config=tune.RunConfig(name=f"makespan-reuse{int(reuse_actors)}", storage_path=storage, verbose=0),
+        run_config=tune.RunConfig(name=f"makespan-reuse{int(reuse_actors)}-{time.time_ns()}", storage_path=storage, verbose=0),
     )
     fit_start = time.time()
     results = tuner.fit()
@@ -111,10 +112,14 @@ def run(kind: str, seconds: float) -> dict[str, dict]:
     run) and `reuse_actors=True` (a finished trial's actor takes the next trial of its shape)."""
     from cluster.local_sim import simulated_cluster
 
+    from orchestrator.packing import longest_first, trial_size
+
     trials = workload(kind, seconds)
+    packed = longest_first(trials, lambda t: trial_size({"GPU": t["gpus"]}, t["seconds"]))
     with simulated_cluster(workers=WORKERS, gpus_per_worker=GPUS_PER_WORKER, cpus_per_worker=8), \
             tempfile.TemporaryDirectory(prefix="makespan") as storage:
-        return {"fresh actors": run_once(trials, False, storage), "reuse_actors": run_once(trials, True, storage)}
+        return {"fresh actors": run_once(trials, False, storage), "reuse_actors": run_once(trials, True, storage),
+                "packed (LPT)": run_once(packed, False, storage)}
 
 
 def main() -> None:
@@ -136,7 +141,7 @@ def main() -> None:
               f"{out['makespan_fit_s']:>11.1f} s {out['ratio_fit']:>7.3f} {100 * out['utilization_queued']:>15.1f}%")
     print("targets: makespan / ideal <= 1.10, GPU-slot utilization while queued > 90%")
     print(" ".join(f"{key}_{metric}={out[metric]:.3f}" for key, out in
-                   (("fresh", outs["fresh actors"]), ("reuse", outs["reuse_actors"]))
+                   (("fresh", outs["fresh actors"]), ("reuse", outs["reuse_actors"]), ("packed", outs["packed (LPT)"]))
                    for metric in ("ratio_trials", "ratio_fit", "utilization_queued")))
 
 

@@ -286,7 +286,11 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         max_concurrent_trials=options.max_concurrent, trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_dirname,
     )
-    param_space = {"trial": tune.grid_search([t.to_dict() for t in trials])}
+    from orchestrator.packing import longest_first, trial_size
+    from orchestrator.trial import trial_resources
+
+    packed = longest_first(trials, lambda t: trial_size(trial_resources(t, options.cpus_per_trial, options.gpus_per_trial), t.steps))
+    param_space = {"trial": tune.grid_search([t.to_dict() for t in packed])}
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 

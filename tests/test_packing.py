@@ -1,0 +1,29 @@
+"""orchestrator.packing: longest-first ordering against the zero-overhead FIFO-with-backfill bound of
+benchmarks/cluster_makespan.py (the schedule Tune follows), on its own mixed and grid workloads."""
+
+from benchmarks.cluster_makespan import greedy_makespan, ideal_makespan, workload
+from orchestrator.packing import longest_first, trial_size
+
+
+def size(trial):
+    return trial_size({"GPU": trial["gpus"], "CPU": 1.0}, trial["seconds"])
+
+
+def test_longest_first_closes_the_fifo_gap_on_mixed_shapes():
+    trials = workload("mixed", 60.0)
+    ideal = ideal_makespan(trials, 8)
+    assert greedy_makespan(trials, 2, 4) / ideal > 1.15  # the plan's order leaves GPUs idle
+    packed = longest_first(trials, size)
+    assert sorted(t["index"] for t in packed) == [t["index"] for t in trials]  # a permutation
+    assert greedy_makespan(packed, 2, 4) / ideal <= 1.05
+
+
+def test_single_shape_grid_keeps_the_plan_order():
+    trials = [{**t, "seconds": 60.0} for t in workload("grid", 60.0)]
+    assert longest_first(trials, size) == trials
+
+
+def test_trial_size_counts_gpus_before_cpus():
+    assert trial_size({"GPU": 2.0, "CPU": 8.0}, 10) == 20.0
+    assert trial_size({"CPU": 4.0}, 10) == 40.0
+    assert trial_size({}, 3) == 3.0
