@@ -207,6 +207,21 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
                            files=tuple(p.name for p in paths) + ("table1_kappa_runs.csv",))
 
         sections_tables.insert(0, ("Table 1 kappa", kappa_job))
+
+    if mn.COST_CPU_SECONDS in tracked:
+        def cost_job() -> Section:
+            from analysis.cost import cost_table
+
+            frame = cost_table(data.runs, data.metrics)
+            rows = [[r.label, str(int(r.trials)), f"{r.gpu_hours:.4f}", f"{r.cpu_hours:.4f}",
+                     f"{r.gpu_hours_per_trial:.4f}", f"{r.cpu_hours_per_trial:.4f}"] for r in frame.itertuples(index=False)]
+            view = tables.Table("Cost per configuration (the ledger: GPUs reserved x wall time; CPU time of the trial's "
+                                "processes; finished trials)", ["Method", "Trials", "GPU-h", "CPU-h", "GPU-h / trial",
+                                                                 "CPU-h / trial"], rows, set())
+            paths = tables.write(view, frame, out, "cost")
+            return Section("Cost", view.caption, table_html=tables.to_html(view), files=tuple(p.name for p in paths))
+
+        sections_tables.append(("Cost table", cost_job))
     return jobs + sections_tables
 
 

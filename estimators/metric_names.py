@@ -22,3 +22,9 @@ EVAL_MEAN_ACCURACY = "eval/mean_accuracy"
 def eval_accuracy(benchmark: str) -> str:
     """Avg@k accuracy of one benchmark (a tier of the embedded task, or a verl data source)."""
     return f"eval/{benchmark}/accuracy"
+
+# The ledger (cumulative over a trial's attempts, logged every step; the sweep's parent run sums them).
+COST_GPU_SECONDS = "cost/gpu_seconds"  # GPUs reserved x wall seconds held
+COST_CPU_SECONDS = "cost/cpu_seconds"  # CPU time of the trial process and its children
+COST_WALL_SECONDS = "cost/wall_seconds"
+COST_METRICS = (COST_GPU_SECONDS, COST_CPU_SECONDS, COST_WALL_SECONDS)

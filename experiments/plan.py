@@ -102,6 +102,8 @@ def plan(
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     methods = study_methods(study, alpha_pos=alpha_pos, alpha_neg=alpha_neg)
+    if smoke:  # a smoke run checks the path with the table's rows; the study's sweeps are for real runs
+        methods = tuple(m for m in methods if m.label not in study.full_only)
     models = _check_models(study, backend, models)
     user_config = presets.load_user_config(config_file) if config_file is not None else None
     origin = str(config_file)

@@ -50,6 +50,7 @@ class Study:
     embedded_models: tuple[str, ...] = ()  # embedded presets run by default; () = embedded-tiny
     default_steps: int | None = None  # None: the preset's steps
     takes_alpha_grid: bool = False  # `grid` builds its methods from --alpha-pos x --alpha-neg
+    full_only: tuple[str, ...] = ()  # labels of methods a --smoke run leaves out (sweeps, not the table)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class LiveTable(Callback):
         self.rows: dict[str, dict[str, Any]] = {}
         self._live: Live | None = None
         self._last_draw = 0.0
+        self._began: float | None = None
 
     def __getstate__(self) -> dict:  # Tune pickles its callbacks with the experiment
         state = dict(self.__dict__)
@@ -40,6 +41,7 @@ class LiveTable(Callback):
 
     # --- Tune hooks ---
     def setup(self, **info) -> None:
+        self._began = time.time()
         if self.console.is_terminal:
             self._live = Live(self.render(), console=self.console, refresh_per_second=4, transient=False)
             self._live.start()
@@ -53,6 +55,9 @@ class LiveTable(Callback):
         for label, key in COLUMNS:
             if key in result:
                 row[label] = result[key]
+        for key in (M.COST_GPU_SECONDS, M.COST_CPU_SECONDS):
+            if key in result:
+                row[key] = result[key]
         if result.get("skipped"):
             row["note"] = "already finished"
         self._redraw()
@@ -67,14 +72,38 @@ class LiveTable(Callback):
         self._set(trial, "ERROR")
 
     def on_experiment_end(self, trials, **info) -> None:
+        if self._live is None:
+            self.console.print(f"[sweep] {self.ledger_line()}", highlight=False, markup=False)
         if self._live is not None:
             self._live.update(self.render())
             self._live.stop()
             self._live = None
 
     # --- drawing ---
+    def ledger_line(self) -> str:
+        """GPU-/CPU-hours used so far and projected at the end (each trial at its own pace)."""
+        used, projected = {"gpu": 0.0, "cpu": 0.0}, {"gpu": 0.0, "cpu": 0.0}
+        fractions: dict[str, float] = {}
+        for name, row in self.rows.items():
+            total, step = self.total_steps.get(name), row.get("step")
+            fraction = 1.0 if row.get("state") == "DONE" else (min(1.0, step / total) if total and step else None)
+            fractions[name] = fraction or 0.0
+            for unit, key in (("gpu", M.COST_GPU_SECONDS), ("cpu", M.COST_CPU_SECONDS)):
+                value = float(row.get(key) or 0.0)
+                used[unit] += value
+                projected[unit] += value / fraction if fraction else 0.0
+        started = sum(1 for row in self.rows.values() if row.get("step") is not None)
+        line = (f"GPU-h used {used['gpu'] / 3600:.3f}, projected {projected['gpu'] / 3600:.3f} | CPU-h used "
+                f"{used['cpu'] / 3600:.3f}, projected {projected['cpu'] / 3600:.3f} (over {started} started trials)")
+        done = sum(fractions.values())
+        planned = max(len(self.total_steps), len(self.rows))
+        if 0 < done < planned and self._began is not None:
+            elapsed = time.time() - self._began
+            line += f" | est. finish {time.strftime('%H:%M:%S', time.localtime(time.time() + elapsed * (planned - done) / done))}"
+        return line
+
     def render(self) -> Table:
-        table = Table(title=self.title)
+        table = Table(title=self.title, caption=self.ledger_line())
         for column in ("trial", "state", "step", *(label for label, _ in COLUMNS)):
             table.add_column(column, justify="left" if column in ("trial", "state") else "right")
         for name, row in sorted(self.rows.items()):

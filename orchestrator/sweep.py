@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -227,6 +228,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             grid = tuner.fit()
             outcome = _outcome(grid, options, uri, parent_run_id)
             _reconcile_runs(client, experiment_id, options.name, outcome)
+            _log_costs(client, experiment_id, options.name, parent_run_id)
             tracking.finish_run(client, parent_run_id, "FAILED" if outcome.failed else "FINISHED")
             return outcome
         finally:
@@ -344,6 +346,17 @@ def _reconcile_runs(client, experiment_id: str, sweep: str, outcome: SweepOutcom
         if run.info.status == "RUNNING":
             key = run.data.tags.get(names.TAG_TRIAL_KEY)
             tracking.finish_run(client, run.info.run_id, "FAILED" if status_by_key.get(key) == "ERROR" else "KILLED")
+
+
+def _log_costs(client, experiment_id: str, sweep: str, parent_run_id: str) -> None:
+    """The ledger's totals onto the parent run (a tracking hiccup here must not fail a finished sweep)."""
+    from orchestrator.ledger import log_sweep_totals
+
+    try:
+        runs = tracking.find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep})
+        log_sweep_totals(client, parent_run_id, runs)
+    except Exception as exc:  # noqa: BLE001 - reported, the sweep's outcome stands
+        logging.getLogger(__name__).warning("could not total the sweep's costs: %s", exc)
 
 
 def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[str, str]:

@@ -78,8 +78,10 @@ class StepReporter:
     metrics carried along, so Tune's searcher and the live table always see them)."""
 
     def __init__(self, tracker, forward: Callable[[dict[str, float]], None] | None = None,
-                 crash_check: Callable[[int], None] | None = None, durable_every: int | None = None):
+                 crash_check: Callable[[int], None] | None = None, durable_every: int | None = None,
+                 meter: Callable[[], dict[str, float]] | None = None):
         self.tracker, self.forward, self.crash_check = tracker, forward, crash_check
+        self.meter = meter  # the ledger's cumulative cost, logged with every step
         # Steps at which every metric so far must be in MLflow before training goes on: the
         # backend's checkpoint cadence, so a retry (which resumes at the last checkpoint) can
         # never skip past steps whose metrics were still in the buffer.
@@ -94,6 +96,8 @@ class StepReporter:
         if self.crash_check is not None:
             self.crash_check(step)
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        if self.meter is not None and step > 0:
+            clean.update(self.meter())
         self.tracker.log_step(step, clean)
         if self.durable_every and step % self.durable_every == 0:
             self.tracker.buffer.flush(block=True)
@@ -145,8 +149,12 @@ def run_trial(config: dict, context: SweepContext) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = context.tracking_uri
     os.environ["MLFLOW_RUN_ID"] = tracker.run_id
     workdir = trial_workdir(context.work_root, context.sweep, spec)
+    from orchestrator.ledger import CostMeter
+
+    held = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+    meter = CostMeter(held.get("GPU", 0.0), previous=tracker.latest_metrics())
     reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
-                            durable_every=getattr(backend, "checkpoint_every", None))
+                            durable_every=getattr(backend, "checkpoint_every", None), meter=meter)
     reporter.setup_s = time.perf_counter() - started
     run_tracked(spec, backend, tracker, workdir, reporter)
 

@@ -168,3 +168,12 @@ def test_trials_json_and_table():
     console.print(trials_table(trials, title="plan"))
     text = console.export_text()
     assert all(t.name in text for t in trials) and "0.2/0.28" in text
+
+
+def test_isolation_declares_fig2_sweeps_that_smoke_runs_leave_out():
+    full = plan("isolation", seeds=(0,))
+    sweeps = {(t.estimator, t.alpha_pos, t.alpha_neg) for t in full}
+    assert {("pos-only", a, 0.0) for a in (0.25, 0.5, 1.0)} <= sweeps  # Fig 2(a-d): alpha+ with alpha- = 0
+    assert {("neg-only", 0.0, a) for a in (0.25, 0.5, 0.75)} <= sweeps  # Fig 2(e-h): alpha- with alpha+ = 0
+    smoke = plan("isolation", seeds=(0,), smoke=True)
+    assert [t.label for t in smoke] == ["REINFORCE", "REINFORCE + entropy bonus", "Pos-Only", "Neg-Only"]

@@ -70,6 +70,13 @@ def _check_complete_sweep(client, n_trials: int) -> list:
         assert entropy_steps == list(range(1, STEPS + 1)), child.info.run_name  # nothing lost
         eval_steps = {m.step for m in client.get_metric_history(child.info.run_id, M.EVAL_MEAN_ACCURACY)}
         assert {0, STEPS} <= eval_steps
+        cpu = [m.value for m in sorted(client.get_metric_history(child.info.run_id, M.COST_CPU_SECONDS), key=lambda m: m.step)]
+        assert len(cpu) == STEPS and cpu == sorted(cpu) and cpu[-1] > 0  # the ledger: cumulative, every step
+        assert child.data.metrics[M.COST_GPU_SECONDS] == 0.0  # no GPU reserved on this machine
+    # the parent's totals are the sum of the trials' bills
+    parent = client.get_run(parent.info.run_id)
+    total = sum(c.data.metrics[M.COST_CPU_SECONDS] for c in children) / 3600
+    assert abs(parent.data.metrics["cost/cpu_hours"] - total) < 1e-9
     return children
 
 
@@ -99,6 +106,10 @@ def test_isolation_smoke_sweep_with_a_trial_killed_once(tmp_path):
     crashed = [p for p in (tmp_path / ".asym" / "trials" / "iso").glob("*/crashed-once")]
     assert len(crashed) == 1  # the hook fired once, in the victim's work directory
     assert "4/4 trials done" in err
+    status = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", "status", "iso"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "4 of 4 trials started" in status.stdout and "Pos-Only" in status.stdout and "total" in status.stdout
 
 
 def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):

@@ -53,6 +53,7 @@ STUDY = Study(
     description="REINFORCE, REINFORCE + entropy bonus, Pos-Only and Neg-Only: which channel raises "
     "entropy and whether that entropy helps accuracy.",
     methods=(REINFORCE, REINFORCE_ENTROPY, POS_ONLY, NEG_ONLY, *POS_SWEEP, *NEG_SWEEP),
+    full_only=tuple(m.label for m in (*POS_SWEEP, *NEG_SWEEP)),  # --smoke runs the Sec 3.1 rows only
     models=("qwen2.5-math-1.5b", "qwen3-4b"),  # "experiments using Qwen2.5-Math-1.5B and Qwen3-4B" [v2, Sec 3]
 )
 

@@ -1,4 +1,5 @@
-"""`asym sweep logs|stop JOB`: follow or stop a sweep submitted to a cluster as a Ray Job."""
+"""`asym sweep logs|stop JOB`: follow or stop a sweep submitted to a cluster as a Ray Job;
+`asym sweep status NAME`: a sweep's trials and its GPU-/CPU-hour ledger, running or finished."""
 
 from __future__ import annotations
 
@@ -30,6 +31,34 @@ def register(sweep_app: typer.Typer) -> None:
         code = print_logs(dashboard_url(cluster, address), job, follow=follow)
         if code:
             sys.exit(code)  # a failed or stopped sweep: non-zero, so scripts can tell
+
+    @sweep_app.command("status")
+    def status(name: Annotated[str, typer.Argument(help="The sweep's name (`--name`, or the study's).")]) -> None:
+        """Trials per configuration, GPU-/CPU-hours used and projected, and the estimated finish (from MLflow)."""
+        import datetime
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from analysis.cost import cost_by_configuration, estimated_finish, trial_costs
+
+        trials = trial_costs(name)
+        table = Table(title=f"sweep {name} ({trials.attrs.get('status', '?').lower()}): "
+                            f"{len(trials)} of {trials.attrs.get('planned', len(trials))} trials started")
+        for column in ("configuration", "trials", "finished", "GPU-h used", "GPU-h projected", "CPU-h used", "CPU-h projected"):
+            table.add_column(column, justify="left" if column == "configuration" else "right")
+        summary = cost_by_configuration(trials)
+        for row in summary.itertuples(index=False):
+            table.add_row(row.label, str(row.trials), str(row.finished), f"{row.gpu_hours:.4f}",
+                          f"{row.projected_gpu_hours:.4f}", f"{row.cpu_hours:.4f}", f"{row.projected_cpu_hours:.4f}")
+        table.add_row("total", str(int(summary["trials"].sum())), str(int(summary["finished"].sum())),
+                      f"{summary['gpu_hours'].sum():.4f}", f"{summary['projected_gpu_hours'].sum():.4f}",
+                      f"{summary['cpu_hours'].sum():.4f}", f"{summary['projected_cpu_hours'].sum():.4f}", style="bold")
+        console = Console(width=140)
+        console.print(table)
+        finish = estimated_finish(trials)
+        if finish is not None:
+            console.print(f"estimated finish: {datetime.datetime.fromtimestamp(finish).strftime('%Y-%m-%d %H:%M:%S')}")
 
     @sweep_app.command("stop")
     def stop(job: JobArg, cluster: ClusterOpt = None, address: AddressOpt = None) -> None:
