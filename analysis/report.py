@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 import re
 import shutil
@@ -207,6 +208,31 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
                            files=tuple(p.name for p in paths) + ("table1_kappa_runs.csv",))
 
         sections_tables.insert(0, ("Table 1 kappa", kappa_job))
+
+    if mn.ENTROPY in tracked and (data.runs["estimator"] == "reinforce").any() and \
+            data.runs["estimator"].isin(["pos-only", "neg-only"]).any():
+        def ordering_job() -> Section:
+            from analysis.ordering import ordering_table
+
+            frame = ordering_table(data)
+            rows = []
+            for r in frame.itertuples(index=False):
+                gap = "reference" if r.gap is None else f"{r.gap.mean:+.4f} ± {r.gap.se:.4f}"
+                verdict = "" if r.gap is None else ("agrees" if r.predicted == r.observed else "disagrees") + \
+                    ("" if r.beyond_noise else " (within noise)")
+                rows.append([r.model, r.label, r.entropy.text(4), f"{r.kappa_bar:+.3f}", gap, r.predicted, r.observed, verdict])
+            view = tables.Table("Proposition 1: entropy relative to REINFORCE (late-window mean, ± 95% t interval over "
+                                "seeds; gap paired per seed, ± its standard error; within noise = under 2 standard errors)",
+                                ["Model", "Method", "Entropy", "kappa-bar (1-20)", "Gap to REINFORCE", "Predicted",
+                                 "Observed", "Verdict"], rows, set())
+            flat = frame.assign(entropy=[e.mean for e in frame["entropy"]],
+                                gap=[math.nan if g is None else g.mean for g in frame["gap"]],
+                                gap_se=[math.nan if g is None else g.se for g in frame["gap"]])
+            paths = tables.write(view, flat, out, "prop1_ordering")
+            return Section("Proposition 1: the entropy ordering", view.caption, table_html=tables.to_html(view),
+                           files=tuple(p.name for p in paths))
+
+        sections_tables.append(("Prop. 1 ordering", ordering_job))
 
     if mn.COST_CPU_SECONDS in tracked:
         def cost_job() -> Section:

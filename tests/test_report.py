@@ -304,3 +304,31 @@ def test_out_that_is_a_file_exits_2(store, tmp_path, capsys):
     code, err = _run_cli(["report", "mixed", "--out", str(target), "--tracking-uri", uri], capsys)
     assert code == 2 and err == [f"error: --out {target} is a file; give a folder for the report"]
     assert target.read_text() == "keep"
+
+
+def test_prop1_ordering_equals_paired_gaps_recomputed_from_mlflow(store, mixed_report):
+    """The ordering table's gaps are per-seed late-window entropy differences to REINFORCE, and the
+    predicted side follows the sign of REINFORCE's kappa-bar (eq 6)."""
+    uri, _ = store
+    table = pd.read_csv(mixed_report / "prop1_ordering.csv")
+    runs = [r for r in _tracked_runs(uri, "mixed") if float(r["params"].get("entropy_coeff", 0)) == 0.0]
+
+    def late(run):
+        h = run["history"][mn.ENTROPY]
+        last = max(h)
+        return float(np.mean([v for s, v in h.items() if s >= max(1, int(0.2 * last))]))
+
+    ref = {int(r["params"]["seed"]): late(r) for r in runs if r["params"]["estimator"] == "reinforce"}
+    kappa = np.mean([v for r in runs if r["params"]["estimator"] == "reinforce"
+                     for s, v in r["history"][mn.KAPPA].items() if s <= 20 and np.isfinite(v)])
+    checked = 0
+    for label in ("Pos-Only", "Neg-Only a-=0.75"):
+        mine = {int(r["params"]["seed"]): late(r) for r in runs if r["params"]["label"] == label}
+        gaps = [mine[s] - ref[s] for s in sorted(mine)]
+        row = table[table["label"] == label].iloc[0]
+        assert row["gap"] == pytest.approx(np.mean(gaps))
+        assert row["gap_se"] == pytest.approx(np.std(gaps, ddof=1) / np.sqrt(len(gaps)))
+        sign = (1 if label.startswith("Pos") else -1) * (1 if kappa > 0 else -1)
+        assert row["predicted"] == ("above" if sign > 0 else "below")
+        checked += 1
+    assert checked == 2
