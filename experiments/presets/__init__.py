@@ -26,9 +26,9 @@ from typing import Any, Iterable, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from experiments.presets.schema import BENCHMARKS, TRIAL_KEYS, VerlPreset, embedded_schema
+from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
 
-VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base")
+VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
 EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
 # a base model trained on demonstrations that are wrong more often than right, so most groups have
@@ -251,8 +251,18 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
             raise ValueError(f"preset {model}: {key} must be a finite number >= 0, got {v[key]}")
     if not (0 < v["eval_top_p"] <= 1):
         raise ValueError(f"preset {model}: eval_top_p must be in (0, 1], got {v['eval_top_p']}")
+    if v["device"] not in ("cuda", "cpu"):
+        raise ValueError(f"preset {model}: device must be cuda or cpu, got {v['device']}")
+    _check_verl_cpu(model, v)
+    if v["val_n"] is None:
+        if v["task"] != "math":
+            raise ValueError(f"preset {model}: task {v['task']} needs its own val_n (tier1, tier2, ...)")
+        v["val_n"] = dict(DEFAULT_VAL_N)
     for bench, n in v["val_n"].items():
-        if bench not in BENCHMARKS:
+        if v["task"] == "addition":
+            if not (bench.startswith("tier") and bench[4:].isdigit()):
+                raise ValueError(f"preset {model}: val_n has '{bench}'; the addition task's benchmarks are tier1, tier2, ...")
+        elif bench not in BENCHMARKS:
             raise ValueError(f"preset {model}: val_n has unknown benchmark '{bench}'; known: {', '.join(BENCHMARKS)}")
         if n < 1:
             raise ValueError(f"preset {model}: val_n.{bench} must be >= 1, got {n}")
@@ -267,3 +277,31 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
                              f"n_gpus_per_node * nnodes ({total})")
     if v["gpus_per_trial"] < 1:
         raise ValueError(f"preset {model}: gpus_per_trial must be >= 1, got {v['gpus_per_trial']}")
+
+
+GPU_ROLLOUTS = ("vllm", "sglang", "trtllm")
+
+
+def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
+    """A CPU preset (verl's CPU mode) with a setting that needs a GPU on verl 0.9.1 is refused here:
+    GPU rollout servers (vLLM, SGLang, TensorRT-LLM), flash attention (CUDA kernels; verl's default
+    when none is set), KL to a reference model (verl offloads it with ``CPUOffloadPolicy(pin_memory=True)``:
+    pinned memory needs CUDA)."""
+    if v["device"] != "cpu":
+        if v["rollout_name"] == CPU_ROLLOUT_NAME or v["task"] != "math":
+            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} and task addition need device cpu")
+        return
+    if v["rollout_name"] != CPU_ROLLOUT_NAME:
+        raise ValueError(f"preset {model}: device cpu cannot use rollout_name {v['rollout_name']} (a GPU server); "
+                         f"use rollout_name {CPU_ROLLOUT_NAME}")
+    attention = v["attn_implementation"]
+    if attention is None or str(attention).startswith("flash"):
+        raise ValueError(f"preset {model}: device cpu cannot use attn_implementation "
+                         f"{attention or 'flash_attention_2 (verl default)'} (CUDA kernels); use sdpa or eager")
+    if v["use_kl_loss"]:
+        raise ValueError(f"preset {model}: device cpu cannot use use_kl_loss (verl's reference model is offloaded "
+                         f"to pinned memory, which needs CUDA); set use_kl_loss false")
+    if v["n_gpus_per_node"] * v["nnodes"] != 1:
+        raise ValueError(f"preset {model}: device cpu runs one training process; set n_gpus_per_node 1 and nnodes 1")
+    if v["task"] != "addition":
+        raise ValueError(f"preset {model}: device cpu runs the embedded task; set task addition")

@@ -21,6 +21,7 @@ BENCHMARKS = ("math500", "olympiadbench", "aime24", "aime25", "amc23")
 DEFAULT_VAL_N = {"math500": 5, "olympiadbench": 5, "aime24": 10, "aime25": 10, "amc23": 10}
 
 TRIAL_KEYS = ("steps", "clip", "entropy_coeff")
+CPU_ROLLOUT_NAME = "asym_cpu"  # verl's rollout.name of the CPU mode (orchestrator/backends/verl/cpu)
 
 
 @dataclass
@@ -46,11 +47,18 @@ class VerlPreset:
     eval_every: int = 10  # "Evaluation is performed every 10 training steps" [v2, App G]
     eval_temperature: float = 0.4  # main tables [v1*, two notes]
     eval_top_p: float = 1.0  # [v1*]
-    val_n: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_VAL_N))  # Avg@5 / Avg@10 [v2]
+    val_n: Optional[Dict[str, int]] = None  # None: DEFAULT_VAL_N, Avg@5 / Avg@10 [v2]; a preset's own replaces it
     n_gpus_per_node: int = 4  # "4x NVIDIA H100", one node [v2, App G]
     nnodes: int = 1  # "a single node" [v2, App H]
     gpus_per_trial: Optional[int] = None  # None: n_gpus_per_node * nnodes
     enable_thinking: bool = False  # Qwen3-4B "non-thinking mode" [v2]; unused by Qwen2.5 templates
+    # where and how verl runs; "cpu" is the CPU mode (orchestrator/backends/verl/cpu), whose checks
+    # refuse GPU-only values (vLLM rollout, flash attention, KL with its pinned-memory reference model)
+    device: str = "cuda"
+    rollout_name: str = "vllm"  # verl's rollout.name; asym_cpu on the CPU
+    attn_implementation: Optional[str] = None  # None: verl's default (flash_attention_2)
+    use_kl_loss: bool = False  # no KL anywhere (spec section 5)
+    task: str = "math"  # math: MATH + benchmarks (asym data prepare); addition: the embedded task
     # trial-level
     steps: int = 300  # training steps [NF] ours (the paper gives none)
     clip: float = 0.2  # PPO epsilon [NF] ours = verl's default (spec section 5)

@@ -36,6 +36,7 @@ from orchestrator.backends.verl.render import (
     TRAIN_FILE,
     RenderPaths,
     default_paths,
+    is_cpu,
     is_multi_node,
     render_overrides,
     val_n,
@@ -63,7 +64,16 @@ class VerlBackend:
         self.reserved_gpus = gpus
 
     def prepare(self, trials) -> None:
-        """Before any trial starts: the data files every trial reads exist (on shared storage)."""
+        """Before any trial starts: the data files every trial reads exist (on shared storage);
+        CPU trials get the exported model and task files made here, once."""
+        trials = list(trials)
+        if any(is_cpu(t) for t in trials):
+            from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
+
+            ensure_assets(engine_config())
+        trials = [t for t in trials if not is_cpu(t)]
+        if not trials:
+            return
         paths = self.paths or default_paths()
         needed = {TRAIN_FILE} | {f"{name}.parquet" for t in trials for name in val_n(t)}
         missing = sorted(name for name in needed if not (Path(paths.data_dir) / name).exists())
@@ -74,6 +84,11 @@ class VerlBackend:
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         from orchestrator.backends.verl.admission import trial_resources
 
+        if is_cpu(trial):
+            from orchestrator.backends.verl.cpu.settings import trial_cpus
+
+            return {"CPU": trial_cpus()}
+
         return trial_resources(trial)
 
     def run(self, trial: TrialSpec, report, workdir: Path) -> None:
@@ -81,13 +96,20 @@ class VerlBackend:
         from orchestrator.backends.verl.execution import local_entrypoint, run_trial
 
         multi_node = is_multi_node(trial)
-        if not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
+        extra_env = None
+        if is_cpu(trial):
+            from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
+            from orchestrator.backends.verl.cpu.settings import cpu_env
+
+            ensure_assets(engine_config())
+            extra_env = cpu_env()
+        elif not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
             raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "
                             f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
         run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, self.paths or default_paths()),
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
-                  pending_timeout_s=self.pending_timeout_s, environ=self.environ)
+                  pending_timeout_s=self.pending_timeout_s, environ=self.environ, extra_env=extra_env)
 
 
 __all__ = ["VerlBackend"]

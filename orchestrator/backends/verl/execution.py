@@ -214,14 +214,16 @@ def run_job(command: Sequence[str], env: Mapping[str, str], submission_id: str, 
 
 def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: Sequence[str],
               entrypoint: Sequence[str], multi_node: bool, poll_s: float = 2.0,
-              pending_timeout_s: float = 900.0, environ: Mapping[str, str] | None = None) -> MetricsStream:
-    """One attempt of ``trial``: run verl, stream its metrics, raise on failure or silence."""
+              pending_timeout_s: float = 900.0, environ: Mapping[str, str] | None = None,
+              extra_env: Mapping[str, str] | None = None) -> MetricsStream:
+    """One attempt of ``trial``: run verl, stream its metrics, raise on failure or silence.
+    ``extra_env`` goes on top of ``trial_env`` (the CPU mode's switches, ``cpu.settings.cpu_env``)."""
     workdir = Path(workdir)
     attempt, metrics_file = next_attempt(workdir)
     skip = reported_steps(workdir)
     log_file = workdir / "logs" / f"attempt-{attempt}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    env = trial_env(metrics_file, os.environ if environ is None else environ)
+    env = {**trial_env(metrics_file, os.environ if environ is None else environ), **(extra_env or {})}
     command = [*entrypoint, *overrides]
     tail, stream = JsonlTail(metrics_file), MetricsStream(report, skip)
     if multi_node:

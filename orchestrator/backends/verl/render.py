@@ -123,7 +123,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         f"actor_rollout_ref.actor.optim.lr={_fmt(float(s['lr']))}",  # AdamW 2e-6 [v2, v1*]
         f"actor_rollout_ref.actor.ppo_mini_batch_size={int(s['ppo_mini_batch_size'])}",  # prompts [v2]
         f"actor_rollout_ref.actor.ppo_epochs={int(s.get('ppo_epochs', 1))}",
-        "actor_rollout_ref.actor.use_kl_loss=false",
+        f"actor_rollout_ref.actor.use_kl_loss={_fmt(bool(s.get('use_kl_loss', False)))}",
         f"actor_rollout_ref.actor.entropy_coeff={_fmt(float(trial.entropy_coeff))}",
         f"actor_rollout_ref.actor.clip_ratio_low={_fmt(float(trial.clip_low))}",
         f"actor_rollout_ref.actor.clip_ratio_high={_fmt(float(trial.clip_high))}",
@@ -138,7 +138,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         f"actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu={3 * seq_len}",
         f"actor_rollout_ref.actor.data_loader_seed={seed}",
         # rollouts
-        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.name={s.get('rollout_name') or 'vllm'}",
         f"actor_rollout_ref.rollout.n={int(s['rollout_n'])}",  # G = 8 [v1*]
         f"actor_rollout_ref.rollout.temperature={_fmt(float(s.get('rollout_temperature', 1.0)))}",
         "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
@@ -162,6 +162,8 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         "data.custom_cls.name=AsymRLDataset",
     ]
     out += [f"+data.asym_val_n.{name}={n}" for name, n in sorted(n_per_benchmark.items())]
+    if s.get("attn_implementation"):  # else verl's default, flash_attention_2
+        out.append(f"+actor_rollout_ref.model.override_config.attn_implementation={s['attn_implementation']}")
     out += [
         # one verifier for every method
         "reward.custom_reward_function.path=pkg://orchestrator.backends.verl.verifier",
@@ -186,7 +188,15 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         out.append(f"+ray_kwargs.ray_init.namespace={ray_namespace(trial)}")
     else:
         out.append("+ray_kwargs.ray_init.address=local")
+    if is_cpu(trial):  # verl's CPU mode: the exported model and task, our rollout (cpu/settings.py)
+        from orchestrator.backends.verl.cpu.settings import render_cpu
+
+        return render_cpu(trial, out)
     return out
+
+
+def is_cpu(trial: TrialSpec) -> bool:
+    return trial.settings_dict().get("device") == "cpu"
 
 
 def default_paths() -> RenderPaths:

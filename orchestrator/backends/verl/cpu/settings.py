@@ -1,0 +1,89 @@
+"""The verl overrides and environment of a CPU trial.
+
+GPU-only settings of a CPU preset are refused at plan time by ``experiments.presets`` (one line, exit 2).
+
+``cpu_overrides`` turns the GPU rendering of a trial (``render.render_overrides``) into its CPU
+run: the exported model and task files, our rollout, FSDP2 with SDPA attention, one process of each
+kind, a private Ray with one logical GPU. What the GPU trial would do otherwise stays as rendered.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from orchestrator.backends.verl.cpu import PLATFORM_NAME
+
+REWARD_MODULE = "pkg://orchestrator.backends.verl.cpu.reward"
+RAY_LOGICAL_CPUS = 16
+
+
+def _replace(overrides: Sequence[str], changes: Mapping[str, str]) -> list[str]:
+    """Overrides with the values of ``changes`` keys replaced in place (a key must exist)."""
+    out, seen = [], set()
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if key in changes:
+            item = f"{key}={changes[key]}"
+            seen.add(key)
+        out.append(item)
+    missing = sorted(set(changes) - seen)
+    if missing:
+        raise KeyError(f"CPU rendering expected rendered keys {', '.join(missing)}")
+    return out
+
+
+def cpu_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, train_source: str,
+                  val_sources: Sequence[str]) -> list[str]:
+    """The CPU run of a rendered verl trial (see the module docstring)."""
+    data = data_dir.rstrip("/")
+    out = _replace(overrides, {
+        "actor_rollout_ref.model.path": model_dir,
+        "actor_rollout_ref.model.enable_gradient_checkpointing": "false",  # tiny model: not worth it
+        "actor_rollout_ref.model.use_remove_padding": "false",  # verl's unpadding patches cover other models
+        "actor_rollout_ref.rollout.name": PLATFORM_NAME,
+        "data.train_files": f"[{data}/{train_source}.parquet]",
+        "data.val_files": "[" + ",".join(f"{data}/{s}.parquet" for s in sorted(val_sources)) + "]",
+        "reward.custom_reward_function.path": REWARD_MODULE,
+    })
+    return out + [
+        "actor_rollout_ref.actor.strategy=fsdp2",  # FSDP1's sync_module_states needs a GPU
+        "actor_rollout_ref.ref.strategy=fsdp2",
+        "critic.strategy=fsdp2",
+        "actor_rollout_ref.actor.fsdp_config.use_torch_compile=false",
+        "actor_rollout_ref.actor.use_torch_compile=false",
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "reward.num_workers=1",
+        "data.dataloader_num_workers=0",
+        "trainer.device=cpu",
+        "+ray_kwargs.ray_init.num_gpus=1",  # logical: verl places its worker on a GPU bundle
+        # logical CPUs: verl's ~10 actors each ask for one to be scheduled; two real cores run them all
+        f"ray_kwargs.ray_init.num_cpus={RAY_LOGICAL_CPUS}",
+        "+ray_kwargs.ray_init.include_dashboard=false",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",  # default 8 actors
+    ]
+
+
+def cpu_env() -> dict[str, str]:
+    """What every process of a CPU trial needs: the platform switch and a loud plugin import."""
+    from orchestrator.backends.verl.cpu import ENABLE_ENV, PLUGIN_MODULE
+    from orchestrator.backends.verl.execution import ESTIMATOR_PLUGIN
+
+    return {ENABLE_ENV: PLATFORM_NAME, "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}",
+            "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def render_cpu(trial, overrides: Sequence[str]) -> list[str]:
+    """``cpu_overrides`` with the cached export of the engine's base model (``assets.assets_for``)."""
+    from orchestrator.backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
+    from orchestrator.backends.verl.render import val_n
+
+    assets = assets_for(engine_config())
+    return cpu_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(val_n(trial)))
+
+
+def trial_cpus() -> float:
+    """What a CPU trial reserves on the sweep's Ray: its ~10 processes share two cores, so two trials
+    never share a 2-core machine; a bigger machine runs several at once."""
+    import os
+
+    return float(min(2, os.cpu_count() or 1))
