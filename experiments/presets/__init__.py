@@ -50,6 +50,10 @@ EMBEDDED_SMOKE_STEPS = 10
 VERL_SMOKE_OVERRIDES = {"steps": 2}
 
 Layer = tuple[str, Mapping[str, Any]]  # (where it came from, values)
+# verl keys added with the CPU mode: left out of a trial's settings at their defaults, so GPU trials
+# keep their keys (resume, golden files) and settings stay what they were before these keys existed
+QUIET_DEFAULTS = {"device": "cuda", "rollout_name": "vllm", "attn_implementation": None, "use_kl_loss": False,
+                  "task": "math"}
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,8 @@ def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
     if backend == "verl":
         _check_verl(model, values, explicit)
     _check_trial_values(model, values)
-    settings = {k: _frozen(v) for k, v in values.items() if k not in TRIAL_KEYS}
+    settings = {k: _frozen(v) for k, v in values.items() if k not in TRIAL_KEYS
+                and not (backend == "verl" and k in QUIET_DEFAULTS and v == QUIET_DEFAULTS[k])}
     if backend == "embedded":
         _check_engine(model, values, settings)
     return Preset(model=model, backend=backend, steps=int(values["steps"]), clip=float(values["clip"]),
@@ -288,8 +293,8 @@ def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
     when none is set), KL to a reference model (verl offloads it with ``CPUOffloadPolicy(pin_memory=True)``:
     pinned memory needs CUDA)."""
     if v["device"] != "cpu":
-        if v["rollout_name"] == CPU_ROLLOUT_NAME or v["task"] != "math":
-            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} and task addition need device cpu")
+        if v["rollout_name"] == CPU_ROLLOUT_NAME:
+            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} needs device cpu")
         return
     if v["rollout_name"] != CPU_ROLLOUT_NAME:
         raise ValueError(f"preset {model}: device cpu cannot use rollout_name {v['rollout_name']} (a GPU server); "

@@ -38,6 +38,7 @@ from orchestrator.backends.verl.render import (
     default_paths,
     is_cpu,
     is_multi_node,
+    uses_embedded_task,
     render_overrides,
     val_n,
 )
@@ -67,11 +68,11 @@ class VerlBackend:
         """Before any trial starts: the data files every trial reads exist (on shared storage);
         CPU trials get the exported model and task files made here, once."""
         trials = list(trials)
-        if any(is_cpu(t) for t in trials):
+        if any(uses_embedded_task(t) for t in trials):
             from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
 
             ensure_assets(engine_config())
-        trials = [t for t in trials if not is_cpu(t)]
+        trials = [t for t in trials if not uses_embedded_task(t)]
         if not trials:
             return
         paths = self.paths or default_paths()
@@ -97,11 +98,13 @@ class VerlBackend:
 
         multi_node = is_multi_node(trial)
         extra_env = None
-        if is_cpu(trial):
+        if uses_embedded_task(trial):
             from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
-            from orchestrator.backends.verl.cpu.settings import cpu_env
 
             ensure_assets(engine_config())
+        if is_cpu(trial):
+            from orchestrator.backends.verl.cpu.settings import cpu_env
+
             extra_env = cpu_env()
         elif not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
             raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "

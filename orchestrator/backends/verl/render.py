@@ -188,11 +188,17 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         out.append(f"+ray_kwargs.ray_init.namespace={ray_namespace(trial)}")
     else:
         out.append("+ray_kwargs.ray_init.address=local")
-    if is_cpu(trial):  # verl's CPU mode: the exported model and task, our rollout (cpu/settings.py)
-        from orchestrator.backends.verl.cpu.settings import render_cpu
+    if uses_embedded_task(trial):  # the exported engine model and its task (cpu/settings.py)
+        from orchestrator.backends.verl.cpu.settings import cpu_overrides, render_embedded_task
 
-        return render_cpu(trial, out)
+        out = render_embedded_task(trial, out)
+        if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
+            out = cpu_overrides(out)
     return out
+
+
+def uses_embedded_task(trial: TrialSpec) -> bool:
+    return trial.settings_dict().get("task") == "addition"
 
 
 def is_cpu(trial: TrialSpec) -> bool:

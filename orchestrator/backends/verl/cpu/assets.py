@@ -37,14 +37,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-EXPORT_FORMAT = 1  # bump when the export or the data layout changes
+EXPORT_FORMAT = 2  # bump when the export or the data layout changes
 PAD_LOGIT = -1.0e4
 TRAIN_SOURCE = "addition_train"
 TRAIN_ROWS = 4096  # more than any CPU run consumes (steps x prompts), drawn once
 TRAIN_SEED = 20261202
-# verl picks AutoModelForCausalLM only for an architecture name containing "ForCausalLM"
-# (verl/utils/model.py, get_hf_auto_model_class), else AutoModel (no LM head). Transformers itself
-# resolves the class from model_type "gpt2" (GPT2LMHeadModel); the name is read by verl only.
+# verl's FSDP engine picks AutoModelForCausalLM only for an architecture name containing
+# "ForCausalLM" (verl/utils/model.py, get_hf_auto_model_class), else AutoModel: no LM head. The
+# trial renders this name as verl's model.override_config (verl's view only; transformers and
+# vLLM resolve GPT2LMHeadModel from the file).
 VERL_ARCHITECTURE = "GPT2ForCausalLM"
 CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ message['content'] }}{% endfor %}"
 
@@ -98,7 +99,7 @@ def gpt2_config(shape, vocab_size: int):
                       n_head=shape.n_heads, n_inner=shape.mlp_ratio * shape.d_model, activation_function="gelu",
                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
                       scale_attn_weights=True, tie_word_embeddings=False, use_cache=True,
-                      bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, architectures=[VERL_ARCHITECTURE],
+                      bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD, architectures=["GPT2LMHeadModel"],
                       num_key_value_heads=shape.n_heads)  # read by verl's monkey_patch.apply_monkey_patch
 
 
@@ -171,10 +172,7 @@ def export_model(cfg, out: Path) -> Path:
 
     base = get_base_model(cfg)
     model = to_gpt2(load_policy(base))
-    model.save_pretrained(out)
-    config_file = out / "config.json"  # save_pretrained writes the class name: restore verl's name
-    config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({**config, "architectures": [VERL_ARCHITECTURE]}, indent=2) + "\n")
+    model.save_pretrained(out)  # architectures: GPT2LMHeadModel (what vLLM and transformers resolve)
     make_tokenizer().save_pretrained(out)
     GenerationConfig(eos_token_id=EOS, pad_token_id=PAD, bos_token_id=BOS, do_sample=True).save_pretrained(out)
     (out / "asym_export.json").write_text(json.dumps({"base_model": str(base), "key": cfg.base_model_key(),

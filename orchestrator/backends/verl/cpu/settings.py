@@ -1,10 +1,11 @@
-"""The verl overrides and environment of a CPU trial.
+"""The verl overrides and environment of a CPU trial, and of the embedded task on verl.
 
 GPU-only settings of a CPU preset are refused at plan time by ``experiments.presets`` (one line, exit 2).
 
-``cpu_overrides`` turns the GPU rendering of a trial (``render.render_overrides``) into its CPU
-run: the exported model and task files, our rollout, FSDP2 with SDPA attention, one process of each
-kind, a private Ray with one logical GPU. What the GPU trial would do otherwise stays as rendered.
+``task_overrides`` points a rendered trial (``render.render_overrides``) at the embedded task: the
+exported model and task files, the exact reward, float32 (any device: ``cpu-tiny`` on one GPU is
+``scripts/gpu_check.sh``'s sweep). ``cpu_overrides`` adds verl's CPU mode: FSDP2, one process of each
+kind, a private Ray with one logical GPU. Everything else stays as rendered for a GPU.
 """
 
 from __future__ import annotations
@@ -32,20 +33,32 @@ def _replace(overrides: Sequence[str], changes: Mapping[str, str]) -> list[str]:
     return out
 
 
-def cpu_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, train_source: str,
-                  val_sources: Sequence[str]) -> list[str]:
-    """The CPU run of a rendered verl trial (see the module docstring)."""
+def task_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, train_source: str,
+                   val_sources: Sequence[str]) -> list[str]:
+    """The embedded task on verl (any device): the exported model, the task files, the exact reward."""
+    from orchestrator.backends.verl.cpu.assets import VERL_ARCHITECTURE
+
     data = data_dir.rstrip("/")
     out = _replace(overrides, {
         "actor_rollout_ref.model.path": model_dir,
         "actor_rollout_ref.model.enable_gradient_checkpointing": "false",  # tiny model: not worth it
         "actor_rollout_ref.model.use_remove_padding": "false",  # verl's unpadding patches cover other models
-        "actor_rollout_ref.rollout.name": PLATFORM_NAME,
         "data.train_files": f"[{data}/{train_source}.parquet]",
         "data.val_files": "[" + ",".join(f"{data}/{s}.parquet" for s in sorted(val_sources)) + "]",
         "reward.custom_reward_function.path": REWARD_MODULE,
     })
     return out + [
+        f"+actor_rollout_ref.model.override_config.architectures=[{VERL_ARCHITECTURE}]",
+        # float32 throughout: the export's pinned PAD/BOS logits (-1e4, assets.py) need it to stay
+        # far below the real ones (bf16 rounding lets them through), and bf16 on a CPU is slow anyway
+        "+actor_rollout_ref.actor.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
+        "actor_rollout_ref.rollout.dtype=float32",
+    ]
+
+
+def cpu_overrides(overrides: Sequence[str]) -> list[str]:
+    """verl's CPU mode on top of a rendered trial (see the module docstring)."""
+    return list(overrides) + [
         "actor_rollout_ref.actor.strategy=fsdp2",  # FSDP1's sync_module_states needs a GPU
         "actor_rollout_ref.ref.strategy=fsdp2",
         "critic.strategy=fsdp2",
@@ -72,13 +85,13 @@ def cpu_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def render_cpu(trial, overrides: Sequence[str]) -> list[str]:
-    """``cpu_overrides`` with the cached export of the engine's base model (``assets.assets_for``)."""
+def render_embedded_task(trial, overrides: Sequence[str]) -> list[str]:
+    """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``)."""
     from orchestrator.backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
     from orchestrator.backends.verl.render import val_n
 
     assets = assets_for(engine_config())
-    return cpu_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(val_n(trial)))
+    return task_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(val_n(trial)))
 
 
 def trial_cpus() -> float:
