@@ -4,8 +4,10 @@
 # 1. every estimator and diagnostic on CUDA tensors vs the same inputs on the CPU (must match);
 # 2. the embedded engine (tinyrlvr) for a few smoke steps with device=cuda (metrics must be finite).
 # Prints one table; exits non-zero on any mismatch or failure. ASYM_GPU_CHECK_DEVICE=cpu runs the
-# same script with "cpu" in place of "cuda" (a self-test of the script on a machine without a GPU). No pip install, no download: verl and
-# vLLM are not on that machine, so the verl path is checked on CPU seams and on real clusters only.
+# same script with "cpu" in place of "cuda" (a self-test of the script on a machine without a GPU). No pip install, no download.
+# 3. where verl and vLLM are installed (`pip install -e '.[verl,gpu]'`): the sweep CI runs on the CPU,
+#    `asym sweep grid --backend verl --model cpu-tiny --alpha-pos 0,1 --alpha-neg 0.5 --steps 3`, on one
+#    GPU (cpu-tiny with device cuda, vLLM rollout); skipped with a note where verl or vLLM is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"  # PYTHON=... to choose another
@@ -135,3 +137,16 @@ print("-" * 98)
 print("GPU CHECK:", "FAILED" if failed else "PASSED", f"({sum(not r[3] for r in rows)} of {len(rows)} checks failed)")
 sys.exit(1 if failed else 0)
 PY
+
+# 3. verl's real trainer on CUDA: cpu-tiny's model and task, vLLM rollout, one GPU per trial.
+if "$PYTHON" -c "import verl, vllm" >/dev/null 2>&1; then
+  WORK="$(mktemp -d /tmp/asym-gpu-verl.XXXXXX)"
+  printf 'cpu-tiny:\n  device: cuda\n  rollout_name: vllm\n  attn_implementation: sdpa\n' > "$WORK/cuda.yaml"
+  echo "verl sweep on CUDA in $WORK"
+  (cd "$WORK" && timeout "${GPU_CHECK_VERL_TIMEOUT:-1200}" "$PYTHON" -m orchestrator.cli sweep grid --backend verl \
+     --model cpu-tiny --alpha-pos 0,1 --alpha-neg 0.5 --steps 3 --gpus-per-trial 1 --config "$WORK/cuda.yaml" \
+     --name gpu-verl) || { echo "VERL GPU CHECK: FAILED (logs: $WORK/.asym/trials/gpu-verl)"; exit 1; }
+  echo "VERL GPU CHECK: PASSED"
+else
+  echo "VERL GPU CHECK: SKIPPED (verl and vLLM not installed: pip install -e '.[verl,gpu]')"
+fi

@@ -73,7 +73,7 @@ def engine_config(**settings):
     """The embedded engine's config whose base model ``cpu-tiny`` exports (its smoke model: fits CI)."""
     from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
 
-    return EngineConfig.create(estimator="grpo", **{**SMOKE_OVERRIDES, **settings})
+    return EngineConfig.create(**{"estimator": "grpo", **SMOKE_OVERRIDES, **settings})
 
 
 def assets_for(cfg) -> CpuAssets:
