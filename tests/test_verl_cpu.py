@@ -179,7 +179,7 @@ def test_real_verl_sweep_of_two_trials_then_report(tmp_path, clean_env):
     env = {k: v for k, v in clean_env.items() if k not in ("MLFLOW_TRACKING_URI", "VERL_PLATFORM")}
     sweep = subprocess.run([_asym(), "sweep", "grid", "--backend", "verl", "--model", "cpu-tiny", "--alpha-pos", "0,1",
                             "--alpha-neg", "0.5", "--steps", "2", "--name", SWEEP],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
     logs = sorted(tmp_path.rglob("attempt-*.log"))
     tail = "\n".join(p.read_text(errors="replace")[-3000:] for p in logs[-1:])
     assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:] + tail

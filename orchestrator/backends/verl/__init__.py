@@ -26,6 +26,7 @@ Contract with the orchestrator (``VerlBackend.run(trial, report, workdir)``):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -110,7 +111,12 @@ class VerlBackend:
             raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "
                             f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
-        run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, self.paths or default_paths()),
+        paths = self.paths or default_paths()
+        if is_cpu(trial) and self.paths is None and not os.environ.get("ASYM_CHECKPOINT_DIR"):
+            # a laptop has no shared storage: keep checkpoints in the trial's own (deterministic) folder,
+            # where a retry or `asym sweep resume` finds them (Tune's working dir changes per session)
+            paths = RenderPaths(paths.data_dir, str(Path(workdir) / "checkpoints"))
+        run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, paths),
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
                   pending_timeout_s=self.pending_timeout_s, environ=self.environ, extra_env=extra_env)
 
