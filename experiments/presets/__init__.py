@@ -258,11 +258,13 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
         raise ValueError(f"preset {model}: eval_top_p must be in (0, 1], got {v['eval_top_p']}")
     if v["device"] not in ("cuda", "cpu"):
         raise ValueError(f"preset {model}: device must be cuda or cpu, got {v['device']}")
+    if v["task"] not in ("math", "addition"):
+        raise ValueError(f"preset {model}: task must be math or addition, got {v['task']}")
     _check_verl_cpu(model, v)
-    if v["val_n"] is None:
-        if v["task"] != "math":
-            raise ValueError(f"preset {model}: task {v['task']} needs its own val_n (tier1, tier2, ...)")
-        v["val_n"] = dict(DEFAULT_VAL_N)
+    if v["task"] == "math":  # a partial val_n updates the paper's Avg@n table
+        v["val_n"] = {**DEFAULT_VAL_N, **(v["val_n"] or {})}
+    elif not v["val_n"]:
+        raise ValueError(f"preset {model}: task {v['task']} needs its own val_n (tier1, tier2, ...)")
     for bench, n in v["val_n"].items():
         if v["task"] == "addition":
             if not (bench.startswith("tier") and bench[4:].isdigit()):
