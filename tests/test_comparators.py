@@ -144,3 +144,31 @@ def test_channel_telemetry_by_hand():
     assert set(pre) | set(post) == set(M.CHANNEL_METRICS) - {M.CLIP_FRAC_UPPER, M.CLIP_FRAC_LOWER}
     empty = channels.pre_update(adv.abs(), old, ent, mask)  # no negative rollout this step
     assert math.isnan(empty[M.ENTROPY_NEG])
+
+
+def test_estimators_list_shows_the_comparators_with_sources():
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    result = CliRunner().invoke(app, ["estimators", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for name, source in [("psr", "2506.01347"), ("nsr", "2506.01347"), ("w-reinforce", "2506.01347"),
+                         ("unlikeliness", "2506.02355"), ("entropy-adv", "2506.14758")]:
+        line = next(line for line in result.output.splitlines() if f" {name} " in line)
+        assert source in line, line
+
+
+def test_engine_trains_with_the_covariance_losses(tmp_path):
+    from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
+    from tinyrlvr.trainer import train
+
+    for policy_loss in ("clip_cov", "kl_cov"):  # one smoke base model (warmed up once in tmp_path)
+        seen = {}
+        cfg = EngineConfig.create(estimator="grpo", policy_loss=policy_loss, steps=1, threads=1, cache_dir=str(tmp_path),
+                                  **{**SMOKE_OVERRIDES, "mini_batches": 2, "eval_every": 100})
+        train(cfg, lambda step, metrics: seen.update({step: metrics}))
+        assert set(M.CHANNEL_METRICS) <= set(seen[1])
+        assert 0 < seen[1][M.CLIP_FRAC] <= 0.5  # the mode's own share: detached / penalised tokens (at least one)
+    with pytest.raises(ValueError, match="policy_loss must be one of"):
+        cfg.replace(policy_loss="dual_clip")
