@@ -3,7 +3,7 @@ and AsymGRPO (0.9, 0.4), one model, the same seeds, the same metrics (per-channe
 
 Each comparator runs at its source's values (``estimators/comparators.py``,
 ``tinyrlvr/policy_losses.py``); the covariance losses run on GRPO advantages, as Cui et al. do.
-Nothing here is from the AsymGRPO paper: the study is ours [NF].
+The study is ours [NF]; a value from another paper is tagged [ext] with that paper named.
 """
 
 from experiments.spec import Method, Study
@@ -34,11 +34,11 @@ SOURCES = {
     "GRPO": "AsymGRPO paper eq 4 [v2]",
     "REINFORCE": "AsymGRPO paper eq 2 [der, App B]",
     "AsymGRPO (0.9, 0.4)": "AsymGRPO paper Table 2 best row [v2]; (0.9, 0.4) [v1*]",
-    "PSR": "Zhu et al. arXiv 2506.01347: A = r, positive samples only",
-    "NSR": "Zhu et al. arXiv 2506.01347: A = r - 1, negative samples only",
-    "W-REINFORCE": "Zhu et al. arXiv 2506.01347: A = 0.1 correct / -1 wrong, no group norm",
-    "Unlikeliness": "He et al. arXiv 2506.02355: r(1 - 0.25 rank/G) over correct, least likely first; then GRPO",
-    "Entropy-adv": "Cheng et al. arXiv 2506.14758: A_t + min(0.4 H_t, |A_t|/2) on GRPO",
-    "Clip-Cov": "Cui et al. arXiv 2505.22617; verl clip_cov: ratio 2e-4, C_t in (1, 5), on GRPO",
-    "KL-Cov": "Cui et al. arXiv 2505.22617; verl kl_cov: ratio 2e-4, coef 1, on GRPO",
+    "PSR": "[ext] Zhu et al. arXiv 2506.01347: A = r, positive samples only",
+    "NSR": "[ext] Zhu et al. arXiv 2506.01347: A = r - 1, negative samples only",
+    "W-REINFORCE": "[ext] Zhu et al. arXiv 2506.01347: A = 0.1 correct / -1 wrong, no group norm",
+    "Unlikeliness": "[ext] He et al. arXiv 2506.02355: r(1 - 0.25 rank/G) over correct, least likely first; then GRPO",
+    "Entropy-adv": "[ext] Cheng et al. arXiv 2506.14758: A_t + min(0.4 H_t, |A_t|/2) on GRPO",
+    "Clip-Cov": "[ext] Cui et al. arXiv 2505.22617; verl clip_cov: ratio 2e-4, C_t in (1, 5), on GRPO",
+    "KL-Cov": "[ext] Cui et al. arXiv 2505.22617; verl kl_cov: ratio 2e-4, coef 1, on GRPO",
 }
