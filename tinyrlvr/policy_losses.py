@@ -12,11 +12,12 @@ Per token, with the means taken over the mini-batch's response tokens:
 - KL-Cov: the unclipped surrogate -A * rho everywhere, plus ``coef * |log rho|`` on the top
   ``ratio`` fraction of tokens by C_t (at least one). No PPO clip.
 
-On-policy (rho = 1, the first mini-batch of a step) KL-Cov's term and its gradient vanish:
-|log rho| = 0 and torch's d|x|/dx at 0 is 0, so the source's penalty only acts once the policy has
-moved within the step (later mini-batches or epochs). Clip-Cov's detach acts on-policy too.
-Cui et al. say the same: their KL-Cov penalises the policy's departure on high-covariance tokens
-from the policy that sampled them, which needs an off-policy ratio.
+On-policy updates (rho = 1: the first mini-batch of each step): KL-Cov's term and its gradient
+vanish (|log rho| = 0, and torch's d|x|/dx at 0 is 0), as the source's formulation implies, so the
+penalty acts only once the policy has moved within the step (later mini-batches or PPO epochs;
+the embedded default has 2 mini-batches, so half of each step's updates). Clip-Cov's detach acts
+on-policy as well, and KL-Cov (like verl's) has no PPO clip at all: on-policy it is the plain
+policy-gradient surrogate. ``tests/test_policy_losses.py`` checks the on-policy case.
 
 Values (the source's, and verl's): Clip-Cov ratio 2e-4, lb 1, ub 5; KL-Cov ratio 2e-4 and coef 1
 (verl's function default; its YAML default is 0.1, and the renderer sets 1 explicitly). With the
