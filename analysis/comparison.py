@@ -1,8 +1,8 @@
 """Methods side by side (the comparators study, any sweep with the channel telemetry) and the
 Proposition 1 sign check. Compute only; ``tables`` renders, ``report`` places them.
 
-- ``per_run``: one row per run: entropy (last ``LAST_FRACTION`` of the steps, and the mean over
-  all), accuracy at the selected checkpoint, none-/all-solved fractions (mean over steps),
+- ``per_run``: one row per run: training reward and entropy (last ``LAST_FRACTION`` of the steps;
+  entropy also as the mean over all), accuracy at the selected checkpoint, none-/all-solved fractions (mean over steps),
   kappa-bar (first 20 steps, App E), Cov(log pi, A), entropy change per step, PPO clip fractions.
 - ``comparison_table``: their mean over seeds with a bootstrap interval, per (model, method).
 - ``prop1_check``: predicted sign, observed sign, agree? Two claims:
@@ -30,6 +30,7 @@ from estimators import metric_names as mn
 
 LAST_FRACTION = 0.1  # "final entropy" = mean over the last 10% of the steps [ours]
 COLUMNS = {  # column -> (metric, how it is reduced over a run's steps)
+    "reward_final": (mn.REWARD_MEAN, "last"),  # training reward (rollout temperature), last steps
     "entropy_final": (mn.ENTROPY, "last"),
     "entropy_mean": (mn.ENTROPY, "mean"),
     "none_solved": (mn.NONE_SOLVED, "mean"),

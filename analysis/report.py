@@ -183,7 +183,8 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
             frame = comparison.comparison_table(runs, settings.confidence, settings.seed)
             caption = ("Table 4: methods side by side: accuracy (average over benchmarks, "
                        + (f"{settings.select} checkpoint" if benchmarks else "not evaluated")
-                       + f"), entropy over the last {comparison.LAST_FRACTION:.0%} of steps and over all steps, "
+                       + f"), training reward and entropy over the last {comparison.LAST_FRACTION:.0%} of steps, "
+                       "entropy over all steps, "
                        "none-/all-solved fractions and Cov(log pi, A) averaged over steps, kappa-bar over the "
                        f"first {agg.KAPPA_STEPS} steps, PPO clip fractions per side")
             view = tables.comparison_view(frame, caption)

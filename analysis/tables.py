@@ -70,7 +70,8 @@ def kappa_view(table: pd.DataFrame, n_steps: int, caption: str, digits: int = 4)
 
 
 COMPARISON_COLUMNS = (  # (frame column, header, scale, digits)
-    ("accuracy", "Accuracy", 100.0, 1), ("entropy_final", "Entropy (final)", 1.0, 3),
+    ("accuracy", "Accuracy", 100.0, 1), ("reward_final", "Train reward (final, %)", 100.0, 1),
+    ("entropy_final", "Entropy (final)", 1.0, 3),
     ("entropy_mean", "Entropy (mean)", 1.0, 3), ("none_solved", "None-solved (%)", 100.0, 1),
     ("all_solved", "All-solved (%)", 100.0, 1), ("kappa_bar", "kappa-bar", 1.0, 4),
     ("cov_logp_adv", "Cov(log pi, A)", 1.0, 4), ("clip_upper", "Clip upper (%)", 100.0, 2),
