@@ -153,9 +153,62 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
                 lambda model=model: curves_or_none(panels_for(model, curve_panels[:4], flip),
                                                    f"Advantage-flip test: {model}"))))
 
+    channel_panels = [
+        (mn.ENTROPY_POS, "Entropy, positive-advantage rollouts", "token entropy (eq 7)", None),
+        (mn.ENTROPY_NEG, "Entropy, negative-advantage rollouts", "token entropy (eq 7)", None),
+        (mn.LOGP_CHANGE_POS, "Log-prob change, positive rollouts", "mean token log-prob change", None),
+        (mn.LOGP_CHANGE_NEG, "Log-prob change, negative rollouts", "mean token log-prob change", None),
+        (mn.COV_LOGP_ADV, "Cov(log pi, A) per token", "mean of C_t", None),
+        (mn.ENTROPY_CHANGE, "Entropy change per update", "dH (same tokens)", None),
+        (mn.CLIP_FRAC_UPPER, "PPO clip fraction, upper", "share of tokens", None),
+        (mn.CLIP_FRAC_LOWER, "PPO clip fraction, lower", "share of tokens", None),
+    ]
+    if mn.COV_LOGP_ADV in tracked:
+        for model in data.models:
+            jobs.append((f"Fig 5 channels {model}", figure_job(
+                f"fig5_channels{suffix(model)}", f"Per-channel telemetry ({model})",
+                "Positive / negative channel: tokens of rollouts with advantage > 0 / < 0. Log-prob and entropy "
+                "changes are measured on the step's tokens after its update (embedded backend). Cov(log pi, A) is "
+                "the token mean of Cui et al.'s C_t; clip fractions are PPO's ratio clip per side. Mean over seeds.",
+                lambda model=model: curves_or_none(panels_for(model, channel_panels, None),
+                                                   f"Per-channel telemetry: {model}"))))
+
     sections_tables: list[tuple[str, Callable[[], Section]]] = []
+    scores = summaries.checkpoint_scores(data, benchmarks, settings.select) if benchmarks else None
+    if mn.COV_LOGP_ADV in tracked and len(data.labels) > 1:
+        from analysis import comparison
+
+        def comparison_job() -> Section:
+            runs = comparison.per_run(data, scores)
+            frame = comparison.comparison_table(runs, settings.confidence, settings.seed)
+            caption = ("Table 4: methods side by side: accuracy (average over benchmarks, "
+                       + (f"{settings.select} checkpoint" if benchmarks else "not evaluated")
+                       + f"), training reward and entropy over the last {comparison.LAST_FRACTION:.0%} of steps, "
+                       "entropy over all steps, "
+                       "none-/all-solved fractions and Cov(log pi, A) averaged over steps, kappa-bar over the "
+                       f"first {agg.KAPPA_STEPS} steps, PPO clip fractions per side")
+            view = tables.comparison_view(frame, caption)
+            paths = tables.write(view, frame, out, "table4_comparison")
+            runs.to_csv(out / "table4_comparison_runs.csv", index=False)
+            return Section("Table 4: methods side by side", view.caption, table_html=tables.to_html(view),
+                           files=tuple(p.name for p in paths) + ("table4_comparison_runs.csv",))
+
+        def prop1_job() -> Section | None:
+            check = comparison.prop1_check(data, comparison.per_run(data, scores))
+            if check.empty:
+                return None
+            caption = ("Table 5: Proposition 1 sign check. 'step': Cui et al.'s first-order entropy change "
+                       "dH = -eta Cov(log pi, A), which Prop. 1 builds on, per run mean and per step. 'eq 6': the "
+                       "alpha-family prediction against REINFORCE, observed on step 1 (same base model and "
+                       "rollouts per seed; Adam's first update is about lr * sign(gradient), so only the sign of the "
+                       "difference is meaningful). n/a: no first-order prediction (a+ = a-) or a sign is undefined.")
+            view = tables.prop1_view(check, caption)
+            paths = tables.write(view, check, out, "table5_prop1")
+            return Section("Table 5: Proposition 1 sign check", view.caption, table_html=tables.to_html(view),
+                           files=tuple(p.name for p in paths))
+
+        sections_tables += [("Table 4 comparison", comparison_job), ("Table 5 Prop. 1", prop1_job)]
     if benchmarks:
-        scores = summaries.checkpoint_scores(data, benchmarks, settings.select)
         select_text = (f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint")
         spreads = summaries.alpha_grid_spread(data, scores)
         for model, grid in summaries.alpha_grid(data, scores).items():

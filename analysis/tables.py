@@ -69,6 +69,41 @@ def kappa_view(table: pd.DataFrame, n_steps: int, caption: str, digits: int = 4)
     return Table(caption, headers, rows, set())
 
 
+COMPARISON_COLUMNS = (  # (frame column, header, scale, digits)
+    ("accuracy", "Accuracy", 100.0, 1), ("reward_final", "Train reward (final, %)", 100.0, 1),
+    ("entropy_final", "Entropy (final)", 1.0, 3),
+    ("entropy_mean", "Entropy (mean)", 1.0, 3), ("none_solved", "None-solved (%)", 100.0, 1),
+    ("all_solved", "All-solved (%)", 100.0, 1), ("kappa_bar", "kappa-bar", 1.0, 4),
+    ("cov_logp_adv", "Cov(log pi, A)", 1.0, 4), ("clip_upper", "Clip upper (%)", 100.0, 2),
+    ("clip_lower", "Clip lower (%)", 100.0, 2),
+)
+
+
+def comparison_view(table: pd.DataFrame, caption: str) -> Table:
+    """The comparators table: a row per (model, method), mean over seeds [interval]; best accuracy bold."""
+    several_models = table["model"].nunique() > 1
+    headers = (["Model"] if several_models else []) + ["Method"] + [h for _, h, _, _ in COMPARISON_COLUMNS] + ["Seeds"]
+    rows, bold = [], set()
+    for model, block in table.groupby("model", sort=False):
+        best = set(block.index[block["accuracy"] == block["accuracy"].max()])
+        for index, row in block.iterrows():
+            cells = ([model] if several_models else []) + [row["label"]]
+            if index in best:
+                bold.add((len(rows), len(cells)))
+            cells += [_cell(row, col, scale, digits) for col, _, scale, digits in COMPARISON_COLUMNS]
+            rows.append(cells + [str(int(row["seeds"]))])
+    return Table(f"{caption} (mean over seeds [95% bootstrap interval])", headers, rows, bold)
+
+
+def prop1_view(table: pd.DataFrame, caption: str) -> Table:
+    """The Proposition 1 sign check: claim, method, predicted sign, observed sign, agree, numbers."""
+    several_models = table["model"].nunique() > 1
+    headers = (["Model"] if several_models else []) + ["Claim", "Method", "Predicted", "Observed", "Agree", "Detail"]
+    rows = [([r["model"]] if several_models else []) + [r["claim"], r["label"], r["predicted"], r["observed"],
+                                                       r["agree"], r["detail"]] for _, r in table.iterrows()]
+    return Table(caption, headers, rows, set())
+
+
 def to_markdown(table: Table) -> str:
     def line(cells):
         return "| " + " | ".join(cells) + " |"

@@ -31,7 +31,7 @@ from estimators import compute_advantages, broadcast_to_tokens, diagnostics  # n
 from tinyrlvr.base_model import get_base_model, load_policy  # noqa: E402
 from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig  # noqa: E402
 from tinyrlvr.rollout import collect  # noqa: E402
-from tinyrlvr.trainer import logp_gain_correct  # noqa: E402
+from tinyrlvr.trainer import _after_update, logp_gain_correct  # noqa: E402
 from tinyrlvr.update import ppo_update  # noqa: E402
 
 
@@ -91,7 +91,8 @@ def main() -> None:
         ppo_update(policy, optimizer, batch, broadcast_to_tokens(adv, batch.response_mask), cfg, step)
         _sync(args.device)
         t3 = time.perf_counter()
-        logp_gain_correct(policy, batch, seq_old, cfg)
+        new_logp, _ = _after_update(policy, batch, cfg)  # the post-update pass (log-prob gain, channel telemetry)
+        logp_gain_correct(batch, seq_old, new_logp)
         _sync(args.device)
         t4 = time.perf_counter()
         n, p, r = batch.responses.shape[0], batch.prompts.shape[1], batch.responses.shape[1]

@@ -4,6 +4,14 @@
 """
 
 from estimators.advantages import broadcast_to_tokens
-from estimators.registry import ESTIMATORS, Estimator, check_alpha, compute_advantages, get_estimator
+from estimators.registry import (
+    ESTIMATORS,
+    Estimator,
+    check_alpha,
+    compute_advantages,
+    compute_token_advantages,
+    get_estimator,
+)
 
-__all__ = ["ESTIMATORS", "Estimator", "broadcast_to_tokens", "check_alpha", "compute_advantages", "get_estimator"]
+__all__ = ["ESTIMATORS", "Estimator", "broadcast_to_tokens", "check_alpha", "compute_advantages",
+           "compute_token_advantages", "get_estimator"]

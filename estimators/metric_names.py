@@ -16,6 +16,34 @@ TRAIN_METRICS = (
     LOGP_GAIN_CORRECT, RESPONSE_LENGTH, CLIP_FRAC,
 )
 
+# Per-channel telemetry (issue 13): "pos" / "neg" are the tokens of rollouts whose advantage is > 0 / < 0
+# (the rollout's mean token advantage). Computed by estimators.diagnostics.channel_telemetry.
+ENTROPY_POS = "train/entropy_pos"  # token-mean old-policy entropy (eq 7), positive-advantage rollouts
+ENTROPY_NEG = "train/entropy_neg"  # ... negative-advantage rollouts
+COV_LOGP_ADV = "train/cov_logp_adv"  # token mean of C_t = (A_t - mean A)(log pi_t - mean log pi) (Cui et al.)
+COV_LOGP_ADV_Q10 = "train/cov_logp_adv_q10"  # quantiles of C_t over the step's response tokens
+COV_LOGP_ADV_Q50 = "train/cov_logp_adv_q50"
+COV_LOGP_ADV_Q90 = "train/cov_logp_adv_q90"
+# After the step's update (embedded backend; verl has no post-update pass): same tokens, new policy.
+ENTROPY_CHANGE = "train/entropy_change"  # token-mean entropy after minus before, all response tokens
+ENTROPY_CHANGE_POS = "train/entropy_change_pos"
+ENTROPY_CHANGE_NEG = "train/entropy_change_neg"
+LOGP_CHANGE_POS = "train/logp_change_pos"  # token-mean log pi_new - log pi_old, positive-advantage rollouts
+LOGP_CHANGE_NEG = "train/logp_change_neg"
+# PPO ratio clipping, split by side (mean over mini-batches): ratio above 1 + eps_high with A > 0,
+# below 1 - eps_low with A < 0 (the tokens whose clipped term is active). train/clip_frac is their sum.
+CLIP_FRAC_UPPER = "train/clip_frac_upper"
+CLIP_FRAC_LOWER = "train/clip_frac_lower"
+
+CHANNEL_METRICS = (
+    ENTROPY_POS, ENTROPY_NEG, COV_LOGP_ADV, COV_LOGP_ADV_Q10, COV_LOGP_ADV_Q50, COV_LOGP_ADV_Q90,
+    ENTROPY_CHANGE, ENTROPY_CHANGE_POS, ENTROPY_CHANGE_NEG, LOGP_CHANGE_POS, LOGP_CHANGE_NEG,
+    CLIP_FRAC_UPPER, CLIP_FRAC_LOWER,
+)
+# The ones verl's trainer subclass can compute from the batch before the update.
+PRE_UPDATE_CHANNEL_METRICS = (ENTROPY_POS, ENTROPY_NEG, COV_LOGP_ADV, COV_LOGP_ADV_Q10, COV_LOGP_ADV_Q50,
+                              COV_LOGP_ADV_Q90)
+
 EVAL_MEAN_ACCURACY = "eval/mean_accuracy"
 
 

@@ -1,7 +1,11 @@
 """One registry of advantage estimators, one signature: fn(rewards, group_ids, alpha_pos, alpha_neg).
 
 An entry knows its default alphas and which of them a user may set; the lookup error lists the
-known names, as verl's ``get_adv_estimator_fn`` does.
+known names, as verl's ``get_adv_estimator_fn`` does. Some comparators need more than rewards:
+an entry names those optional inputs (``inputs``: ``seq_logprob``, passed to ``fn`` as a keyword)
+and may add a token-level shaping of the copied advantages (``token_shaping``, which reads the old
+policy's token entropy). ``compute_token_advantages`` is the one call both backends make: it
+derives the inputs an entry needs from the old log-probs and entropies and returns (N, T).
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from typing import Callable
 from torch import Tensor
 
 from estimators import advantages as adv
+from estimators import comparators as comp
 
-EstimatorFn = Callable[[Tensor, Tensor, float, float], Tensor]
+EstimatorFn = Callable[..., Tensor]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
+TokenShaping = Callable[[Tensor, Tensor, Tensor], Tensor]  # (token_adv, token_entropy, mask) -> (N, T)
+OPTIONAL_INPUTS = ("seq_logprob",)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,13 @@ class Estimator:
     # True when A+ = ((1-p)/p)**alpha_pos and A- = -(p/(1-p))**alpha_neg (eq 5), so Proposition 2's
     # closed-form peaks (eq 11) apply; False for the flip-test curves and Dr.GRPO.
     alpha_family: bool = True
+    source: str = "AsymGRPO paper (shared/paper/spec.md)"  # where the formula comes from
+    inputs: tuple[str, ...] = ()  # optional inputs fn needs, from OPTIONAL_INPUTS
+    token_shaping: TokenShaping | None = None  # applied to the (N, T) advantages; reads token entropy
+
+    @property
+    def needs_token_entropy(self) -> bool:
+        return self.token_shaping is not None
 
     def resolve_alphas(self, alpha_pos: float | None = None, alpha_neg: float | None = None) -> tuple[float, float]:
         """The (alpha_pos, alpha_neg) this estimator runs with; rejects alphas it does not take."""
@@ -46,9 +60,19 @@ class Estimator:
         )
 
     def __call__(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
-                 alpha_neg: float | None = None) -> Tensor:
+                 alpha_neg: float | None = None, **inputs: Tensor | None) -> Tensor:
         a_pos, a_neg = self.resolve_alphas(alpha_pos, alpha_neg)
-        return self.fn(rewards, group_ids, a_pos, a_neg)
+        return self.fn(rewards, group_ids, a_pos, a_neg, **self.select_inputs(inputs))
+
+    def select_inputs(self, inputs: dict[str, Tensor | None]) -> dict[str, Tensor]:
+        """The optional inputs this entry takes, from ``inputs``; one-line error when one is missing."""
+        unknown = sorted(set(inputs) - set(OPTIONAL_INPUTS))
+        if unknown:
+            raise ValueError(f"unknown estimator input(s) {', '.join(unknown)}; known: {', '.join(OPTIONAL_INPUTS)}")
+        missing = [name for name in self.inputs if inputs.get(name) is None]
+        if missing:
+            raise ValueError(f"estimator '{self.name}' needs {', '.join(missing)} (old-policy log-probs per rollout)")
+        return {name: inputs[name] for name in self.inputs}
 
 
 def check_alpha(name: str, value: float) -> float:
@@ -80,19 +104,63 @@ def get_estimator(name: str) -> Estimator:
 
 
 def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
-                       alpha_neg: float | None = None) -> Tensor:
-    """Per-rollout advantages (N,) of the named estimator."""
-    return get_estimator(name)(rewards, group_ids, alpha_pos, alpha_neg)
+                       alpha_neg: float | None = None, **inputs: Tensor | None) -> Tensor:
+    """Per-rollout advantages (N,) of the named estimator (before any token shaping)."""
+    return get_estimator(name)(rewards, group_ids, alpha_pos, alpha_neg, **inputs)
+
+
+def compute_token_advantages(name: str, rewards: Tensor, group_ids: Tensor, response_mask: Tensor,
+                             alpha_pos: float | None = None, alpha_neg: float | None = None, *,
+                             old_logprob: Tensor | None = None, token_entropy: Tensor | None = None,
+                             rollout_advantages: Tensor | None = None) -> Tensor:
+    """Token advantages (N, T) of the named estimator: the rollout advantage on every response token,
+    then the entry's token shaping. ``old_logprob`` (N, T) gives ``seq_logprob`` (App E's c_i) to
+    entries that need it; ``token_entropy`` (N, T) feeds the shaping. ``rollout_advantages`` (N,)
+    skips the rollout step (a caller that already changed them, e.g. zeroed uniform groups).
+    """
+    from estimators.advantages import broadcast_to_tokens
+    from estimators.diagnostics import sequence_mean_logprob
+
+    estimator = get_estimator(name)
+    if rollout_advantages is None:
+        inputs = {}
+        if "seq_logprob" in estimator.inputs:
+            if old_logprob is None:
+                raise ValueError(f"estimator '{name}' needs the old policy's token log-probs (old_logprob)")
+            inputs["seq_logprob"] = sequence_mean_logprob(old_logprob, response_mask)
+        rollout_advantages = estimator(rewards, group_ids, alpha_pos, alpha_neg, **inputs)
+    token_adv = broadcast_to_tokens(rollout_advantages, response_mask)  # (N, T)
+    if estimator.token_shaping is not None:
+        if token_entropy is None:
+            raise ValueError(f"estimator '{name}' needs the old policy's token entropies (token_entropy)")
+        token_adv = estimator.token_shaping(token_adv, token_entropy, response_mask)
+    return token_adv
 
 
 for _entry in (
-    Estimator("reinforce", adv.reinforce, "REINFORCE", 0.0, 0.0, ()),
-    Estimator("grpo", adv.grpo, "GRPO", 0.5, 0.5, ()),
-    Estimator("asym", adv.asym, "AsymGRPO", 0.9, 0.4, ("alpha_pos", "alpha_neg")),
-    Estimator("pos-only", adv.pos_only, "Pos-Only", 0.5, 0.0, ("alpha_pos",)),
-    Estimator("neg-only", adv.neg_only, "Neg-Only", 0.0, 0.5, ("alpha_neg",)),
-    Estimator("ent-decrease", adv.ent_decrease, "EntDecrease", 0.5, 0.5, (), alpha_family=False),
-    Estimator("ent-increase", adv.ent_increase, "EntIncrease", 0.5, 0.5, (), alpha_family=False),
-    Estimator("dr-grpo", adv.dr_grpo, "Dr.GRPO", 0.0, 0.0, (), alpha_family=False),
+    Estimator("reinforce", adv.reinforce, "REINFORCE", 0.0, 0.0, (), source="AsymGRPO paper eq 2: A = 2r - 1"),
+    Estimator("grpo", adv.grpo, "GRPO", 0.5, 0.5, (), source="AsymGRPO paper eq 4 (Shao et al. 2402.03300)"),
+    Estimator("asym", adv.asym, "AsymGRPO", 0.9, 0.4, ("alpha_pos", "alpha_neg"), source="AsymGRPO paper eq 8"),
+    Estimator("pos-only", adv.pos_only, "Pos-Only", 0.5, 0.0, ("alpha_pos",), source="AsymGRPO paper Sec 3.1"),
+    Estimator("neg-only", adv.neg_only, "Neg-Only", 0.0, 0.5, ("alpha_neg",), source="AsymGRPO paper Sec 3.1"),
+    Estimator("ent-decrease", adv.ent_decrease, "EntDecrease", 0.5, 0.5, (), alpha_family=False,
+              source="AsymGRPO paper Sec 3.2 (flip test)"),
+    Estimator("ent-increase", adv.ent_increase, "EntIncrease", 0.5, 0.5, (), alpha_family=False,
+              source="AsymGRPO paper Sec 3.2 (flip test)"),
+    Estimator("dr-grpo", adv.dr_grpo, "Dr.GRPO", 0.0, 0.0, (), alpha_family=False,
+              source="Liu et al. 2503.20783 (Dr.GRPO): r - mean(r), no std"),
+    # comparators (estimators/comparators.py): their constants are fixed at the sources' values
+    Estimator("psr", comp.psr, "PSR", 0.0, 0.0, (), alpha_family=False,
+              source="Zhu et al. 2506.01347: A = r (correct only)"),
+    Estimator("nsr", comp.nsr, "NSR", 0.0, 0.0, (), alpha_family=False,
+              source="Zhu et al. 2506.01347: A = r - 1 (wrong only)"),
+    Estimator("w-reinforce", comp.w_reinforce, "W-REINFORCE", 0.0, 0.0, (), alpha_family=False,
+              source=f"Zhu et al. 2506.01347: A = {comp.W_REINFORCE_LAMBDA:g} correct, -1 wrong"),
+    Estimator("unlikeliness", comp.unlikeliness, "Unlikeliness", 0.0, 0.0, (), alpha_family=False,
+              source=f"He et al. 2506.02355: r(1 - {comp.UNLIKELINESS_BETA:g} rank/G), then GRPO",
+              inputs=("seq_logprob",)),
+    Estimator("entropy-adv", adv.grpo, "Entropy-adv", 0.5, 0.5, (), alpha_family=False,
+              source=f"Cheng et al. 2506.14758: GRPO + min({comp.ENTROPY_ADV_ALPHA:g} H_t, |A_t|/{comp.ENTROPY_ADV_KAPPA:g})",
+              token_shaping=comp.entropy_shaping),
 ):
     register(_entry)

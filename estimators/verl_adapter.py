@@ -11,6 +11,14 @@ prefix (verl's AlgoConfig schema does not know them; they are read from the Dict
 ``variant`` is any name of ``asym estimators list`` (default ``asym``); unset alphas take the
 variant's defaults.
 
+Comparators that need more than rewards (``asym estimators list``: Unlikeliness ranks by old
+log-probs, Entropy-adv shapes token advantages by the old policy's entropy) read verl's
+``old_log_probs`` / ``entropy`` (bs, L) from keyword arguments, or from ``rollout_inputs``: verl
+0.9.1's ``compute_advantage`` passes only rewards, mask, uid and config, so our trainer subclass
+(``orchestrator/backends/verl/trainer.py``) fetches the two fields for the same rows and calls
+verl inside ``with rollout_inputs(old_log_probs=..., entropy=...)``. Without them such a variant
+fails with a one-line error before any update.
+
 How it departs from verl's ``grpo``: success is ``score > 0`` with score = the row's summed
 token-level reward (math_dapo's +-1 and MATH's 0/1 both work), the advantage is the paper's closed
 form (population std, spec section 1), and verl's padding rows (uid ``pad...``, zero mask) are left
@@ -19,18 +27,38 @@ out of every group and get advantage 0.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
-from estimators.advantages import broadcast_to_tokens
-from estimators.registry import get_estimator
+from estimators.diagnostics import sequence_mean_logprob
+from estimators.registry import compute_token_advantages, get_estimator
 
 VERL_ESTIMATOR_NAME = "asym_grpo"
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"
+_ROLLOUT_INPUTS: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("asym_rollout_inputs", default=None)
+
+
+@contextmanager
+def rollout_inputs(**tensors: torch.Tensor) -> Iterator[None]:
+    """Hand ``old_log_probs`` / ``entropy`` (bs, L) to the estimator calls inside this block."""
+    token = _ROLLOUT_INPUTS.set(dict(tensors))
+    try:
+        yield
+    finally:
+        _ROLLOUT_INPUTS.reset(token)
+
+
+def variant_inputs(variant: str) -> tuple[str, ...]:
+    """verl batch fields a variant reads besides rewards: ``old_log_probs`` and/or ``entropy``."""
+    estimator = get_estimator(variant)
+    return (("old_log_probs",) if "seq_logprob" in estimator.inputs else ()) + (
+        ("entropy",) if estimator.needs_token_entropy else ())
 
 
 def _section_get(section: Any, key: str) -> Any:
@@ -71,12 +99,15 @@ def compute_asym_grpo_advantage(
     response_mask: torch.Tensor,
     index: np.ndarray | None = None,
     config: Any = None,
+    old_log_probs: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """verl estimator: (bs, L) rewards and mask, uid per row -> (advantages, returns), both (bs, L).
 
     Per-rollout advantage of ``config.asym.variant`` (eq 8 for ``asym``) copied to every response
-    token. Returns equal advantages, as in verl's outcome-only estimators.
+    token, then the variant's token shaping. Returns equal advantages, as verl's outcome-only
+    estimators do. ``old_log_probs`` / ``entropy``: see the module docstring.
     """
     if index is None:
         raise ValueError("asym_grpo needs the uid of every row (verl passes non_tensor_batch['uid'] as index)")
@@ -87,6 +118,16 @@ def compute_asym_grpo_advantage(
         )
     variant, alpha_pos, alpha_neg = read_asym_config(config)
     estimator = get_estimator(variant)
+    provided = _ROLLOUT_INPUTS.get() or {}
+    old_log_probs = old_log_probs if old_log_probs is not None else provided.get("old_log_probs")
+    entropy = entropy if entropy is not None else provided.get("entropy")
+    for name, value in (("old_log_probs", old_log_probs), ("entropy", entropy)):
+        if name in variant_inputs(variant):
+            if value is None:
+                raise ValueError(f"asym_grpo variant '{variant}' needs verl's {name}; run it under "
+                                 "trainer.v1.trainer_mode=asym_sync (our trainer passes it)")
+            if value.shape != response_mask.shape:
+                raise ValueError(f"{name} {tuple(value.shape)} must match response_mask {tuple(response_mask.shape)}")
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)  # (bs,)
         if bool(torch.isnan(scores).any()):
@@ -96,14 +137,20 @@ def compute_asym_grpo_advantage(
             raise ValueError(f"index has {group_ids.size} uids for {scores.shape[0]} rows")
         rewards = (scores > 0).to(torch.float32)  # success = score > 0
         gids = torch.from_numpy(group_ids).to(scores.device)
+        inputs = {}
+        if old_log_probs is not None and "seq_logprob" in estimator.inputs:
+            inputs["seq_logprob"] = sequence_mean_logprob(old_log_probs.to(torch.float32), response_mask)
         if is_pad.any():
             keep = torch.from_numpy(~is_pad).to(scores.device)
             adv = torch.zeros_like(rewards)
             if bool(keep.any()):
-                adv[keep] = estimator.fn(rewards[keep], gids[keep], alpha_pos, alpha_neg)
+                adv[keep] = estimator.fn(rewards[keep], gids[keep], alpha_pos, alpha_neg,
+                                         **{k: v[keep] for k, v in inputs.items()})
         else:
-            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg)  # (bs,)
-        advantages = broadcast_to_tokens(adv.to(token_level_rewards.dtype), response_mask)  # (bs, L)
+            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg, **inputs)  # (bs,)
+        advantages = compute_token_advantages(
+            variant, rewards, gids, response_mask, alpha_pos, alpha_neg, rollout_advantages=adv.to(token_level_rewards.dtype),
+            token_entropy=entropy.to(token_level_rewards.dtype) if entropy is not None else None)  # (bs, L)
     return advantages, advantages
 
 

@@ -203,6 +203,8 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
         other.append(f"clip {t.clip_low:g}" + (f"/{t.clip_high:g}" if t.clip_high != t.clip_low else ""))
         if t.loss_agg != "token-mean":
             other.append(t.loss_agg)
+        if t.policy_loss != "vanilla":
+            other.append(f"loss {t.policy_loss}")
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
     return table
@@ -228,7 +230,7 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, *, w
         study=study.name, name=name, label=method.label, estimator=method.estimator,
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, seed=seed, backend=preset.backend, model=preset.model,
         steps=preset.steps, entropy_coeff=entropy_coeff, clip_low=preset.clip, clip_high=clip_high,
-        loss_agg=method.loss_agg, settings=preset.settings,
+        loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
     )
 
 
@@ -249,6 +251,8 @@ def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff
         parts.append(f"ch{_num(clip_high)}")
     if method.loss_agg != "token-mean" and method.estimator != "dr-grpo":
         parts.append(method.loss_agg)
+    if method.policy_loss != "vanilla":
+        parts.append(method.policy_loss.replace("_", "-"))
     return "-".join(parts)
 
 

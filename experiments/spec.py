@@ -15,6 +15,7 @@ from typing import Any
 
 BACKENDS = ("embedded", "verl")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # verl's actor.policy_loss.loss_mode (Cui et al. 2505.22617)
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,11 @@ class Method:
     use_preset_entropy_coeff: bool = False  # the bonus baselines use the preset's tuned value
     clip_high: float | None = None  # None: symmetric clip (clip_low); Clip-higher sets 0.28
     loss_agg: str = "token-mean"  # spec section 5; Dr.GRPO uses seq-mean-token-sum-norm
+    policy_loss: str = "vanilla"  # PPO-clip; "clip_cov" / "kl_cov" are Cui et al.'s covariance losses
 
     def __post_init__(self) -> None:
         _check_loss_agg(self.loss_agg, self.label)
+        _check_policy_loss(self.policy_loss, self.label)
         for key in ("alpha_pos", "alpha_neg", "entropy_coeff", "clip_high"):
             value = getattr(self, key)
             if value is not None:
@@ -71,6 +74,7 @@ class TrialSpec:
     clip_low: float = 0.2
     clip_high: float = 0.2
     loss_agg: str = "token-mean"
+    policy_loss: str = "vanilla"  # hashed into ``key`` only when set, so older trials keep their keys
     # The model preset's values after user overrides (lr, batch sizes, lengths, eval cadence, ...),
     # as sorted (key, value) pairs so the spec stays hashable. Read with ``settings_dict()``.
     settings: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
@@ -79,6 +83,7 @@ class TrialSpec:
         if self.backend not in BACKENDS:
             raise ValueError(f"trial '{self.name}': unknown backend '{self.backend}'; known: {', '.join(BACKENDS)}")
         _check_loss_agg(self.loss_agg, self.name)
+        _check_policy_loss(self.policy_loss, self.name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"trial '{self.name}': seed must be an integer >= 0, got {self.seed!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -105,7 +110,11 @@ class TrialSpec:
     @property
     def key(self) -> str:
         """Deterministic id: the same trial planned again (resume, retry) gets the same key."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        d = self.to_dict()
+        for name, default in _LATER_FIELDS.items():  # added after trials were tracked: hashed when set
+            if d.get(name) == default:
+                d.pop(name)
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def params(self) -> dict[str, str]:
@@ -115,6 +124,14 @@ class TrialSpec:
         flat = {k: str(v) for k, v in d.items()}
         flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
         return flat
+
+
+_LATER_FIELDS = {"policy_loss": "vanilla"}
+
+
+def _check_policy_loss(mode: str, owner: str) -> None:
+    if mode not in POLICY_LOSSES:
+        raise ValueError(f"{owner}: unknown policy_loss '{mode}'; known: {', '.join(POLICY_LOSSES)}")
 
 
 def _check_loss_agg(mode: str, owner: str) -> None:

@@ -21,7 +21,7 @@ VERL_READS = ("hf_path", "train_batch_size", "ppo_mini_batch_size", "rollout_n",
 
 
 def test_registry_lists_the_studies_and_rejects_unknown_names():
-    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip"]
+    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip", "comparators"]
     with pytest.raises(ValueError, match=r"unknown study 'nope'; known: isolation, flip, grid, main"):
         get_study("nope")
 
@@ -33,7 +33,8 @@ def test_every_method_has_a_source(name):
     for method in study.methods:
         assert method.label in sources, f"{name}: no source for {method.label}"
     for label, source in sources.items():
-        assert re.search(r"\[(v2|v1\*|der|NF)[],\s]", source), f"{name}: {label}'s source has no spec tag"
+        # [ext]: a value from another paper, named in the source text (the comparators study)
+        assert re.search(r"\[(v2|v1\*|der|NF|ext)[],\s]", source), f"{name}: {label}'s source has no spec tag"
 
 
 def test_paper_backbone_presets_carry_app_g_values():

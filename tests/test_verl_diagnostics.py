@@ -20,6 +20,7 @@ from verl.protocol import DataProto  # noqa: E402
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
 
 import estimators.verl_adapter  # noqa: E402,F401  (registers asym_grpo)
+from estimators import broadcast_to_tokens, channels  # noqa: E402
 from estimators import diagnostics as diag  # noqa: E402
 from estimators import metric_names as names  # noqa: E402
 from estimators.advantages import asym  # noqa: E402
@@ -79,7 +80,10 @@ def reference(batch: DataProto, alpha_pos: float, alpha_neg: float) -> dict[str,
     adv = asym(rewards, gid, alpha_pos, alpha_neg)
     pos, neg = diag.advantage_mass(rewards, adv)
     c = diag.sequence_mean_logprob(batch.batch["old_log_probs"][rows], mask)
+    telemetry = channels.pre_update(broadcast_to_tokens(adv, mask), batch.batch["old_log_probs"][rows],
+                                    batch.batch["entropy"][rows], mask)
     return {
+        **{verl_key(k): v for k, v in telemetry.items()},
         verl_key(names.NONE_SOLVED): none, verl_key(names.ALL_SOLVED): all_,
         verl_key(names.KAPPA): diag.kappa(rewards, gid, c),
         verl_key(names.ADV_MASS_POS): pos, verl_key(names.ADV_MASS_NEG): neg,

@@ -163,3 +163,53 @@ def test_trainer_subclass_adds_the_diagnostics_through_transfer_queue(local_ray)
     assert set(want) <= set(metrics)
     for key, value in want.items():
         assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+@needs_transfer_queue
+def test_trainer_subclass_hands_old_log_probs_to_the_unlikeliness_variant(local_ray):
+    """A comparator that ranks by old log-probs: the trainer fetches them from TransferQueue for the
+    same rows, verl's own step computes the advantage, and what lands in TransferQueue equals our
+    estimator on those rows (pad rows 0)."""
+    import torch
+    import transfer_queue as tq
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from estimators import compute_advantages
+    from orchestrator.backends.verl.entry import compose_config
+    from orchestrator.backends.verl.trainer import AsymPPOTrainer
+
+    trial = next(t for t in plan("comparators", backend="verl") if t.estimator == "unlikeliness")
+    config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt"))
+                            + ["transfer_queue.backend.SimpleStorage.num_data_storage_units=1"])
+    tq.init(config.transfer_queue)
+    try:
+        trainer = AsymPPOTrainer(config)
+        gen = torch.Generator().manual_seed(1)
+        rows, keys, tags = [], [], []
+        for g, k in enumerate([2, 8, 5]):
+            for i in range(8):
+                length = int(torch.randint(1, 9, (1,), generator=gen))
+                score = torch.zeros(length)
+                score[-1] = float(i < k)
+                rows.append({"uid": f"u{g}", "response_mask": torch.ones(length, dtype=torch.int64), "rm_scores": score,
+                             "old_log_probs": -torch.rand(length, generator=gen) * 2,
+                             "entropy": torch.rand(length, generator=gen)})
+                keys.append(f"u{g}_{i}_0")
+                tags.append({"is_padding": False})
+        rows.append({"uid": "padfeed", "response_mask": torch.zeros(1, dtype=torch.int64), "rm_scores": torch.zeros(1),
+                     "old_log_probs": torch.full((1,), -9.0), "entropy": torch.full((1,), 9.0)})
+        keys.append("padfeed_0_0")
+        tags.append({"is_padding": True})
+        meta = tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(rows), tags=tags)
+        trainer._compute_advantage(meta, {})
+        written = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["advantages"]).to_padded_tensor()
+    finally:
+        tq.close()
+
+    real = rows[:24]
+    rewards = torch.tensor([float(r["rm_scores"].sum() > 0) for r in real])
+    groups = torch.tensor([int(r["uid"][1:]) for r in real])
+    want = compute_advantages("unlikeliness", rewards, groups, seq_logprob=torch.stack([r["old_log_probs"].mean() for r in real]))
+    got = written["advantages"][:24, 0]  # every response has its first token at column 0
+    assert torch.allclose(got, want, atol=1e-6)
+    assert float(written["advantages"][24].abs().sum()) == 0.0

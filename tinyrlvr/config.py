@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # tinyrlvr.policy_losses; verl's loss_mode names
 
 
 def default_cache_dir() -> str:
@@ -43,6 +44,7 @@ class EngineConfig:
     clip_low: float = 0.2  # PPO epsilon, lower side (spec section 5; verl default)
     clip_high: float = 0.2  # upper side; Clip-higher (DAPO) uses 0.28
     loss_agg: str = "token-mean"  # spec section 5; "seq-mean-token-sum-norm" is Dr.GRPO's (verl's name)
+    policy_loss: str = "vanilla"  # verl's actor.policy_loss.loss_mode: PPO-clip, or Cui et al.'s clip_cov / kl_cov
 
     # --- RL optimisation (engine-notes probe values) ---
     lr: float = 1e-4  # AdamW
@@ -149,7 +151,7 @@ class EngineConfig:
 BASE_MODEL_FORMAT = 2  # bump when the task encoding or the warm-up procedure changes
 _RUNTIME_FIELDS = ("device", "threads", "cache_dir")
 _TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "seed", "steps", "entropy_coeff", "clip_low",
-                 "clip_high", "loss_agg")
+                 "clip_high", "loss_agg", "policy_loss")
 _BASE_MODEL_FIELDS = ("tiers", "max_new_tokens", "n_layers", "d_model", "n_heads", "mlp_ratio") + tuple(
     f.name for f in dataclasses.fields(EngineConfig) if f.name.startswith("warmup_"))
 
@@ -225,6 +227,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ValueError(message)
 
     need(cfg.steps >= 1, f"steps must be >= 1, got {cfg.steps}")
+    need(cfg.policy_loss in POLICY_LOSSES,
+         f"policy_loss must be one of {', '.join(POLICY_LOSSES)}, got '{cfg.policy_loss}'")
     need(cfg.loss_agg in LOSS_AGG_MODES, f"loss_agg must be one of {', '.join(LOSS_AGG_MODES)}, got '{cfg.loss_agg}'")
     need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low < 1.0, f"clip_low must be in [0, 1), got {cfg.clip_low}")
     need(math.isfinite(cfg.clip_high) and cfg.clip_high >= 0.0, f"clip_high must be >= 0, got {cfg.clip_high}")

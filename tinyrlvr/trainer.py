@@ -3,7 +3,8 @@
 ``train(cfg, on_step)`` reports ``on_step(0, eval)`` for the base model, then every step's train
 metrics (``estimators.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
 last step, ``eval/<tier>/accuracy`` and ``eval/mean_accuracy``. Every estimator runs through the
-same code path: the only estimator-specific line is ``compute_advantages``.
+same code path: the only estimator-specific lines are ``compute_advantages`` and
+``compute_token_advantages`` (the registry's token shaping, e.g. Cheng et al.'s entropy term).
 
 Metric notes:
 - ``train/entropy`` is the token mean of the sampling distribution's entropy (old policy, at the
@@ -12,6 +13,9 @@ Metric notes:
   group of the step is mixed (the estimator is undefined then).
 - ``train/logp_gain_correct`` is the mean over correct rollouts of the change in length-normalized
   log-prob across the step's update (recomputed after it); NaN when no rollout is correct.
+- the per-channel telemetry (``metric_names.CHANNEL_METRICS``, ``estimators.channels``) comes from
+  the rollout batch before the update and from one forward pass over the same batch after it; a
+  channel with no rollout in a step reports NaN.
 
 Checkpoints (model, optimizer, step; atomic) go to ``checkpoint_dir`` every ``checkpoint_every``
 steps and at the end; a run finding one continues after its step. All randomness is drawn from
@@ -25,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from estimators import broadcast_to_tokens, compute_advantages, diagnostics
+from estimators import channels, compute_advantages, compute_token_advantages, diagnostics
 from estimators import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
@@ -71,11 +75,12 @@ def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, 
 def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]:
     """One RL step: sample, score, advantages, update; returns the train metrics."""
     batch = collect(policy, cfg, step)
-    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg)
+    seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
+    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
+                                    seq_logprob=seq_logp_old)
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)
-    seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
     none_solved, all_solved = diagnostics.solve_fractions(batch.rewards, batch.group_ids)
     mass_pos, mass_neg = diagnostics.advantage_mass(batch.rewards, advantages)
     metrics = {
@@ -88,21 +93,34 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
         M.ADV_MASS_NEG: mass_neg,
         M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
     }
-    token_adv = broadcast_to_tokens(advantages, batch.response_mask)
-    metrics[M.CLIP_FRAC] = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
-    metrics[M.LOGP_GAIN_CORRECT] = logp_gain_correct(policy, batch, seq_logp_old, cfg)
+    token_adv = compute_token_advantages(cfg.estimator, batch.rewards, batch.group_ids, batch.response_mask,
+                                         cfg.alpha_pos, cfg.alpha_neg, token_entropy=batch.entropy,
+                                         rollout_advantages=advantages)
+    metrics.update(channels.pre_update(token_adv, batch.old_logp, batch.entropy, batch.response_mask))
+    clip = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
+    metrics[M.CLIP_FRAC], metrics[M.CLIP_FRAC_UPPER], metrics[M.CLIP_FRAC_LOWER] = clip["clip_frac"], clip["upper"], clip["lower"]
+    new_logp, new_entropy = _after_update(policy, batch, cfg)
+    metrics[M.LOGP_GAIN_CORRECT] = logp_gain_correct(batch, seq_logp_old, new_logp)
+    metrics.update(channels.post_update(token_adv, batch.response_mask, batch.old_logp, new_logp, batch.entropy,
+                                        new_entropy))
     return metrics
 
 
 @torch.no_grad()
-def logp_gain_correct(policy, batch: RolloutBatch, seq_logp_old: torch.Tensor, cfg: EngineConfig) -> float:
+def _after_update(policy, batch: RolloutBatch, cfg: EngineConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token log-probs and entropies (N, T) of the step's rollouts under the updated policy."""
+    logp, entropy = response_logprobs(policy, batch.prompts, batch.prompt_valid, batch.responses,
+                                      batch.response_mask, cfg.temperature, with_entropy=True)
+    m = batch.response_mask.to(logp.dtype)
+    return logp * m, entropy * m
+
+
+def logp_gain_correct(batch: RolloutBatch, seq_logp_old: torch.Tensor, new_logp: torch.Tensor) -> float:
     """Mean over correct rollouts of c_new - c_old (length-normalized log-prob), Fig 2 d,h."""
     rows = batch.rewards.bool()
     if not bool(rows.any()):
         return float("nan")
-    logp, _ = response_logprobs(policy, batch.prompts[rows], batch.prompt_valid[rows], batch.responses[rows],
-                                batch.response_mask[rows], cfg.temperature)
-    seq_new = diagnostics.sequence_mean_logprob(logp, batch.response_mask[rows])
+    seq_new = diagnostics.sequence_mean_logprob(new_logp[rows], batch.response_mask[rows])
     return float((seq_new - seq_logp_old[rows]).mean())
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from experiments.spec import Study
-from experiments.studies import backbones, flip, grid, isolation, kappa, kappa_flip, main
+from experiments.studies import backbones, comparators, flip, grid, isolation, kappa, kappa_flip, main
 
-_MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kappa, kappa_flip)
+_MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kappa, kappa_flip, comparators)
 
 STUDIES: dict[str, Study] = {m.STUDY.name: m.STUDY for m in _MODULES}
 _SOURCES: dict[str, dict[str, str]] = {m.STUDY.name: dict(m.SOURCES) for m in _MODULES}

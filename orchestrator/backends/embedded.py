@@ -42,7 +42,7 @@ class EmbeddedBackend:
         return EngineConfig.create(
             estimator=trial.estimator, alpha_pos=trial.alpha_pos, alpha_neg=trial.alpha_neg, seed=trial.seed,
             steps=trial.steps, entropy_coeff=trial.entropy_coeff, clip_low=trial.clip_low,
-            clip_high=trial.clip_high, loss_agg=trial.loss_agg, **trial.settings_dict(),
+            clip_high=trial.clip_high, loss_agg=trial.loss_agg, policy_loss=trial.policy_loss, **trial.settings_dict(),
             device=self._device(), threads=self.threads or os.cpu_count() or 1,
         )
 

@@ -19,7 +19,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 @app.command("list")
 def list_estimators() -> None:
-    """Every registered estimator: name, paper label, default alphas, which alphas are tunable."""
+    """Every registered estimator: name, label, default alphas, which alphas are tunable, its source."""
     from rich.console import Console
     from rich.table import Table
 
@@ -27,10 +27,11 @@ def list_estimators() -> None:
 
     table = Table(title="advantage estimators")
     for column in ("name", "paper label", "alpha_pos", "alpha_neg", "tunable"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
+    table.add_column("source", overflow="fold")
     for e in ESTIMATORS.values():
         table.add_row(e.name, e.label, f"{e.default_alpha_pos:g}", f"{e.default_alpha_neg:g}",
-                      ", ".join(e.tunable) or "-")
+                      ", ".join(e.tunable) or "-", e.source)
     Console().print(table)
 
 

@@ -11,7 +11,11 @@ calls ``batch_diagnostics``; tests build the same ``DataProto`` on the CPU. Ever
   (verl's ``actor/entropy`` follows the loss aggregation, verl issue #3986);
 - the advantage of a rollout is the one at its first response token (outcome estimators copy one
   value to every token, verl's multi-trajectory GRPO reads it there too);
-- padding rows (verl's v1 trainer pads batches with ``uid`` = ``pad...`` and zero masks) are dropped.
+- padding rows (verl's v1 trainer pads batches with ``uid`` = ``pad...`` and zero masks) are dropped;
+- the pre-update per-channel telemetry (``estimators.channels.pre_update``: entropy per channel,
+  Cov(log pi, A) and its quantiles) comes from ``advantages``, ``old_log_probs`` and ``entropy``;
+  the post-update ones (entropy / log-prob change) need a pass verl does not make, and verl's
+  ``actor/pg_clipfrac`` is not split by side, so those names are embedded-only.
 
 Keys are emitted under ``asym/`` inside verl so they never duplicate the shared ``train/`` names that
 the backend reports (``metrics.py`` maps them); see ``orchestrator/backends/verl/__init__.py``.
@@ -24,6 +28,7 @@ import math
 import numpy as np
 import torch
 
+from estimators import channels
 from estimators import diagnostics as diag
 from estimators import metric_names as names
 
@@ -85,4 +90,8 @@ def batch_diagnostics(data, is_padding: np.ndarray | None = None) -> dict[str, f
         out[verl_key(names.ADV_MASS_NEG)] = neg
     if "entropy" in batch.keys():
         out[verl_key(names.ENTROPY)] = diag.masked_mean(batch["entropy"].to(torch.float32), mask)  # dropped rows masked
+    if "advantages" in batch.keys() and "entropy" in batch.keys():
+        telemetry = channels.pre_update(batch["advantages"].to(torch.float32), batch["old_log_probs"].to(torch.float32),
+                                        batch["entropy"].to(torch.float32), mask)  # dropped rows have mask 0
+        out.update({verl_key(k): v for k, v in telemetry.items() if not math.isnan(v)})
     return out

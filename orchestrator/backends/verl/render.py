@@ -9,6 +9,9 @@ recipe is followed. How it departs from a plain verl GRPO script:
   settings: GRPO (and its entropy-bonus / Clip-higher variants) is verl's ``grpo``; Dr.GRPO is
   ``grpo`` with ``norm_adv_by_std_in_grpo=false``, ``loss_agg_mode=seq-mean-token-sum-norm`` and
   ``loss_scale_factor`` = the max response length;
+- Cui et al.'s covariance losses are verl's own loss modes (``actor.policy_loss.loss_mode=clip_cov |
+  kl_cov``) with their parameters written out, the same values the embedded engine runs
+  (``tinyrlvr.policy_losses``); the default PPO-clip trials render no policy_loss key at all;
 - the trainer is our registered subclass (``trainer.v1.trainer_mode=asym_sync``), which adds the
   paper's diagnostics; the validation rows get their own Avg@n through our dataset class;
 - one verifier for every method: ``reward.custom_reward_function`` = ``verifier.compute_score``;
@@ -103,6 +106,22 @@ def estimator_overrides(trial: TrialSpec) -> list[str]:
     ]
 
 
+def policy_loss_overrides(trial: TrialSpec) -> list[str]:
+    """verl's loss mode for Clip-Cov / KL-Cov (Cui et al. 2505.22617), every parameter explicit."""
+    if trial.policy_loss == "vanilla":
+        return []
+    from tinyrlvr import policy_losses as pl
+
+    key = "actor_rollout_ref.actor.policy_loss"
+    out = [f"{key}.loss_mode={trial.policy_loss}"]
+    if trial.policy_loss == "clip_cov":
+        out += [f"{key}.clip_cov_ratio={_fmt(pl.CLIP_COV_RATIO)}", f"{key}.clip_cov_lb={_fmt(pl.CLIP_COV_LB)}",
+                f"{key}.clip_cov_ub={_fmt(pl.CLIP_COV_UB)}"]
+    else:  # kl_cov: coef 1 as verl's function default (its YAML default 0.1 would otherwise apply)
+        out += [f"{key}.kl_cov_ratio={_fmt(pl.KL_COV_RATIO)}", f"{key}.ppo_kl_coef={_fmt(pl.KL_COV_COEF)}"]
+    return out
+
+
 def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     """Every Hydra override of one trial, in a fixed order (the golden files pin it)."""
     s = _check(trial)
@@ -131,6 +150,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     ]
     if trial.loss_agg == "seq-mean-token-sum-norm":  # else the divisor is the padded batch length
         out.append(f"actor_rollout_ref.actor.loss_scale_factor={response_len}")
+    out += policy_loss_overrides(trial)
     out += [
         # token budgets per GPU, verl's DAPO recipe: 2x (train) and 3x (log-prob) one full sequence
         "actor_rollout_ref.actor.use_dynamic_bsz=true",

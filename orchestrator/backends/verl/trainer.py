@@ -8,7 +8,9 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   ``old_log_probs``, ``advantages``, ``entropy`` and ``response_mask`` back from TransferQueue) and
   adds the paper's diagnostics (``diagnostics.batch_diagnostics``) to the step's metrics. The
   padding rows verl appends (tag ``is_padding``) are skipped. Once per rollout batch, before any
-  update: kappa as App E defines it.
+  update: kappa as App E defines it, and the pre-update per-channel telemetry. For the comparator
+  variants that read ``old_log_probs`` / ``entropy`` (Unlikeliness, Entropy-adv), it fetches those
+  fields for the same rows first and runs verl's step inside ``verl_adapter.rollout_inputs``.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
   MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
@@ -23,6 +25,7 @@ from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
 from orchestrator.backends.verl.diagnostics import batch_diagnostics
 from orchestrator.backends.verl.render import TRAINER_MODE
 
@@ -47,6 +50,14 @@ def batch_from_transfer_queue(batch_meta, fields: list[str]) -> tuple[DataProto,
     return proto, is_padding
 
 
+def estimator_inputs(config) -> tuple[str, ...]:
+    """verl fields our ``asym_grpo`` variant reads besides rewards (none for verl's own estimators)."""
+    if config.algorithm.get("adv_estimator", None) != VERL_ESTIMATOR_NAME:
+        return ()
+    variant, _, _ = read_asym_config(config.algorithm)
+    return variant_inputs(variant)
+
+
 VERL_SYNC_MODE = "sync"
 
 
@@ -69,7 +80,14 @@ class AsymPPOTrainer(PPOTrainerSync):
             raise ValueError(f"AsymPPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {selected!r}")
 
     def _compute_advantage(self, batch, metrics: dict):
-        batch = super()._compute_advantage(batch, metrics=metrics)
+        needed = estimator_inputs(self.config)
+        if needed:
+            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(needed))
+            tensors = data.to_padded_tensor()  # same keys, same rows and padding as verl's own fetch
+            with rollout_inputs(**{name: tensors[name] for name in needed}):
+                batch = super()._compute_advantage(batch, metrics=metrics)
+        else:
+            batch = super()._compute_advantage(batch, metrics=metrics)
         proto, is_padding = batch_from_transfer_queue(batch, diagnostic_fields(self.config))
         metrics.update(batch_diagnostics(proto, is_padding))
         return batch
