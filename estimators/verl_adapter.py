@@ -26,9 +26,7 @@ import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from estimators.advantages import broadcast_to_tokens
-from estimators.registry import get_estimator
-
-VERL_ESTIMATOR_NAME = "asym_grpo"
+from estimators.registry import VERL_ESTIMATOR_NAME, get_estimator
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"
 

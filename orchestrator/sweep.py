@@ -26,8 +26,9 @@ from typing import Any, Iterator, Sequence
 
 from experiments.spec import TrialSpec
 from orchestrator import tracking
-from orchestrator import tracking_names as names
-from orchestrator.errors import UserError
+from experiments import tracking_names as names
+from experiments.tracking_names import asym_root
+from estimators.errors import UserError
 
 STATE_FILE = "asym_sweep.json"
 SCHEDULERS = ("fifo", "asha")
@@ -94,10 +95,6 @@ def default_name(study: str, trials: Sequence[TrialSpec], extra: str = "") -> st
     """``<study>-<hash of the plan>``: the same command gives the same name, so it can be resumed."""
     blob = json.dumps(sorted(t.key for t in trials) + [extra])
     return f"{study}-{hashlib.sha1(blob.encode()).hexdigest()[:6]}"
-
-
-def asym_root(workdir: Path | None = None) -> Path:
-    return (workdir or Path.cwd()).resolve() / ".asym"
 
 
 def sweep_dir(name: str, workdir: Path | None = None) -> Path:
@@ -198,7 +195,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
              restore: bool) -> SweepOutcome:
     from rich.console import Console
 
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     console = console or Console(stderr=True, soft_wrap=True)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
@@ -207,9 +204,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
         started_ray = _init_ray()
         try:
             for backend_name in sorted({t.backend for t in trials}):
-                prepare = getattr(get_backend(backend_name), "prepare", None)
-                if prepare is not None:
-                    prepare([t for t in trials if t.backend == backend_name])
+                get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
             wait_ready()
             client = tracking.make_client(uri)
             experiment_id = tracking.with_retries(

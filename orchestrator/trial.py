@@ -40,10 +40,10 @@ class SweepContext:
 
 def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
     """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     backend = get_backend(spec.backend)
-    wanted = dict(backend.resources(spec)) if hasattr(backend, "resources") else {"CPU": 1.0}
+    wanted = dict(backend.resources(spec))
     if cpus is not None:
         wanted["CPU"] = cpus
     if gpus is not None:
@@ -131,7 +131,7 @@ def run_trial(config: dict, context: SweepContext) -> None:
     from ray import tune
 
     from orchestrator import tracking
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     spec = spec_from_config(config)
     client = tracking.make_client(context.tracking_uri)
@@ -141,20 +141,18 @@ def run_trial(config: dict, context: SweepContext) -> None:
         tune.report({**tracker.latest_metrics(), "step": tracker.last_step(), "skipped": 1.0})
         return
     backend = get_backend(spec.backend)
-    configure = getattr(backend, "configure_runtime", None)
-    if configure is not None:
-        got = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
-        configure(got.get("CPU", 1.0), got.get("GPU", 0.0))
+    got = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+    backend.configure_runtime(got.get("CPU", 1.0), got.get("GPU", 0.0))
     # A backend that runs its own logger (verl) attaches it to this trial's run.
     os.environ["MLFLOW_TRACKING_URI"] = context.tracking_uri
     os.environ["MLFLOW_RUN_ID"] = tracker.run_id
     workdir = trial_workdir(context.work_root, context.sweep, spec)
     from orchestrator.ledger import CostMeter
 
-    held = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+    held = got  # what Tune reserved for this trial
     meter = CostMeter(held.get("GPU", 0.0), previous=tracker.latest_metrics())
     reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
-                            durable_every=getattr(backend, "checkpoint_every", None), meter=meter)
+                            durable_every=backend.checkpoint_every, meter=meter)
     reporter.setup_s = time.perf_counter() - started
     run_tracked(spec, backend, tracker, workdir, reporter)
 

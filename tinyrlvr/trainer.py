@@ -71,7 +71,8 @@ def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, 
 def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]:
     """One RL step: sample, score, advantages, update; returns the train metrics."""
     batch = collect(policy, cfg, step)
-    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg)
+    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
+                                    dict(cfg.estimator_params))
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)

@@ -7,13 +7,10 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.commands.choices import BackendName
+
 app = typer.Typer(help="The paper's declared studies: list them, show one with its sources and trials.",
                   no_args_is_help=True)
-
-
-class BackendName(str, Enum):
-    embedded = "embedded"
-    verl = "verl"
 
 
 @app.command("list")

@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 
 import click
 import typer
+
+from orchestrator.commands.choices import BackendName
 from typer.core import TyperGroup
 
 FIXED_COMMANDS = ("optuna", "resume")
@@ -54,11 +56,6 @@ class SweepGroup(TyperGroup):
 app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
                   help="Run a declared study (isolation, flip, grid, main, backbones, kappa) as a Ray Tune "
                        "sweep tracked in MLflow; `optuna` searches the alphas; `resume` continues a sweep.")
-
-
-class BackendName(str, Enum):
-    embedded = "embedded"
-    verl = "verl"
 
 
 class SchedulerName(str, Enum):

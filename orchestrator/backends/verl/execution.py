@@ -48,7 +48,7 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
     """The trial's MLflow run, created by the orchestrator; verl's MLflow logger attaches to it."""
     missing = [k for k in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI") if not environ.get(k)]
     if missing:
-        from orchestrator.errors import UserError
+        from estimators.errors import UserError
 
         raise UserError(f"the verl backend needs {' and '.join(missing)} (the orchestrator sets them per trial); "
                         f"run trials through `asym sweep`")

@@ -23,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from estimators.registry import VERL_ESTIMATOR_NAME
 from experiments.spec import TrialSpec
 
 ENTRYPOINT = ("python", "-m", "orchestrator.backends.verl.entry")
 TRAINER_MODE = "asym_sync"  # registered by orchestrator.backends.verl.trainer
-CUSTOM_ESTIMATOR = "asym_grpo"  # registered by estimators.verl_adapter
+CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by estimators.verl_adapter
 VERL_GRPO_ESTIMATORS = ("grpo", "dr-grpo")  # baselines run as verl's own `grpo`
 TRAIN_FILE = "math_train.parquet"
 TRAIN_SOURCE = "math_train"  # data_source of the MATH training rows (never a benchmark)
