@@ -171,6 +171,18 @@ def plan(
     return trials
 
 
+def plan_sampled(study: Study, options: Mapping[str, Any], sample: Mapping[str, Any]) -> TrialSpec:
+    """The one trial a search's sample stands for: ``plan(study, **options, sample=sample)``.
+
+    A search plans one model and one seed per sample (several would be one sample's repeats, which
+    the searcher cannot tell apart)."""
+    trials = plan(study, **options, sample=sample)
+    if len(trials) != 1:
+        raise ValueError(f"a search plans one trial per sample, but this one plans {len(trials)}: pass one "
+                         "--model and one --seeds value, and give the study one method and no axes")
+    return trials[0]
+
+
 def merge_axes(base: Sequence[Axis], extra: Sequence[Axis]) -> tuple[Axis, ...]:
     """``base`` with each axis of ``extra`` added, or replacing the one of the same key."""
     merged = {axis.key: axis for axis in base}
@@ -290,6 +302,8 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
         other.append(f"clip {t.clip_low:g}" + (f"/{t.clip_high:g}" if t.clip_high != t.clip_low else ""))
         if t.loss_agg != "token-mean":
             other.append(t.loss_agg)
+        other += [f"{k}={_text(v)}" for k, v in t.axes if k not in SLUG_KEYS]
+        other += [f"{k}={_text(v)}" for k, v in t.estimator_params if f"{PARAM_PREFIX}{k}" not in dict(t.axes)]
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
     return table

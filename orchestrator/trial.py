@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -63,14 +63,9 @@ def trial_workdir(work_root: str | Path, sweep: str, trial: TrialSpec) -> Path:
 
 
 def spec_from_config(config: Mapping[str, Any]) -> TrialSpec:
-    """The trial's spec; an Optuna trial carries a template plus sampled alphas."""
-    spec = TrialSpec.from_dict(config["trial"])
-    if "alpha_pos" in config or "alpha_neg" in config:
-        alpha_pos = float(config.get("alpha_pos", spec.alpha_pos))
-        alpha_neg = float(config.get("alpha_neg", spec.alpha_neg))
-        spec = replace(spec, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
-                       name=f"{spec.estimator}-ap{alpha_pos:.4g}-an{alpha_neg:.4g}-s{spec.seed}")
-    return spec
+    """The trial's spec, as the planner made it (a grid cell, or an Optuna sample planned by
+    ``orchestrator.search.PlannedSearch``): Tune's config carries the whole TrialSpec."""
+    return TrialSpec.from_dict(config["trial"])
 
 
 class StepReporter:
@@ -130,10 +125,12 @@ def run_trial(config: dict, context: SweepContext) -> None:
     started = time.perf_counter()
     from ray import tune
 
+    from estimators.plugins import load_plugins
     from orchestrator import tracking
     from orchestrator.backends import get_backend
 
     spec = spec_from_config(config)
+    load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too
     client = tracking.make_client(context.tracking_uri)
     tracker = tracking.TrialRun.open(client, context.experiment_id, spec, sweep=context.sweep,
                                      parent_run_id=context.parent_run_id)
