@@ -35,3 +35,19 @@ def load_installed() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
     load_plugins(m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip())
+
+
+def import_roots(modules: Iterable[str]) -> list[str]:
+    """The folders to put on PYTHONPATH so another process can import ``modules`` (already imported here)."""
+    roots = []
+    for name in modules:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        root = os.path.dirname(os.path.abspath(file))
+        for _ in range(name.count(".") + (1 if os.path.basename(file) == "__init__.py" else 0)):
+            root = os.path.dirname(root)
+        if root not in roots:
+            roots.append(root)
+    return roots

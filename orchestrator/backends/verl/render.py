@@ -101,6 +101,7 @@ def estimator_overrides(trial: TrialSpec) -> list[str]:
         f"+algorithm.asym.variant={trial.estimator}",
         f"+algorithm.asym.alpha_pos={_fmt(float(trial.alpha_pos))}",
         f"+algorithm.asym.alpha_neg={_fmt(float(trial.alpha_neg))}",
+        *(f"+algorithm.asym.params.{k}={_fmt(float(v))}" for k, v in trial.estimator_params),
     ]
 
 
