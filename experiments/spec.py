@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from estimators.metric_names import EVAL_MEAN_ACCURACY
 from tinyrlvr.config import LOSS_AGG_MODES
 
 Pairs = tuple[tuple[str, Any], ...]  # a mapping kept hashable: sorted (key, value) pairs
@@ -65,7 +66,7 @@ class Search:
 
     ranges: tuple[SearchRange, ...]
     trials: int = 8
-    metric: str = "eval/mean_accuracy"
+    metric: str = EVAL_MEAN_ACCURACY
     mode: str = "max"
     seed: int = 0  # the TPE sampler's seed
 

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from estimators.metric_names import EVAL_MEAN_ACCURACY
 from experiments.spec import Axis, Method, Search, SearchRange, Study
 
 # --- the schema (OmegaConf structured config) --------------------------------------------------
@@ -72,7 +73,7 @@ class RangeSchema:
 class SearchSchema:
     ranges: Dict[str, Any] = MISSING  # name -> RangeSchema (checked one by one, for the line)
     trials: int = 8
-    metric: str = "eval/mean_accuracy"
+    metric: str = EVAL_MEAN_ACCURACY
     mode: str = "max"
     seed: int = 0
 

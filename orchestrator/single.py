@@ -143,9 +143,11 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
+            from estimators import metric_names as mn
+
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
-                            (("entropy", "train/entropy"), ("reward", "train/reward_mean"),
-                             ("eval", "eval/mean_accuracy")) if key in metrics)
+                            (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),
+                             ("eval", mn.EVAL_MEAN_ACCURACY)) if key in metrics)
             self.progress.update(task, completed=int(metrics.get("step", 0)), info=info)
 
         return advance

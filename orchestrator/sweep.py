@@ -26,13 +26,14 @@ from typing import Any, Iterator, Sequence
 
 from experiments.spec import Search, SearchRange, TrialSpec
 from orchestrator import tracking
+from estimators.metric_names import EVAL_MEAN_ACCURACY
 from experiments import tracking_names as names
 from experiments.tracking_names import asym_root
 from estimators.errors import UserError
 
 STATE_FILE = "asym_sweep.json"
 SCHEDULERS = ("fifo", "asha")
-OPTUNA_METRIC = "eval/mean_accuracy"
+OPTUNA_METRIC = EVAL_MEAN_ACCURACY  # ASHA's metric (a search names its own)
 
 
 @dataclass(frozen=True)
