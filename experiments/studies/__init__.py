@@ -18,7 +18,7 @@ _MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kapp
 
 def _with_sources(module: ModuleType) -> Study:
     study = module.STUDY
-    return replace(study, methods=tuple(replace(m, source=module.SOURCES[m.label]) for m in study.methods))
+    return replace(study, methods=tuple(replace(m, source=m.source or module.SOURCES.get(m.label, "")) for m in study.methods))
 
 
 STUDIES: dict[str, Study] = {m.STUDY.name: _with_sources(m) for m in _MODULES}
