@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis.load import _child_runs, _client, check_store_exists, find_sweep_run, list_sweeps
 from estimators import metric_names as M
-from orchestrator import tracking_names as tn
+from experiments import tracking_names as tn
 
 COLUMNS = ("trial", "label", "status", "steps_done", "steps", "gpu_seconds", "cpu_seconds", "wall_seconds", "start_s")
 

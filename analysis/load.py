@@ -1,6 +1,6 @@
 """Load one sweep from MLflow into pandas, once: the only place that reads tracked runs.
 
-The layout read here is fixed by ``orchestrator.tracking_names``: the sweep is a parent run tagged
+The layout read here is fixed by ``experiments.tracking_names``: the sweep is a parent run tagged
 ``asym.kind=sweep`` and ``asym.sweep=<name>``; its trials are child runs (``mlflow.parentRunId``)
 tagged ``asym.kind=trial`` whose params are ``TrialSpec.params()`` and whose metrics are the
 per-step histories named in ``estimators.metric_names``.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestrator import tracking_names as tn
+from experiments import tracking_names as tn
 
 # The tidy metric frame: one row per (run, metric, step).
 METRIC_COLUMNS = (

@@ -69,91 +69,147 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "model"
 
 
-def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable[[], Section]]]:
-    """Every figure and table this sweep supports, as (progress description, render job)."""
-    from analysis import figures, summaries, tables
+@dataclass
+class Context:
+    """What every figure and table of one report reads, computed once from the sweep."""
+
+    data: object
+    settings: ReportSettings
+    out: Path
+    colours: dict
+    configs: object
+    group_size: int
+    tracked: set
+    benchmarks: list
+    accuracy_metric: str
+    ema_note: str
+    flip: list
+    scores: object = None  # per-checkpoint scores when evaluations are tracked
+    select_text: str = ""
+
+    def suffix(self, model: str | None) -> str:
+        return "" if model is None or len(self.data.models) == 1 else f"_{_slug(model)}"
+
+    def panels(self, model: str, metrics, labels=None) -> list:
+        """(title, y label, curve frame) per tracked metric of ``metrics``, for one model."""
+        from analysis import summaries
+
+        out = []
+        for metric, title, ylabel, ema in metrics:
+            frame = summaries.curve(self.data, metric, ema_factor=ema, labels=labels, model=model,
+                                    confidence=self.settings.confidence, seed=self.settings.seed)
+            if not frame.empty:
+                out.append((title, ylabel, frame))
+        return out
+
+    def curve_metrics(self) -> list[tuple]:
+        from estimators import metric_names as mn
+
+        return [
+            (mn.ENTROPY, "Policy entropy", "token entropy (eq 7)", None),
+            (self.accuracy_metric, f"Test accuracy ({self.ema_note})", self.accuracy_metric, self.settings.ema),
+            (mn.NONE_SOLVED, "None-solved groups", "fraction of groups with p = 0", None),
+            (mn.ALL_SOLVED, "All-solved groups", "fraction of groups with p = 1", None),
+            (mn.LOGP_GAIN_CORRECT, "Log-prob gain on correct rollouts", "mean log-prob gain", None),
+            # Fig 4(a-c)'s reward dynamics ("stronger reward and test-accuracy dynamics", Sec 4)
+            (mn.REWARD_MEAN, "Training reward", "mean reward of the rollouts", None),
+        ]
+
+    def sweep_metrics(self) -> list[tuple]:
+        """Fig 2(a-d)/(e-h)'s panels: entropy, none-solved, accuracy, log-prob gain."""
+        metrics = self.curve_metrics()
+        return [metrics[i] for i in (0, 2, 1, 4)]
+
+
+def _context(data, settings: ReportSettings, out: Path) -> Context:
+    from analysis import figures, summaries
     from estimators import metric_names as mn
 
-    colours = figures.palette(data.labels)
-    jobs: list[tuple[str, Callable[[], Section]]] = []
-    suffix = (lambda model: "") if len(data.models) == 1 else (lambda model: f"_{_slug(model)}")
-
-    def figure_job(stem: str, title: str, caption: str, draw: Callable[[], object]) -> Callable[[], Section | None]:
-        def run() -> Section | None:
-            fig = draw()
-            if fig is None:  # nothing of this model to draw
-                return None
-            paths = figures.save(fig, out, stem)
-            return Section(title, caption, png=out / f"{stem}.png", files=tuple(p.name for p in paths))
-        return run
-
-    def curves_or_none(panels: list, title: str):
-        return figures.curves_figure(panels, colours, title) if panels else None
-
-    configs = summaries.configurations(data)
-    group_size = settings.group_size or summaries.group_size(data)
-    jobs.append(("Fig 1 advantage curves", figure_job(
-        "fig1_advantages", "Figure 1: advantage curves",
-        f"Advantage each estimator gives a correct (left) and a wrong (right) rollout in a group of G = {group_size} "
-        "with k correct, computed by estimators.compute_advantages.",
-        lambda: figures.advantage_figure(summaries.advantage_curves(configs, group_size), colours, group_size))))
-
-    accuracy_metric = mn.EVAL_MEAN_ACCURACY
     benchmarks = summaries.eval_benchmarks(data, settings.select_on)
+    accuracy_metric = mn.EVAL_MEAN_ACCURACY
     if accuracy_metric not in data.metric_names() and benchmarks:
         accuracy_metric = mn.eval_accuracy(benchmarks[0])
-    ema_note = f"EMA {settings.ema:g}" if settings.ema else "no smoothing"
-    curve_panels = [
-        (mn.ENTROPY, "Policy entropy", "token entropy (eq 7)", None),
-        (accuracy_metric, f"Test accuracy ({ema_note})", accuracy_metric, settings.ema),
-        (mn.NONE_SOLVED, "None-solved groups", "fraction of groups with p = 0", None),
-        (mn.ALL_SOLVED, "All-solved groups", "fraction of groups with p = 1", None),
-        (mn.LOGP_GAIN_CORRECT, "Log-prob gain on correct rollouts", "mean log-prob gain", None),
-        # Fig 4(a-c)'s reward dynamics ("stronger reward and test-accuracy dynamics", Sec 4)
-        (mn.REWARD_MEAN, "Training reward", "mean reward of the rollouts", None),
-    ]
+    ctx = Context(data=data, settings=settings, out=out, colours=figures.palette(data.labels),
+                  configs=summaries.configurations(data), group_size=settings.group_size or summaries.group_size(data),
+                  tracked=set(data.metric_names()), benchmarks=benchmarks, accuracy_metric=accuracy_metric,
+                  ema_note=f"EMA {settings.ema:g}" if settings.ema else "no smoothing", flip=summaries.flip_labels(data))
+    if benchmarks:
+        ctx.scores = summaries.checkpoint_scores(data, benchmarks, settings.select)
+        ctx.select_text = f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint"
+    return ctx
 
-    def panels_for(model: str, metrics: list[tuple], labels: list[str] | None):
-        out_panels = []
-        for metric, title, ylabel, ema in metrics:
-            frame = summaries.curve(data, metric, ema_factor=ema, labels=labels, model=model,
-                                    confidence=settings.confidence, seed=settings.seed)
-            if not frame.empty:
-                out_panels.append((title, ylabel, frame))
-        return out_panels
 
-    tracked = set(data.metric_names())
-    flip = summaries.flip_labels(data)
-    for model in data.models:
-        if any(m[0] in tracked for m in curve_panels):
-            jobs.append((f"Fig 2 curves {model}", figure_job(
-                f"fig2_training{suffix(model)}", f"Figure 2 style: training dynamics ({model})",
-                f"Mean over seeds; the band is the {settings.confidence:.0%} bootstrap interval over seeds. Test "
-                f"accuracy is {ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
-                lambda model=model: curves_or_none(panels_for(model, curve_panels, None),
-                                                   f"Training dynamics per configuration: {model}"))))
-        # Fig 2(a-d): the alpha+ sweep (alpha- = 0); Fig 2(e-h): the alpha- sweep (alpha+ = 0).
-        sweep_panels = [curve_panels[i] for i in (0, 2, 1, 4)]  # entropy, none-solved, accuracy, log-prob gain
-        for estimator, letters, channel in (("pos-only", "a-d", "alpha+"), ("neg-only", "e-h", "alpha-")):
-            labels = summaries.channel_sweep_labels(data, estimator)
-            if labels and any(m[0] in tracked for m in sweep_panels):
-                stem = f"fig2{letters[0]}_{estimator.replace('-', '_')}_sweep{suffix(model)}"
-                jobs.append((f"Fig 2({letters}) {channel} sweep {model}", figure_job(
-                    stem, f"Figure 2({letters}): the {channel} sweep ({model})",
-                    f"REINFORCE (alpha = 0) and {estimator} at each {channel} the sweep ran, the other channel at 0: "
-                    f"entropy, none-solved groups, test accuracy ({ema_note}) and the log-prob gain on correct "
-                    f"rollouts. Mean over seeds; band: {settings.confidence:.0%} bootstrap interval.",
-                    lambda model=model, labels=labels, channel=channel: curves_or_none(
-                        panels_for(model, sweep_panels, labels), f"{channel} sweep, one channel at a time: {model}"))))
-        if flip and any(m[0] in tracked for m in curve_panels[:2]):
-            jobs.append((f"Fig 3 flip {model}", figure_job(
-                f"fig3_flip{suffix(model)}", f"Figure 3 style: advantage-flip test ({model})",
-                "GRPO against EntDecrease (positive channel mirrored) and EntIncrease (negative channel "
-                "mirrored), spec section 2.",
-                lambda model=model: curves_or_none(panels_for(model, curve_panels[:4], flip),
-                                                   f"Advantage-flip test: {model}"))))
+# --- the figures: (when it applies, what it draws), one entry each --------------------------------
 
-    channel_panels = [
+
+def _fig1(ctx: Context, model: str | None):
+    from analysis import figures, summaries
+
+    return figures.advantage_figure(summaries.advantage_curves(ctx.configs, ctx.group_size), ctx.colours, ctx.group_size)
+
+
+def _fig2(ctx: Context, model: str):
+    from analysis import figures
+
+    panels = ctx.panels(model, ctx.curve_metrics())
+    return figures.curves_figure(panels, ctx.colours, f"Training dynamics per configuration: {model}") if panels else None
+
+
+def _channel_sweep(estimator: str, channel: str):
+    """Fig 2(a-d): the alpha+ sweep (alpha- = 0, ``pos-only``); Fig 2(e-h): the alpha- sweep (``neg-only``)."""
+    def draw(ctx: Context, model: str):
+        from analysis import figures, summaries
+
+        panels = ctx.panels(model, ctx.sweep_metrics(), summaries.channel_sweep_labels(ctx.data, estimator))
+        return figures.curves_figure(panels, ctx.colours, f"{channel} sweep, one channel at a time: {model}") if panels else None
+
+    def applies(ctx: Context, model: str) -> bool:
+        from analysis import summaries
+
+        return bool(summaries.channel_sweep_labels(ctx.data, estimator)) and any(m[0] in ctx.tracked for m in ctx.sweep_metrics())
+
+    return draw, applies
+
+
+def _channel_sweep_entry(estimator: str, letters: str, channel: str) -> "FigureEntry":
+    draw, applies = _channel_sweep(estimator, channel)
+    return FigureEntry(
+        f"fig2{letters[0]}_{estimator.replace('-', '_')}_sweep", f"Figure 2({letters}): the {channel} sweep ({{model}})",
+        lambda c: f"REINFORCE (alpha = 0) and {estimator} at each {channel} the sweep ran, the other channel at 0: "
+                  f"entropy, none-solved groups, test accuracy ({c.ema_note}) and the log-prob gain on correct "
+                  f"rollouts. Mean over seeds; band: {c.settings.confidence:.0%} bootstrap interval.",
+        draw, applies=applies, per_model=True)
+
+
+def _fig3(ctx: Context, model: str):
+    from analysis import figures
+
+    panels = ctx.panels(model, ctx.curve_metrics()[:4], ctx.flip)
+    return figures.curves_figure(panels, ctx.colours, f"Advantage-flip test: {model}") if panels else None
+
+
+def _alpha_grids(ctx: Context) -> dict:
+    from analysis import summaries
+
+    return summaries.alpha_grid(ctx.data, ctx.scores) if ctx.benchmarks else {}
+
+
+def _fig4d(ctx: Context, model: str):
+    from analysis import figures
+
+    from analysis import summaries
+
+    grid = _alpha_grids(ctx)[model]
+    se, n = summaries.alpha_grid_spread(ctx.data, ctx.scores)[model]
+    grid.to_csv(ctx.out / f"fig4d_alpha_grid{ctx.suffix(model)}.csv")  # the heatmap's numbers, beside it
+    return figures.heatmap_figure(grid, f"Final accuracy over the alpha grid: {model}",
+                                  f"average accuracy ({ctx.select_text})", se=se, n=n)
+
+
+def _channel_metrics() -> list[tuple]:
+    from estimators import metric_names as mn
+
+    return [
         (mn.ENTROPY_POS, "Entropy, positive-advantage rollouts", "token entropy (eq 7)", None),
         (mn.ENTROPY_NEG, "Entropy, negative-advantage rollouts", "token entropy (eq 7)", None),
         (mn.LOGP_CHANGE_POS, "Log-prob change, positive rollouts", "mean token log-prob change", None),
@@ -163,145 +219,233 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
         (mn.CLIP_FRAC_UPPER, "PPO clip fraction, upper", "share of tokens", None),
         (mn.CLIP_FRAC_LOWER, "PPO clip fraction, lower", "share of tokens", None),
     ]
-    if mn.COV_LOGP_ADV in tracked:
-        for model in data.models:
-            jobs.append((f"Fig 5 channels {model}", figure_job(
-                f"fig5_channels{suffix(model)}", f"Per-channel telemetry ({model})",
-                "Positive / negative channel: tokens of rollouts with advantage > 0 / < 0. Log-prob and entropy "
-                "changes are measured on the step's tokens after its update (embedded backend). Cov(log pi, A) is "
-                "the token mean of Cui et al.'s C_t; clip fractions are PPO's ratio clip per side. Mean over seeds.",
-                lambda model=model: curves_or_none(panels_for(model, channel_panels, None),
-                                                   f"Per-channel telemetry: {model}"))))
 
-    sections_tables: list[tuple[str, Callable[[], Section]]] = []
-    scores = summaries.checkpoint_scores(data, benchmarks, settings.select) if benchmarks else None
-    if mn.COV_LOGP_ADV in tracked and len(data.labels) > 1:
-        from analysis import comparison
 
-        def comparison_job() -> Section:
-            runs = comparison.per_run(data, scores)
-            frame = comparison.comparison_table(runs, settings.confidence, settings.seed)
-            caption = ("Table 4: methods side by side: accuracy (average over benchmarks, "
-                       + (f"{settings.select} checkpoint" if benchmarks else "not evaluated")
-                       + f"), training reward and entropy over the last {comparison.LAST_FRACTION:.0%} of steps, "
-                       "entropy over all steps, "
-                       "none-/all-solved fractions and Cov(log pi, A) averaged over steps, kappa-bar over the "
-                       f"first {agg.KAPPA_STEPS} steps, PPO clip fractions per side")
-            view = tables.comparison_view(frame, caption)
-            paths = tables.write(view, frame, out, "table4_comparison")
-            runs.to_csv(out / "table4_comparison_runs.csv", index=False)
-            return Section("Table 4: methods side by side", view.caption, table_html=tables.to_html(view),
-                           files=tuple(p.name for p in paths) + ("table4_comparison_runs.csv",))
+def _fig5(ctx: Context, model: str):
+    from analysis import figures
 
-        def prop1_job() -> Section | None:
-            check = comparison.prop1_check(data, comparison.per_run(data, scores))
-            if check.empty:
-                return None
-            caption = ("Table 5: Proposition 1 sign check. 'step': Cui et al.'s first-order entropy change "
-                       "dH = -eta Cov(log pi, A), which Prop. 1 builds on, per run mean and per step. 'eq 6': the "
-                       "alpha-family prediction against REINFORCE, observed on step 1 (same base model and "
-                       "rollouts per seed; Adam's first update is about lr * sign(gradient), so only the sign of the "
-                       "difference is meaningful). n/a: no first-order prediction (a+ = a-) or a sign is undefined.")
-            view = tables.prop1_view(check, caption)
-            paths = tables.write(view, check, out, "table5_prop1")
-            return Section("Table 5: Proposition 1 sign check", view.caption, table_html=tables.to_html(view),
-                           files=tuple(p.name for p in paths))
+    panels = ctx.panels(model, _channel_metrics())
+    return figures.curves_figure(panels, ctx.colours, f"Per-channel telemetry: {model}") if panels else None
 
-        sections_tables += [("Table 4 comparison", comparison_job), ("Table 5 Prop. 1", prop1_job)]
-    if benchmarks:
-        select_text = (f"best checkpoint by {benchmarks[0]}" if settings.select == "best" else "last checkpoint")
-        spreads = summaries.alpha_grid_spread(data, scores)
-        for model, grid in summaries.alpha_grid(data, scores).items():
-            stem = f"fig4d_alpha_grid{suffix(model)}"
 
-            def grid_job(grid=grid, model=model, stem=stem) -> Section:
-                se, n = spreads[model]
-                section = figure_job(
-                    stem, f"Figure 4(d) style: alpha grid ({model})",
-                    f"Average accuracy ({select_text}), mean over seeds ± 95% t interval, n = seeds per cell; red "
-                    f"box: best cell; dashed boxes: cells within two standard errors of the best (not distinguishable "
-                    f"from it at these seeds). Values in {stem}.csv (rows alpha_pos, columns alpha_neg).",
-                    lambda: figures.heatmap_figure(grid, f"Final accuracy over the alpha grid: {model}",
-                                                   f"average accuracy ({select_text})", se=se, n=n))()
-                grid.to_csv(out / f"{stem}.csv")
-                section.files += (f"{stem}.csv",)
-                return section
+def _telemetry_tracked(ctx: Context, model: str | None = None) -> bool:
+    from estimators import metric_names as mn
 
-            jobs.append((f"Fig 4(d) grid {model}", grid_job))
-        # Table 3 is the paper's backbone table; any other study's accuracy table plays Table 2.
-        number = 3 if data.study == "backbones" else 2
-        caption = f"Table {number}: accuracy per benchmark and average, {select_text}"
+    return mn.COV_LOGP_ADV in ctx.tracked
 
-        def accuracy_job() -> Section:
-            frame = summaries.accuracy_table(scores, benchmarks, summaries.base_scores(data, benchmarks),
-                                             settings.confidence, settings.seed)
-            view = tables.accuracy_view(frame, benchmarks, caption)
-            paths = tables.write(view, frame, out, f"table{number}_accuracy")
-            return Section(f"Table {number}: accuracy", view.caption, table_html=tables.to_html(view),
-                           files=tuple(p.name for p in paths))
 
-        sections_tables.append((f"Table {number} accuracy", accuracy_job))
+def _prop2(ctx: Context, model: str | None):
+    from analysis import figures, summaries
 
-    pressure, peaks = summaries.pressure_curves(configs)
-    if not pressure.empty:
-        jobs.append(("Prop. 2 pressure", figure_job(
-            "prop2_pressure", "Proposition 2: gradient pressure",
-            "W_pos per alpha_pos and W_neg per alpha_neg (eqs 9, 10) of the sweep's alpha-family configurations; "
-            "stars mark the interior peaks of eq 11 (none for alpha 0 or >= 1).",
-            lambda: figures.pressure_figure(pressure, peaks))))
+    pressure, peaks = summaries.pressure_curves(ctx.configs)
+    return figures.pressure_figure(pressure, peaks) if not pressure.empty else None
 
-    if mn.KAPPA in tracked:
-        def kappa_job() -> Section:
-            per_model, per_run = summaries.kappa_table(data, settings.kappa_steps, settings.confidence, settings.seed)
-            caption = f"Table 1: kappa-bar, the mean of the online kappa estimate over the first {settings.kappa_steps} steps (App E)"
-            view = tables.kappa_view(per_model, settings.kappa_steps, caption)
-            paths = tables.write(view, per_model, out, "table1_kappa")
-            per_run.to_csv(out / "table1_kappa_runs.csv", index=False)
-            return Section("Table 1: kappa", view.caption, table_html=tables.to_html(view),
-                           files=tuple(p.name for p in paths) + ("table1_kappa_runs.csv",))
 
-        sections_tables.insert(0, ("Table 1 kappa", kappa_job))
+@dataclass(frozen=True)
+class FigureEntry:
+    """One figure: drawn once (``per_model`` False) or per model for which ``applies`` holds."""
 
-    if mn.ENTROPY in tracked and (data.runs["estimator"] == "reinforce").any() and \
-            data.runs["estimator"].isin(["pos-only", "neg-only"]).any():
-        def ordering_job() -> Section:
-            from analysis.ordering import ordering_table
+    stem: str
+    title: str  # "{model}" is filled in per model
+    caption: Callable[[Context], str]
+    draw: Callable[[Context, str | None], object]
+    applies: Callable[[Context, str | None], bool] = lambda ctx, model: True
+    per_model: bool = False
+    extra_files: Callable[[Context, str | None], tuple[str, ...]] = lambda ctx, model: ()
 
-            frame = ordering_table(data)
-            rows = []
-            for r in frame.itertuples(index=False):
-                gap = "reference" if r.gap is None else f"{r.gap.mean:+.4f} ± {r.gap.se:.4f}"
-                verdict = "" if r.gap is None else ("agrees" if r.predicted == r.observed else "disagrees") + \
-                    ("" if r.beyond_noise else " (within noise)")
-                rows.append([r.model, r.label, r.entropy.text(4), f"{r.kappa_bar:+.3f}", gap, r.predicted, r.observed, verdict])
-            view = tables.Table("Proposition 1: entropy relative to REINFORCE (late-window mean, ± 95% t interval over "
-                                "seeds; gap paired per seed, ± its standard error; within noise = under 2 standard errors)",
-                                ["Model", "Method", "Entropy", "kappa-bar (1-20)", "Gap to REINFORCE", "Predicted",
-                                 "Observed", "Verdict"], rows, set())
-            flat = frame.assign(entropy=[e.mean for e in frame["entropy"]],
-                                gap=[math.nan if g is None else g.mean for g in frame["gap"]],
-                                gap_se=[math.nan if g is None else g.se for g in frame["gap"]])
-            paths = tables.write(view, flat, out, "prop1_ordering")
-            return Section("Proposition 1: the entropy ordering", view.caption, table_html=tables.to_html(view),
-                           files=tuple(p.name for p in paths))
 
-        sections_tables.append(("Prop. 1 ordering", ordering_job))
+FIGURES: tuple[FigureEntry, ...] = (
+    FigureEntry("fig1_advantages", "Figure 1: advantage curves",
+                lambda c: f"Advantage each estimator gives a correct (left) and a wrong (right) rollout in a group of "
+                          f"G = {c.group_size} with k correct, computed by estimators.compute_advantages.", _fig1),
+    FigureEntry("fig2_training", "Figure 2 style: training dynamics ({model})",
+                lambda c: f"Mean over seeds; the band is the {c.settings.confidence:.0%} bootstrap interval over seeds. "
+                          f"Test accuracy is {c.ema_note}-smoothed per seed before averaging; step 0 is the starting model.",
+                _fig2, applies=lambda c, m: any(k[0] in c.tracked for k in c.curve_metrics()), per_model=True),
+    _channel_sweep_entry("pos-only", "a-d", "alpha+"),
+    _channel_sweep_entry("neg-only", "e-h", "alpha-"),
+    FigureEntry("fig3_flip", "Figure 3 style: advantage-flip test ({model})",
+                lambda c: "GRPO against EntDecrease (positive channel mirrored) and EntIncrease (negative channel "
+                          "mirrored), spec section 2.",
+                _fig3, applies=lambda c, m: bool(c.flip) and any(k[0] in c.tracked for k in c.curve_metrics()[:2]),
+                per_model=True),
+    FigureEntry("fig4d_alpha_grid", "Figure 4(d) style: alpha grid ({model})",
+                lambda c: f"Average accuracy ({c.select_text}), mean over seeds ± 95% t interval, n = seeds per cell; red "
+                          "box: best cell; dashed boxes: cells within two standard errors of the best (not "
+                          "distinguishable from it at these seeds). Values in the CSV beside it (rows alpha_pos, "
+                          "columns alpha_neg).",
+                _fig4d, applies=lambda c, m: m in _alpha_grids(c), per_model=True,
+                extra_files=lambda c, m: (f"fig4d_alpha_grid{c.suffix(m)}.csv",)),
+    FigureEntry("fig5_channels", "Per-channel telemetry ({model})",
+                lambda c: "Positive / negative channel: tokens of rollouts with advantage > 0 / < 0. Log-prob and entropy "
+                          "changes are measured on the step's tokens after its update (embedded backend). Cov(log pi, A) "
+                          "is the token mean of Cui et al.'s C_t; clip fractions are PPO's ratio clip per side. Mean over seeds.",
+                _fig5, applies=_telemetry_tracked, per_model=True),
+    FigureEntry("prop2_pressure", "Proposition 2: gradient pressure",
+                lambda c: "W_pos per alpha_pos and W_neg per alpha_neg (eqs 9, 10) of the sweep's alpha-family "
+                          "configurations; stars mark the interior peaks of eq 11 (none for alpha 0 or >= 1).",
+                _prop2),
+)
 
-    if mn.COST_CPU_SECONDS in tracked:
-        def cost_job() -> Section:
-            from analysis.cost import cost_table
 
-            frame = cost_table(data.runs, data.metrics)
-            rows = [[r.label, str(int(r.trials)), f"{r.gpu_hours:.4f}", f"{r.cpu_hours:.4f}",
-                     f"{r.gpu_hours_per_trial:.4f}", f"{r.cpu_hours_per_trial:.4f}"] for r in frame.itertuples(index=False)]
-            view = tables.Table("Cost per configuration (the ledger: GPUs reserved x wall time; CPU time of the trial's "
-                                "processes; finished trials)", ["Method", "Trials", "GPU-h", "CPU-h", "GPU-h / trial",
-                                                                 "CPU-h / trial"], rows, set())
-            paths = tables.write(view, frame, out, "cost")
-            return Section("Cost", view.caption, table_html=tables.to_html(view), files=tuple(p.name for p in paths))
+# --- the tables ------------------------------------------------------------------------------------
 
-        sections_tables.append(("Cost table", cost_job))
-    return jobs + sections_tables
+
+def _kappa_table(ctx: Context) -> Section:
+    from analysis import summaries, tables
+
+    s = ctx.settings
+    per_model, per_run = summaries.kappa_table(ctx.data, s.kappa_steps, s.confidence, s.seed)
+    caption = f"Table 1: kappa-bar, the mean of the online kappa estimate over the first {s.kappa_steps} steps (App E)"
+    view = tables.kappa_view(per_model, s.kappa_steps, caption)
+    paths = tables.write(view, per_model, ctx.out, "table1_kappa")
+    per_run.to_csv(ctx.out / "table1_kappa_runs.csv", index=False)
+    return Section("Table 1: kappa", view.caption, table_html=tables.to_html(view),
+                   files=tuple(p.name for p in paths) + ("table1_kappa_runs.csv",))
+
+
+def _accuracy_table(ctx: Context) -> Section:
+    from analysis import summaries, tables
+
+    # Table 3 is the paper's backbone table; any other study's accuracy table plays Table 2.
+    number = 3 if ctx.data.study == "backbones" else 2
+    caption = f"Table {number}: accuracy per benchmark and average, {ctx.select_text}"
+    frame = summaries.accuracy_table(ctx.scores, ctx.benchmarks, summaries.base_scores(ctx.data, ctx.benchmarks),
+                                     ctx.settings.confidence, ctx.settings.seed)
+    view = tables.accuracy_view(frame, ctx.benchmarks, caption)
+    paths = tables.write(view, frame, ctx.out, f"table{number}_accuracy")
+    return Section(f"Table {number}: accuracy", view.caption, table_html=tables.to_html(view),
+                   files=tuple(p.name for p in paths))
+
+
+def _ordering_table(ctx: Context) -> Section:
+    from analysis import tables
+    from analysis.ordering import ordering_table
+
+    frame = ordering_table(ctx.data)
+    rows = []
+    for r in frame.itertuples(index=False):
+        gap = "reference" if r.gap is None else f"{r.gap.mean:+.4f} ± {r.gap.se:.4f}"
+        verdict = "" if r.gap is None else ("agrees" if r.predicted == r.observed else "disagrees") + \
+            ("" if r.beyond_noise else " (within noise)")
+        rows.append([r.model, r.label, r.entropy.text(4), f"{r.kappa_bar:+.3f}", gap, r.predicted, r.observed, verdict])
+    view = tables.Table("Proposition 1: entropy relative to REINFORCE (late-window mean, ± 95% t interval over "
+                        "seeds; gap paired per seed, ± its standard error; within noise = under 2 standard errors)",
+                        ["Model", "Method", "Entropy", "kappa-bar (1-20)", "Gap to REINFORCE", "Predicted",
+                         "Observed", "Verdict"], rows, set())
+    flat = frame.assign(entropy=[e.mean for e in frame["entropy"]],
+                        gap=[math.nan if g is None else g.mean for g in frame["gap"]],
+                        gap_se=[math.nan if g is None else g.se for g in frame["gap"]])
+    paths = tables.write(view, flat, ctx.out, "prop1_ordering")
+    return Section("Proposition 1: the entropy ordering", view.caption, table_html=tables.to_html(view),
+                   files=tuple(p.name for p in paths))
+
+
+def _ordering_applies(ctx: Context) -> bool:
+    from estimators import metric_names as mn
+
+    estimators = ctx.data.runs["estimator"]
+    return mn.ENTROPY in ctx.tracked and (estimators == "reinforce").any() and estimators.isin(["pos-only", "neg-only"]).any()
+
+
+def _cost_table(ctx: Context) -> Section:
+    from analysis import tables
+    from analysis.cost import cost_table
+
+    frame = cost_table(ctx.data.runs, ctx.data.metrics)
+    rows = [[r.label, str(int(r.trials)), f"{r.gpu_hours:.4f}", f"{r.cpu_hours:.4f}",
+             f"{r.gpu_hours_per_trial:.4f}", f"{r.cpu_hours_per_trial:.4f}"] for r in frame.itertuples(index=False)]
+    view = tables.Table("Cost per configuration (the ledger: GPUs reserved x wall time; CPU time of the trial's "
+                        "processes; finished trials)", ["Method", "Trials", "GPU-h", "CPU-h", "GPU-h / trial",
+                                                         "CPU-h / trial"], rows, set())
+    paths = tables.write(view, frame, ctx.out, "cost")
+    return Section("Cost", view.caption, table_html=tables.to_html(view), files=tuple(p.name for p in paths))
+
+
+def _cost_tracked(ctx: Context) -> bool:
+    from estimators import metric_names as mn
+
+    return mn.COST_CPU_SECONDS in ctx.tracked
+
+
+def _comparison_table(ctx: Context) -> Section:
+    from analysis import comparison, tables
+
+    runs = comparison.per_run(ctx.data, ctx.scores)
+    frame = comparison.comparison_table(runs, ctx.settings.confidence, ctx.settings.seed)
+    caption = ("Table 4: methods side by side: accuracy (average over benchmarks, "
+               + (f"{ctx.settings.select} checkpoint" if ctx.benchmarks else "not evaluated")
+               + f"), training reward and entropy over the last {comparison.LAST_FRACTION:.0%} of steps, "
+               "entropy over all steps, none-/all-solved fractions and Cov(log pi, A) averaged over steps, kappa-bar "
+               f"over the first {agg.KAPPA_STEPS} steps, PPO clip fractions per side")
+    view = tables.comparison_view(frame, caption)
+    paths = tables.write(view, frame, ctx.out, "table4_comparison")
+    runs.to_csv(ctx.out / "table4_comparison_runs.csv", index=False)
+    return Section("Table 4: methods side by side", view.caption, table_html=tables.to_html(view),
+                   files=tuple(p.name for p in paths) + ("table4_comparison_runs.csv",))
+
+
+def _prop1_check_table(ctx: Context) -> Section | None:
+    from analysis import comparison, tables
+
+    check = comparison.prop1_check(ctx.data, comparison.per_run(ctx.data, ctx.scores))
+    if check.empty:
+        return None
+    caption = ("Table 5: Proposition 1 sign check. 'step': Cui et al.'s first-order entropy change "
+               "dH = -eta Cov(log pi, A), which Prop. 1 builds on, per run mean and per step. 'eq 6': the "
+               "alpha-family prediction against REINFORCE, observed on step 1 (same base model and "
+               "rollouts per seed; Adam's first update is about lr * sign(gradient), so only the sign of the "
+               "difference is meaningful). n/a: no first-order prediction (a+ = a-) or a sign is undefined.")
+    view = tables.prop1_view(check, caption)
+    paths = tables.write(view, check, ctx.out, "table5_prop1")
+    return Section("Table 5: Proposition 1 sign check", view.caption, table_html=tables.to_html(view),
+                   files=tuple(p.name for p in paths))
+
+
+def _comparison_applies(ctx: Context) -> bool:
+    return _telemetry_tracked(ctx) and len(ctx.data.labels) > 1
+
+
+def _kappa_tracked(ctx: Context) -> bool:
+    from estimators import metric_names as mn
+
+    return mn.KAPPA in ctx.tracked
+
+
+TABLES: tuple[tuple[str, Callable[[Context], bool], Callable[[Context], Section]], ...] = (
+    ("Table 1 kappa", _kappa_tracked, _kappa_table),
+    ("Table 2/3 accuracy", lambda ctx: bool(ctx.benchmarks), _accuracy_table),
+    ("Table 4 comparison", _comparison_applies, _comparison_table),
+    ("Table 5 Prop. 1", _comparison_applies, _prop1_check_table),
+    ("Prop. 1 ordering", _ordering_applies, _ordering_table),
+    ("Cost table", _cost_tracked, _cost_table),
+)
+
+
+def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable[[], Section | None]]]:
+    """Every figure and table this sweep supports, as (progress description, render job), read
+    off the declarative FIGURES and TABLES."""
+    from analysis import figures
+
+    ctx = _context(data, settings, out)
+    jobs: list[tuple[str, Callable[[], Section | None]]] = []
+    for entry in FIGURES:
+        for model in (data.models if entry.per_model else [None]):
+            if not entry.applies(ctx, model):
+                continue
+
+            def job(entry=entry, model=model) -> Section | None:
+                fig = entry.draw(ctx, model)
+                if fig is None:  # nothing of this model to draw
+                    return None
+                stem = entry.stem + (ctx.suffix(model) if entry.per_model else "")
+                paths = figures.save(fig, out, stem)
+                return Section(entry.title.format(model=model), entry.caption(ctx), png=out / f"{stem}.png",
+                               files=tuple(p.name for p in paths) + entry.extra_files(ctx, model))
+
+            jobs.append((f"{entry.stem}{'' if model is None else ' ' + model}", job))
+    jobs += [(name, lambda render=render: render(ctx)) for name, applies, render in TABLES if applies(ctx)]
+    return jobs
 
 
 def _runs_section(data, out: Path) -> Section:

@@ -45,7 +45,7 @@ def _client(cwd: Path):
 
 
 def _trial_runs(client):
-    from orchestrator import tracking_names as names
+    from experiments import tracking_names as names
 
     exp = client.get_experiment_by_name(names.EXPERIMENT)
     return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{names.TAG_KIND}` = 'trial'"))

@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    from orchestrator.cli import main as asym_main
-
-    asym_main(["sweep", *sweep_argv])
+    # Replace this process by the CLI (a layer above cluster/, so it is run, not imported).
+    os.execv(sys.executable, [sys.executable, "-m", "orchestrator.cli", "sweep", *sweep_argv])
 
 
 if __name__ == "__main__":

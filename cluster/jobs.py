@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from cluster.submit import connect
-from orchestrator.errors import UserError
+from estimators.errors import UserError
 
 _FAILED = {"FAILED", "STOPPED"}
 

@@ -22,11 +22,12 @@ from typing import Any
 
 from cluster.head import REPO_ROOT, dashboard_url
 from cluster.tracking_check import require_shared_tracking_uri, secret_names_set
-from orchestrator.errors import UserError
+from estimators.errors import UserError
+from experiments.tracking_names import ASYM_DIR
 
 # Kept out of the uploaded working directory (gitignore patterns, relative to the checkout).
 WORKING_DIR_EXCLUDES = [
-    ".asym", ".pytest_cache", ".hypothesis", "mlruns", "**/__pycache__",
+    ASYM_DIR, ".pytest_cache", ".hypothesis", "mlruns", "**/__pycache__",
     "*.egg-info", "*.pyc", "**/*.ckpt", "**/*.safetensors",
 ]
 # The only variables copied from this shell into the job (none is a secret).

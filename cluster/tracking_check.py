@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlparse, urlunparse
 
-from orchestrator.errors import UserError
+from estimators.errors import UserError
 
 # Variables the MLflow client reads for authentication: the job needs them, by name, on the nodes.
 MLFLOW_SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")

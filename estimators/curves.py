@@ -69,13 +69,16 @@ def k_grid(group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rewards, k
 
 
-def channel_values(estimator: Estimator, group_size: int, alpha_pos: float, alpha_neg: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A+, A-) per k = 0..G as float64 (G+1,); A+[0] and A-[G] are NaN (no such rollout)."""
+def channel_values(estimator: Estimator, group_size: int, alpha_pos: float, alpha_neg: float,
+                   params=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A+, A-) per k = 0..G as float64 (G+1,); A+[0] and A-[G] are NaN (no such rollout).
+    ``params``: the estimator's own parameters (their defaults when None)."""
     rewards, group_ids = k_grid(group_size)
     # Entries that rank by log-prob see equal log-probs (ties keep rollout order); token shaping
     # (entropy) is left out: the table shows the rollout-level advantage.
     inputs = {name: torch.zeros_like(rewards) for name in estimator.inputs}
-    adv = estimator.fn(rewards, group_ids, alpha_pos, alpha_neg, **inputs).to(torch.float64).view(group_size + 1, group_size)
+    own = dict(estimator.resolve_params(params))
+    adv = estimator.fn(rewards, group_ids, alpha_pos, alpha_neg, **inputs, **own).to(torch.float64).view(group_size + 1, group_size)
     pos = adv[:, 0].clone()  # first rollout of group k is correct iff k >= 1
     neg = adv[:, -1].clone()  # last rollout of group k is failed iff k <= G-1
     pos[0] = float("nan")

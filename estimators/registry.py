@@ -1,4 +1,4 @@
-"""One registry of advantage estimators, one signature: fn(rewards, group_ids, alpha_pos, alpha_neg).
+"""One registry of advantage estimators, one signature: fn(rewards, group_ids, alpha_pos, alpha_neg, **params).
 
 An entry knows its default alphas and which of them a user may set; the lookup error lists the
 known names, as verl's ``get_adv_estimator_fn`` does. Some comparators need more than rewards:
@@ -6,13 +6,19 @@ an entry names those optional inputs (``inputs``: ``seq_logprob``, passed to ``f
 and may add a token-level shaping of the copied advantages (``token_shaping``, which reads the old
 policy's token entropy). ``compute_token_advantages`` is the one call both backends make: it
 derives the inputs an entry needs from the old log-probs and entropies and returns (N, T).
+
+An entry knows its default alphas, which of them a user may set, and the ranges of its own
+parameters (``params``: none for the paper's estimators; a user's estimator may declare some, e.g.
+a temperature); the lookup error lists the known names, as verl's ``get_adv_estimator_fn`` does.
+A user registers an estimator from their own module with ``register`` (``estimators.plugins``
+imports such modules by dotted path or through the ``asym.estimators`` entry point group).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Mapping
 
 from torch import Tensor
 
@@ -22,6 +28,27 @@ from estimators import comparators as comp
 EstimatorFn = Callable[..., Tensor]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
 TokenShaping = Callable[[Tensor, Tensor, Tensor], Tensor]  # (token_adv, token_entropy, mask) -> (N, T)
 OPTIONAL_INPUTS = ("seq_logprob",)
+# The one name all our estimators take in verl's registry (``estimators.verl_adapter`` registers it;
+# the verl renderer selects it); the variant is a name of this registry.
+VERL_ESTIMATOR_NAME = "asym_grpo"
+
+
+@dataclass(frozen=True)
+class EstimatorParam:
+    """One numeric parameter of an estimator beyond the alphas: its default and closed range."""
+
+    name: str
+    default: float
+    low: float = -math.inf
+    high: float = math.inf
+
+    def check(self, owner: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"estimator '{owner}': parameter {self.name} must be a finite number, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise ValueError(f"estimator '{owner}': parameter {self.name} must be in [{self.low:g}, {self.high:g}], "
+                             f"got {value:g}")
+        return float(value)
 
 
 @dataclass(frozen=True)
@@ -39,9 +66,21 @@ class Estimator:
     inputs: tuple[str, ...] = ()  # optional inputs fn needs, from OPTIONAL_INPUTS
     token_shaping: TokenShaping | None = None  # applied to the (N, T) advantages; reads token entropy
 
+    params: tuple[EstimatorParam, ...] = ()  # the estimator's own parameters, passed to fn as keywords
+
     @property
     def needs_token_entropy(self) -> bool:
         return self.token_shaping is not None
+
+    def resolve_params(self, given: Mapping[str, object] | None = None) -> tuple[tuple[str, float], ...]:
+        """Every parameter's value (given, else its default), checked against its range; sorted pairs."""
+        given = dict(given or {})
+        known = {p.name: p for p in self.params}
+        for name in given:
+            if name not in known:
+                has = f"its parameters: {', '.join(known)}" if known else "it has none"
+                raise ValueError(f"estimator '{self.name}' has no parameter '{name}' ({has})")
+        return tuple(sorted((name, p.check(self.name, given.get(name, p.default))) for name, p in known.items()))
 
     def resolve_alphas(self, alpha_pos: float | None = None, alpha_neg: float | None = None) -> tuple[float, float]:
         """The (alpha_pos, alpha_neg) this estimator runs with; rejects alphas it does not take."""
@@ -60,9 +99,10 @@ class Estimator:
         )
 
     def __call__(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
-                 alpha_neg: float | None = None, **inputs: Tensor | None) -> Tensor:
+                 alpha_neg: float | None = None, params: Mapping[str, object] | None = None,
+                 **inputs: Tensor | None) -> Tensor:
         a_pos, a_neg = self.resolve_alphas(alpha_pos, alpha_neg)
-        return self.fn(rewards, group_ids, a_pos, a_neg, **self.select_inputs(inputs))
+        return self.fn(rewards, group_ids, a_pos, a_neg, **self.select_inputs(inputs), **dict(self.resolve_params(params)))
 
     def select_inputs(self, inputs: dict[str, Tensor | None]) -> dict[str, Tensor]:
         """The optional inputs this entry takes, from ``inputs``; one-line error when one is missing."""
@@ -90,6 +130,9 @@ ESTIMATORS: dict[str, Estimator] = {}
 
 
 def register(estimator: Estimator) -> Estimator:
+    """Add ``estimator`` to the registry (a user's module calls this on import)."""
+    if estimator.name in ESTIMATORS and ESTIMATORS[estimator.name] == estimator:
+        return estimator  # the same module imported twice (a plugin reached two ways)
     if estimator.name in ESTIMATORS:
         raise ValueError(f"estimator '{estimator.name}' is already registered")
     ESTIMATORS[estimator.name] = estimator
@@ -104,15 +147,17 @@ def get_estimator(name: str) -> Estimator:
 
 
 def compute_advantages(name: str, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
-                       alpha_neg: float | None = None, **inputs: Tensor | None) -> Tensor:
+                       alpha_neg: float | None = None, params: Mapping[str, object] | None = None,
+                       **inputs: Tensor | None) -> Tensor:
     """Per-rollout advantages (N,) of the named estimator (before any token shaping)."""
-    return get_estimator(name)(rewards, group_ids, alpha_pos, alpha_neg, **inputs)
+    return get_estimator(name)(rewards, group_ids, alpha_pos, alpha_neg, params, **inputs)
 
 
 def compute_token_advantages(name: str, rewards: Tensor, group_ids: Tensor, response_mask: Tensor,
                              alpha_pos: float | None = None, alpha_neg: float | None = None, *,
                              old_logprob: Tensor | None = None, token_entropy: Tensor | None = None,
-                             rollout_advantages: Tensor | None = None) -> Tensor:
+                             rollout_advantages: Tensor | None = None,
+                             params: Mapping[str, object] | None = None) -> Tensor:
     """Token advantages (N, T) of the named estimator: the rollout advantage on every response token,
     then the entry's token shaping. ``old_logprob`` (N, T) gives ``seq_logprob`` (App E's c_i) to
     entries that need it; ``token_entropy`` (N, T) feeds the shaping. ``rollout_advantages`` (N,)
@@ -128,7 +173,7 @@ def compute_token_advantages(name: str, rewards: Tensor, group_ids: Tensor, resp
             if old_logprob is None:
                 raise ValueError(f"estimator '{name}' needs the old policy's token log-probs (old_logprob)")
             inputs["seq_logprob"] = sequence_mean_logprob(old_logprob, response_mask)
-        rollout_advantages = estimator(rewards, group_ids, alpha_pos, alpha_neg, **inputs)
+        rollout_advantages = estimator(rewards, group_ids, alpha_pos, alpha_neg, params, **inputs)
     token_adv = broadcast_to_tokens(rollout_advantages, response_mask)  # (N, T)
     if estimator.token_shaping is not None:
         if token_entropy is None:
@@ -164,3 +209,4 @@ for _entry in (
               token_shaping=comp.entropy_shaping),
 ):
     register(_entry)
+BUILTIN = frozenset(ESTIMATORS)  # the paper's estimators; any other name came from a user's module

@@ -9,7 +9,11 @@ Select it with ``algorithm.adv_estimator=asym_grpo`` and set its parameters with
 prefix (verl's AlgoConfig schema does not know them; they are read from the DictConfig as is):
 ``+algorithm.asym.variant=asym +algorithm.asym.alpha_pos=0.9 +algorithm.asym.alpha_neg=0.4``.
 ``variant`` is any name of ``asym estimators list`` (default ``asym``); unset alphas take the
-variant's defaults.
+variant's defaults; a user estimator's own parameters go in ``+algorithm.asym.params.<name>=...``.
+
+A user's estimators (``estimators.plugins``: the ``asym.estimators`` entry points and the modules
+in ``ASYM_ESTIMATOR_MODULES``) are imported here too, and each is also registered in verl's
+registry under its own name, so ``get_adv_estimator_fn("<name>")`` finds it in any verl process.
 
 Comparators that need more than rewards (``asym estimators list``: Unlikeliness ranks by old
 log-probs, Entropy-adv shapes token advantages by the old policy's entropy) read verl's
@@ -36,9 +40,9 @@ import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from estimators.diagnostics import sequence_mean_logprob
-from estimators.registry import compute_token_advantages, get_estimator
+from estimators.plugins import load_installed
+from estimators.registry import BUILTIN, ESTIMATORS, VERL_ESTIMATOR_NAME, compute_token_advantages, get_estimator
 
-VERL_ESTIMATOR_NAME = "asym_grpo"
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"
 _ROLLOUT_INPUTS: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("asym_rollout_inputs", default=None)
@@ -78,6 +82,13 @@ def read_asym_config(config: Any) -> tuple[str, float, float]:
     return estimator.name, alpha_pos, alpha_neg
 
 
+def read_asym_params(config: Any, estimator_name: str) -> dict[str, float]:
+    """The estimator's own parameters from ``config.asym.params``, checked against their ranges."""
+    section = _section_get(_section_get(config, "asym"), "params")
+    given = dict(section.items()) if section is not None and hasattr(section, "items") else {}
+    return dict(get_estimator(estimator_name).resolve_params(given))
+
+
 def uid_groups(index: Any) -> tuple[np.ndarray, np.ndarray]:
     """verl's uid array -> (group id per row int64 (bs,), is-padding-row bool (bs,)).
 
@@ -101,13 +112,14 @@ def compute_asym_grpo_advantage(
     config: Any = None,
     old_log_probs: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
+    variant: str | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """verl estimator: (bs, L) rewards and mask, uid per row -> (advantages, returns), both (bs, L).
 
-    Per-rollout advantage of ``config.asym.variant`` (eq 8 for ``asym``) copied to every response
-    token, then the variant's token shaping. Returns equal advantages, as verl's outcome-only
-    estimators do. ``old_log_probs`` / ``entropy``: see the module docstring.
+    Per-rollout advantage of ``config.asym.variant`` (eq 8 for ``asym``; ``variant`` forces one)
+    copied to every response token, then the variant's token shaping. Returns equal advantages, as
+    verl's outcome-only estimators do. ``old_log_probs`` / ``entropy``: see the module docstring.
     """
     if index is None:
         raise ValueError("asym_grpo needs the uid of every row (verl passes non_tensor_batch['uid'] as index)")
@@ -116,8 +128,15 @@ def compute_asym_grpo_advantage(
             f"token_level_rewards {tuple(token_level_rewards.shape)} and response_mask "
             f"{tuple(response_mask.shape)} must both be (bs, response_length)"
         )
-    variant, alpha_pos, alpha_neg = read_asym_config(config)
-    estimator = get_estimator(variant)
+    chosen, alpha_pos, alpha_neg = read_asym_config(config)
+    if variant is not None:
+        chosen = variant
+        section = _section_get(config, "asym")
+        alpha_pos, alpha_neg = get_estimator(variant).resolve_alphas(_section_get(section, "alpha_pos"),
+                                                                     _section_get(section, "alpha_neg"))
+    variant = chosen
+    estimator = get_estimator(chosen)
+    params = read_asym_params(config, chosen)
     provided = _ROLLOUT_INPUTS.get() or {}
     old_log_probs = old_log_probs if old_log_probs is not None else provided.get("old_log_probs")
     entropy = entropy if entropy is not None else provided.get("entropy")
@@ -145,9 +164,9 @@ def compute_asym_grpo_advantage(
             adv = torch.zeros_like(rewards)
             if bool(keep.any()):
                 adv[keep] = estimator.fn(rewards[keep], gids[keep], alpha_pos, alpha_neg,
-                                         **{k: v[keep] for k, v in inputs.items()})
+                                         **{k: v[keep] for k, v in inputs.items()}, **params)
         else:
-            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg, **inputs)  # (bs,)
+            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg, **inputs, **params)  # (bs,)
         advantages = compute_token_advantages(
             variant, rewards, gids, response_mask, alpha_pos, alpha_neg, rollout_advantages=adv.to(token_level_rewards.dtype),
             token_entropy=entropy.to(token_level_rewards.dtype) if entropy is not None else None)  # (bs, L)
@@ -171,4 +190,23 @@ def register() -> None:
     register_adv_est(VERL_ESTIMATOR_NAME)(compute_asym_grpo_advantage)
 
 
+def register_user_estimators() -> list[str]:
+    """Each estimator a user's module registered goes into verl's registry under its own name."""
+    added = []
+    for name in ESTIMATORS:
+        if name in BUILTIN or name in ADV_ESTIMATOR_REGISTRY:
+            continue
+
+        def compute(token_level_rewards, response_mask, index=None, config=None, _variant=name, **kwargs):
+            return compute_asym_grpo_advantage(token_level_rewards, response_mask, index=index, config=config,
+                                               variant=_variant, **kwargs)
+
+        compute.__module__ = __name__
+        register_adv_est(name)(compute)
+        added.append(name)
+    return added
+
+
 register()
+load_installed()
+register_user_estimators()

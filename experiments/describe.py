@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.plan import default_models, plan, study_methods, trials_json
-from experiments.spec import TrialSpec
+from experiments.plan import default_models, merge_axes, plan, study_methods, trials_json
+from experiments.spec import Study, TrialSpec
 from experiments.studies import STUDIES, get_study, study_sources
 
 
@@ -24,10 +24,11 @@ def studies_overview() -> list[dict[str, Any]]:
     return rows
 
 
-def describe_study(name: str, backend: str = "embedded") -> tuple[dict[str, Any], list[TrialSpec]]:
-    """A study's methods with their paper values and sources (JSON-ready), and its trials for seed 0."""
-    study = get_study(name)  # an unknown name fails before torch is imported
-    sources = study_sources(name)
+def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tuple[dict[str, Any], list[TrialSpec]]:
+    """A study's methods with their values and sources (JSON-ready), its axes, and its trials for
+    the first seed (``name``: a built-in study's name, or a ``Study`` read from a file)."""
+    study = get_study(name) if isinstance(name, str) else name  # an unknown name fails before torch is imported
+    sources = study_sources(name) if isinstance(name, str) else {}
     from estimators.registry import get_estimator
 
     methods = []
@@ -40,14 +41,21 @@ def describe_study(name: str, backend: str = "embedded") -> tuple[dict[str, Any]
         methods.append({
             "label": method.label, "estimator": method.estimator, "alpha_pos": alpha_pos, "alpha_neg": alpha_neg,
             "entropy_coeff": entropy, "clip_high": method.clip_high if method.clip_high is not None else "= clip",
-            "loss_agg": method.loss_agg,
-            "source": sources.get(method.label) or next(iter(sources.values()), ""),
+            "loss_agg": method.loss_agg, "settings": dict(method.settings), "params": dict(method.params),
+            "source": method.source or sources.get(method.label) or next(iter(sources.values()), ""),
         })
-    trials = plan(study, backend=backend, seeds=(0,))
+    first_seed = (study.seeds or (0,))[:1]
+    trials = plan(study, backend=backend, seeds=first_seed, axes=axes)
     return {
         "name": study.name, "title": study.title, "description": study.description, "backend": backend,
-        "models": list(default_models(study, backend)), "default_steps": study.default_steps,
-        "alpha_grid": study.takes_alpha_grid, "methods": methods, "trials": trials_json(trials),
+        "origin": study.origin, "models": list(default_models(study, backend)), "default_steps": study.default_steps,
+        "seeds": list(study.seeds or (0,)), "alpha_grid": study.takes_alpha_grid, "methods": methods,
+        "axes": [{"key": a.key, "values": list(a.values), "source": a.source} for a in merge_axes(study.axes, axes)],
+        "search": None if study.search is None else {
+            "trials": study.search.trials, "metric": study.search.metric, "mode": study.search.mode,
+            "ranges": [{"key": r.key, "low": r.low, "high": r.high, "log": r.log, "integer": r.integer,
+                        "source": r.source} for r in study.search.ranges]},
+        "trials": trials_json(trials),
     }, trials
 
 
@@ -83,5 +91,11 @@ def methods_table(desc: dict[str, Any]):
 
 
 def method_sources(desc: dict[str, Any]) -> list[str]:
-    """One line per method: where its values come from (spec tags: [v2], [v1*], [der], [NF] = ours)."""
-    return [f"{m['label']}: {m['source']}" for m in desc["methods"]]
+    """One line per method and axis: where its values come from (spec tags: [v2], [v1*], [der], [NF]
+    = ours; file:line for a study file)."""
+    lines = [f"{m['label']}: {m['source']}" for m in desc["methods"]]
+    lines += [f"axis {a['key']} = {a['values']}: {a['source']}" for a in desc["axes"]]
+    if desc["search"]:
+        lines += [f"search {r['key']} in [{r['low']:g}, {r['high']:g}]{' (log)' if r['log'] else ''}: {r['source']}"
+                  for r in desc["search"]["ranges"]]
+    return lines

@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from estimators.plugins import load_plugins
 from experiments import presets
-from experiments.spec import BACKENDS, Method, Study, TrialSpec
+from experiments.spec import Axis, Method, Study, TrialSpec
 from experiments.studies import get_study
 from experiments.studies.grid import DEFAULT_ALPHA_NEG, DEFAULT_ALPHA_POS, grid_method
 
@@ -79,56 +80,88 @@ def plan(
     *,
     backend: str = "embedded",
     models: Sequence[str] | None = None,
-    seeds: Iterable[int] = (0,),
+    seeds: Iterable[int] | None = None,
     steps: int | None = None,
     smoke: bool = False,
     alpha_pos: Sequence[float] | None = None,
     alpha_neg: Sequence[float] | None = None,
     overrides: Mapping[str, Any] | None = None,
     config_file: str | Path | None = None,
+    axes: Sequence[Axis] = (),
+    sample: Mapping[str, Any] | None = None,
 ) -> list[TrialSpec]:
-    """Expand ``study`` into trials: seeds x models x methods, each with its resolved preset.
+    """Expand ``study`` into trials: seeds x backends x models x methods x axis values.
 
+    ``axes`` (e.g. ``--set lr=1e-3,3e-3``) join the study's own, replacing one with the same key;
+    ``sample`` is one point an Optuna search drew (key -> value), applied like a one-value axis, so
+    a sampled trial gets its own name, label, key and params exactly as a grid trial does.
     ``alpha_pos`` / ``alpha_neg`` are the grid's lists (grid study only; default: spec section 9's
     grid). ``overrides`` are preset keys set from code (e.g. ``{"gpus_per_trial": 1}``), applied
     after ``config_file`` (a user YAML, see ``experiments.presets``). ``smoke`` applies the engine's
-    SMOKE_OVERRIDES (embedded) or a two-step job (verl); an explicit ``steps`` wins over all.
+    SMOKE_OVERRIDES (embedded) or a two-step job (verl); a method's settings and the axes come
+    after it, and an explicit ``steps`` wins over all. Seeds default to the study's, else (0,).
     Raises a one-line ValueError on any bad input; plans nothing partially.
     """
     study = get_study(study) if isinstance(study, str) else study
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend '{backend}'; known: {', '.join(BACKENDS)}")
-    seeds = _check_seeds(seeds)
+    load_plugins(study.plugins)
+    seeds = _check_seeds(seeds if seeds is not None else (study.seeds or (0,)))
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     methods = study_methods(study, alpha_pos=alpha_pos, alpha_neg=alpha_neg)
     if smoke:  # a smoke run checks the path with the table's rows; the study's sweeps are for real runs
         methods = tuple(m for m in methods if m.label not in study.full_only)
-    models = _check_models(study, backend, models)
+    all_axes = merge_axes(study.axes, axes)
+    if sample:
+        all_axes = merge_axes(all_axes, [Axis(key, (value,), "search") for key, value in sample.items()])
+    by_key = {axis.key: axis for axis in all_axes}
+    for key in ("seed",):
+        if key in by_key:
+            raise ValueError(f"{by_key[key].source or 'axes'}: sweep seeds with `seeds:` / --seeds, not an axis")
+    backends = [str(b) for b in by_key.pop("backend").values] if "backend" in by_key else [backend]
+    if "model" in by_key:
+        if models:
+            raise ValueError("pass models with --model or a 'model' axis, not both")
+        models = [str(m) for m in by_key.pop("model").values]
+    swept = list(by_key.values())
     user_config = presets.load_user_config(config_file) if config_file is not None else None
     origin = str(config_file)
-    for model, section in (user_config or {}).items():
-        if model in presets.ALL_MODELS and model not in models:  # check sections this plan does not use
-            presets.resolve_preset(model, [(f"{origin} [{model}]", section if isinstance(section, Mapping) else ())])
 
-    resolved = {}
-    for model in models:
-        layers: list[presets.Layer] = []
-        if study.default_steps is not None:
-            layers.append((f"study {study.name}", {"steps": study.default_steps}))
-        layers += presets.user_layers(user_config, model, origin)
-        if overrides:
-            layers.append(("overrides", dict(overrides)))
-        if smoke:
-            layers.append(presets.smoke_layer(backend))
-        if steps is not None:
-            layers.append(("--steps", {"steps": steps}))
-        resolved[model] = presets.resolve_preset(model, layers)
-
-    trials = [
-        _trial(study, method, resolved[model], seed, with_model=len(models) > 1)
-        for seed, model, method in itertools.product(seeds, models, methods)
-    ]
+    trials: list[TrialSpec] = []
+    resolved: dict[tuple, presets.Preset] = {}
+    for b in backends:
+        if b not in presets.MODELS_BY_BACKEND:
+            raise ValueError(f"unknown backend '{b}'; known: {', '.join(presets.MODELS_BY_BACKEND)}")
+        chosen = _check_models(study, b, models)
+        for model, section in (user_config or {}).items():
+            if model in presets.ALL_MODELS and model not in chosen:  # check sections this plan does not use
+                presets.resolve_preset(model, [(f"{origin} [{model}]", section if isinstance(section, Mapping) else ())])
+        for seed, model, method, values in itertools.product(
+                seeds, chosen, methods, itertools.product(*(axis.values for axis in swept))):
+            assignment = dict(zip((axis.key for axis in swept), values))
+            where = ", ".join(f"{axis.source or 'axis'} {axis.key}={_text(v)}" for axis, v in zip(swept, values))
+            try:
+                trial_method, preset_values, est_params = _apply(method, assignment)
+                cache_key = (b, model, method.settings, tuple(sorted(preset_values.items(), key=lambda kv: kv[0])))
+                if cache_key not in resolved:
+                    layers: list[presets.Layer] = []
+                    if study.default_steps is not None:
+                        layers.append((f"study {study.name}", {"steps": study.default_steps}))
+                    layers += presets.user_layers(user_config, model, origin)
+                    if overrides:
+                        layers.append(("overrides", dict(overrides)))
+                    if smoke:
+                        layers.append(presets.smoke_layer(b))
+                    if method.settings:
+                        layers.append((f"method '{method.label}' settings", dict(method.settings)))
+                    if preset_values:
+                        layers.append((where or "axes", preset_values))
+                    if steps is not None:
+                        layers.append(("--steps", {"steps": steps}))
+                    resolved[cache_key] = presets.resolve_preset(model, layers)
+                trials.append(_trial(study, trial_method, resolved[cache_key], seed, est_params, assignment,
+                                     with_model=len(chosen) > 1 or len(backends) > 1))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}" if where and not str(exc).startswith(where) else str(exc)) from None
     seen: dict[str, TrialSpec] = {}
     for trial in trials:
         if trial.name in seen:
@@ -136,6 +169,71 @@ def plan(
                              f"('{seen[trial.name].label}' and '{trial.label}'); make their settings differ")
         seen[trial.name] = trial
     return trials
+
+
+def plan_sampled(study: Study, options: Mapping[str, Any], sample: Mapping[str, Any]) -> TrialSpec:
+    """The one trial a search's sample stands for: ``plan(study, **options, sample=sample)``.
+
+    A search plans one model and one seed per sample (several would be one sample's repeats, which
+    the searcher cannot tell apart)."""
+    trials = plan(study, **options, sample=sample)
+    if len(trials) != 1:
+        raise ValueError(f"a search plans one trial per sample, but this one plans {len(trials)}: pass one "
+                         "--model and one --seeds value, and give the study one method and no axes")
+    return trials[0]
+
+
+def merge_axes(base: Sequence[Axis], extra: Sequence[Axis]) -> tuple[Axis, ...]:
+    """``base`` with each axis of ``extra`` added, or replacing the one of the same key."""
+    merged = {axis.key: axis for axis in base}
+    for axis in extra:
+        merged[axis.key] = axis
+    return tuple(merged.values())
+
+
+def parse_set(text: str) -> Axis:
+    """``--set key=v1,v2`` -> an Axis; values parse as YAML scalars (numbers, true/false, strings)."""
+    import yaml
+
+    key, sep, values = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set needs key=value[,value...], e.g. --set lr=1e-3,3e-3; got {text!r}")
+    items = _comma_items(values, f"--set {key}", "values like 1e-3,3e-3")
+    parsed = []
+    for item in items:
+        value = yaml.safe_load(item)
+        if isinstance(value, str) and _looks_numeric(value):
+            value = float(value)  # YAML 1.1 reads "1e-3" as a string
+        parsed.append(value)
+    _reject_repeats(parsed, lambda v: f"--set {key}: {v}")
+    return Axis(key, tuple(parsed), "--set")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Method fields an axis may set; "params.<name>" sets an estimator parameter; anything else is a preset key.
+METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "clip_high", "loss_agg")
+PARAM_PREFIX = "params."
+
+
+def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[str, Any], dict[str, Any]]:
+    """(the method with its swept fields set, the swept preset values, the estimator parameters)."""
+    from dataclasses import replace
+
+    fields = {k: v for k, v in assignment.items() if k in METHOD_KEYS}
+    if "entropy_coeff" in fields:
+        fields["use_preset_entropy_coeff"] = False  # a swept coefficient replaces the preset's
+    params = {**dict(method.params), **{k[len(PARAM_PREFIX):]: v for k, v in assignment.items()
+                                        if k.startswith(PARAM_PREFIX)}}
+    preset_values = {k: v for k, v in assignment.items() if k not in METHOD_KEYS and not k.startswith(PARAM_PREFIX)}
+    return (replace(method, **fields) if fields else method), preset_values, params
 
 
 def study_methods(study: Study, *, alpha_pos: Sequence[float] | None = None,
@@ -151,11 +249,12 @@ def study_methods(study: Study, *, alpha_pos: Sequence[float] | None = None,
 
 
 def default_models(study: Study, backend: str) -> tuple[str, ...]:
-    """The models a study runs when none are named: its paper backbones on verl, else its embedded
-    models (the default embedded model unless the study names others)."""
-    if backend == "verl":
-        return study.models or presets.VERL_MODELS[:1]
-    return study.embedded_models or presets.EMBEDDED_MODELS[:1]
+    """The models a study runs when none are named: those of its models this backend runs (the
+    paper's backbones on verl; its embedded models, e.g. a calibrated base, on embedded), else the
+    backend's first model."""
+    declared = (*study.embedded_models, *study.models) if backend == "embedded" else study.models
+    own = tuple(m for m in declared if m in presets.MODELS_BY_BACKEND.get(backend, ()))
+    return own or presets.MODELS_BY_BACKEND.get(backend, presets.EMBEDDED_MODELS)[:1]
 
 
 # --- printing plans (--dry-run) --------------------------------------------------------------
@@ -205,6 +304,8 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
             other.append(t.loss_agg)
         if t.policy_loss != "vanilla":
             other.append(f"loss {t.policy_loss}")
+        other += [f"{k}={_text(v)}" for k, v in t.axes if k not in SLUG_KEYS]
+        other += [f"{k}={_text(v)}" for k, v in t.estimator_params if f"{PARAM_PREFIX}{k}" not in dict(t.axes)]
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
     return table
@@ -213,10 +314,13 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
 # --- internals -------------------------------------------------------------------------------
 
 
-def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, *, with_model: bool) -> TrialSpec:
+def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, params: Mapping[str, Any],
+           assignment: Mapping[str, Any], *, with_model: bool) -> TrialSpec:
     from estimators.registry import get_estimator
 
-    alpha_pos, alpha_neg = get_estimator(method.estimator).resolve_alphas(method.alpha_pos, method.alpha_neg)
+    estimator = get_estimator(method.estimator)
+    alpha_pos, alpha_neg = estimator.resolve_alphas(method.alpha_pos, method.alpha_neg)
+    estimator_params = estimator.resolve_params(params)
     if method.use_preset_entropy_coeff:
         entropy_coeff = preset.entropy_coeff
     else:
@@ -224,14 +328,35 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, *, w
     clip_high = preset.clip if method.clip_high is None else float(method.clip_high)
     if clip_high < preset.clip:
         raise ValueError(f"method '{method.label}': clip_high {clip_high:g} is below the preset's clip {preset.clip:g}")
-    name = "-".join([trial_slug(method, alpha_pos, alpha_neg, entropy_coeff, preset.clip, clip_high),
+    extra = [f"{_short(k)}{_slug_value(v)}" for k, v in assignment.items() if k not in SLUG_KEYS]
+    name = "-".join([trial_slug(method, alpha_pos, alpha_neg, entropy_coeff, preset.clip, clip_high), *extra,
                      *([preset.model] if with_model else []), f"s{seed}"])
+    label = " ".join([method.label, *(f"{k}={_text(v)}" for k, v in assignment.items())])
     return TrialSpec(
-        study=study.name, name=name, label=method.label, estimator=method.estimator,
+        study=study.name, name=name, label=label, estimator=method.estimator,
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, seed=seed, backend=preset.backend, model=preset.model,
         steps=preset.steps, entropy_coeff=entropy_coeff, clip_low=preset.clip, clip_high=clip_high,
         loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
+        estimator_params=estimator_params, axes=tuple(sorted(assignment.items())), plugins=tuple(study.plugins),
     )
+
+
+SLUG_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "clip_high", "loss_agg")  # trial_slug has them
+
+
+def _short(key: str) -> str:
+    return key[len(PARAM_PREFIX):] if key.startswith(PARAM_PREFIX) else key
+
+
+def _slug_value(value: Any) -> str:
+    return _num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _text(value: Any) -> str:
+    """A value as labels show it: floats to 4 significant digits (enough to tell samples apart)."""
+    if isinstance(value, float):
+        return format(value, ".4g")
+    return str(value)
 
 
 def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff: float,

@@ -1,8 +1,11 @@
 """The typed, frozen objects that flow from the CLI to the backends: ``Study`` and ``TrialSpec``.
 
-A ``Study`` is what the paper ran (a list of methods); the planner (``experiments.plan``) expands it
-with seeds, a model preset and the command-line options into ``TrialSpec``s. A ``TrialSpec`` is
-everything a backend needs to run one training job, and nothing about how it is scheduled.
+A ``Study`` is what to run: methods, axes swept over any trial setting, optionally a search over
+ranges, seeds and models. The paper's studies (``experiments.studies``) and a user's study file
+(``experiments.study_file``) produce the same ``Study``; the planner (``experiments.plan``) is the
+only function that expands one, with the command-line axes and any sampled values, into
+``TrialSpec``s. A ``TrialSpec`` is everything a backend needs to run one training job, and nothing
+about how it is scheduled.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-BACKENDS = ("embedded", "verl")
-LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+from estimators.metric_names import EVAL_MEAN_ACCURACY
+from tinyrlvr.config import LOSS_AGG_MODES
+
 POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # verl's actor.policy_loss.loss_mode (Cui et al. 2505.22617)
+Pairs = tuple[tuple[str, Any], ...]  # a mapping kept hashable: sorted (key, value) pairs
 
 
 @dataclass(frozen=True)
@@ -31,19 +36,46 @@ class Method:
     clip_high: float | None = None  # None: symmetric clip (clip_low); Clip-higher sets 0.28
     loss_agg: str = "token-mean"  # spec section 5; Dr.GRPO uses seq-mean-token-sum-norm
     policy_loss: str = "vanilla"  # PPO-clip; "clip_cov" / "kl_cov" are Cui et al.'s covariance losses
+    settings: Pairs = ()  # preset keys this method sets (lr, group_size, ...), applied over the preset
+    params: Pairs = ()  # the estimator's own parameters (``Estimator.params``)
+    source: str = ""  # where the values come from (paper section and spec tag, or file:line)
 
-    def __post_init__(self) -> None:
-        _check_loss_agg(self.loss_agg, self.label)
-        _check_policy_loss(self.policy_loss, self.label)
-        for key in ("alpha_pos", "alpha_neg", "entropy_coeff", "clip_high"):
-            value = getattr(self, key)
-            if value is not None:
-                _check_nonnegative(f"method '{self.label}': {key}", value)
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept setting: every trial is planned once per value (axes multiply)."""
+
+    key: str  # a Method field, "params.<name>", "model", or any preset key (lr, steps, clip, ...)
+    values: tuple[Any, ...]
+    source: str = ""  # file:line, or "--set"
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    """A numeric range Optuna samples (uniform, or log-uniform with ``log``; ``integer`` rounds)."""
+
+    key: str  # same keys as an Axis
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Search:
+    """An Optuna search (Ray Tune's OptunaSearch, TPE): ``trials`` samples of ``ranges``."""
+
+    ranges: tuple[SearchRange, ...]
+    trials: int = 8
+    metric: str = EVAL_MEAN_ACCURACY
+    mode: str = "max"
+    seed: int = 0  # the TPE sampler's seed
 
 
 @dataclass(frozen=True)
 class Study:
-    """A declared study: which methods, on which models, how many steps by default."""
+    """A declared study: which methods, swept over which axes, on which models and seeds."""
 
     name: str
     title: str
@@ -54,6 +86,11 @@ class Study:
     default_steps: int | None = None  # None: the preset's steps
     takes_alpha_grid: bool = False  # `grid` builds its methods from --alpha-pos x --alpha-neg
     full_only: tuple[str, ...] = ()  # labels of methods a --smoke run leaves out (sweeps, not the table)
+    axes: tuple[Axis, ...] = ()
+    search: Search | None = None
+    seeds: tuple[int, ...] | None = None  # None: the command line's (default 0)
+    plugins: tuple[str, ...] = ()  # modules that register the user's estimators (``estimators.plugins``)
+    origin: str = ""  # the study file, for a user's study
 
 
 @dataclass(frozen=True)
@@ -77,11 +114,12 @@ class TrialSpec:
     policy_loss: str = "vanilla"  # hashed into ``key`` only when set, so older trials keep their keys
     # The model preset's values after user overrides (lr, batch sizes, lengths, eval cadence, ...),
     # as sorted (key, value) pairs so the spec stays hashable. Read with ``settings_dict()``.
-    settings: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    settings: Pairs = field(default_factory=tuple)
+    estimator_params: Pairs = ()  # a user estimator's own parameters, resolved (logged like the alphas)
+    axes: Pairs = ()  # the value of each swept or sampled setting (logged as ``axis.<key>`` params)
+    plugins: tuple[str, ...] = ()  # modules each trial process imports first (a user's estimators)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"trial '{self.name}': unknown backend '{self.backend}'; known: {', '.join(BACKENDS)}")
         _check_loss_agg(self.loss_agg, self.name)
         _check_policy_loss(self.policy_loss, self.name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -98,13 +136,17 @@ class TrialSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["settings"] = self.settings_dict()
+        for key in _MAPPINGS:
+            d[key] = dict(getattr(self, key))
+        d["plugins"] = list(self.plugins)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrialSpec":
         d = dict(d)
-        d["settings"] = tuple(sorted((d.get("settings") or {}).items()))
+        for key in _MAPPINGS:
+            d[key] = tuple(sorted((d.get(key) or {}).items()))
+        d["plugins"] = tuple(d.get("plugins") or ())
         return cls(**d)
 
     @property
@@ -114,19 +156,29 @@ class TrialSpec:
         for name, default in _LATER_FIELDS.items():  # added after trials were tracked: hashed when set
             if d.get(name) == default:
                 d.pop(name)
+        for key in ("estimator_params", "axes", "plugins"):  # empty: as before these fields existed
+            if not d[key]:
+                del d[key]
         blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
     def params(self) -> dict[str, str]:
-        """Flat string params for MLflow: the trial's settings, then the preset's (prefixed)."""
+        """Flat string params for MLflow: the trial's fields, the estimator's own parameters (like
+        the alphas), each swept setting (``axis.<key>``), then the preset's (``cfg.<key>``)."""
         d = self.to_dict()
-        settings = d.pop("settings")
+        settings, estimator_params, axes = d.pop("settings"), d.pop("estimator_params"), d.pop("axes")
+        plugins = d.pop("plugins")
         flat = {k: str(v) for k, v in d.items()}
+        flat.update({k: str(v) for k, v in estimator_params.items()})
+        flat.update({f"axis.{k}": str(v) for k, v in axes.items()})
+        if plugins:
+            flat["plugins"] = ",".join(plugins)
         flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
         return flat
 
 
 _LATER_FIELDS = {"policy_loss": "vanilla"}
+_MAPPINGS = ("settings", "estimator_params", "axes")
 
 
 def _check_policy_loss(mode: str, owner: str) -> None:

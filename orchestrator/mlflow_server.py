@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import tracking_names as names
+from experiments import tracking_names as names
 from orchestrator.tracking import server_is_up
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from experiments.spec import Method, Study, TrialSpec
 from orchestrator import tracking
-from orchestrator import tracking_names as names
-from orchestrator.errors import UserError
+from experiments import tracking_names as names
+from estimators.errors import UserError
 
 
 def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | None, entropy_coeff: float | None,
@@ -83,7 +83,7 @@ def check_device(device: str) -> str:
 def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path | None = None,
                      threads: int | None = None, show_progress: bool = True) -> str:
     """Run ``trial`` here; returns the MLflow run id. Everything is checked before training starts."""
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
     from orchestrator.trial import StepReporter, run_tracked
 
     check_device(device)
@@ -97,9 +97,7 @@ def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path
         experiment_id = tracking.ensure_experiment(client, _artifact_root())
         run = tracking.TrialRun.open(client, experiment_id, trial, sweep=None, parent_run_id=None)
         backend = get_backend(trial.backend)
-        configure = getattr(backend, "configure_runtime", None)
-        if configure is not None:
-            configure(threads or os.cpu_count() or 1, 1 if device == "cuda" else 0)
+        backend.configure_runtime(threads or os.cpu_count() or 1, 1 if device == "cuda" else 0)
         with _progress(trial, show_progress) as advance, tempfile.TemporaryDirectory(prefix="asym-train-") as workdir:
             def forward(metrics: dict[str, float]) -> None:
                 advance(metrics)
@@ -145,9 +143,11 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
+            from estimators import metric_names as mn
+
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
-                            (("entropy", "train/entropy"), ("reward", "train/reward_mean"),
-                             ("eval", "eval/mean_accuracy")) if key in metrics)
+                            (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),
+                             ("eval", mn.EVAL_MEAN_ACCURACY)) if key in metrics)
             self.progress.update(task, completed=int(metrics.get("step", 0)), info=info)
 
         return advance

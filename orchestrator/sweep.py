@@ -24,14 +24,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from experiments.spec import TrialSpec
+from experiments.spec import Search, SearchRange, TrialSpec
 from orchestrator import tracking
-from orchestrator import tracking_names as names
-from orchestrator.errors import UserError
+from estimators.metric_names import EVAL_MEAN_ACCURACY
+from experiments import tracking_names as names
+from experiments.tracking_names import asym_root
+from estimators.errors import UserError
 
 STATE_FILE = "asym_sweep.json"
 SCHEDULERS = ("fifo", "asha")
-OPTUNA_METRIC = "eval/mean_accuracy"
+OPTUNA_METRIC = EVAL_MEAN_ACCURACY  # ASHA's metric (a search names its own)
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,8 @@ class SweepOptions:
     gpus_per_trial: float | None = None
     scheduler: str = "fifo"
     max_failures: int = 2  # retries of a failed trial (FailureConfig)
-    # Optuna search (``asym sweep optuna``): ranges of the alphas and the number of trials.
-    optuna_alpha_pos: tuple[float, float] | None = None
-    optuna_alpha_neg: tuple[float, float] | None = None
-    optuna_trials: int = 0
-    optuna_seed: int = 0
+    # An Optuna search (``asym sweep optuna``, a study file's ``search:``): its ranges and trials.
+    search: Search | None = None
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -66,7 +65,17 @@ class SweepOptions:
 
     @property
     def is_optuna(self) -> bool:
-        return self.optuna_trials > 0
+        return self.search is not None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "SweepOptions":
+        """The options ``asdict`` wrote into the sweep's state file."""
+        raw = dict(raw)
+        if raw.get("search") is not None:
+            search = dict(raw["search"])
+            search["ranges"] = tuple(SearchRange(**r) for r in search["ranges"])
+            raw["search"] = Search(**search)
+        return cls(**raw)
 
 
 @dataclass
@@ -94,10 +103,6 @@ def default_name(study: str, trials: Sequence[TrialSpec], extra: str = "") -> st
     """``<study>-<hash of the plan>``: the same command gives the same name, so it can be resumed."""
     blob = json.dumps(sorted(t.key for t in trials) + [extra])
     return f"{study}-{hashlib.sha1(blob.encode()).hexdigest()[:6]}"
-
-
-def asym_root(workdir: Path | None = None) -> Path:
-    return (workdir or Path.cwd()).resolve() / ".asym"
 
 
 def sweep_dir(name: str, workdir: Path | None = None) -> Path:
@@ -150,13 +155,20 @@ def preflight() -> None:
 
 
 def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None = None,
-              console=None) -> SweepOutcome:
-    """Run a new sweep of ``trials`` (validated by the planner) to completion."""
+              console=None, planner: tuple[Any, dict[str, Any]] | None = None) -> SweepOutcome:
+    """Run a new sweep of ``trials`` (validated by the planner) to completion.
+
+    An Optuna sweep (``options.search``) passes ``planner`` = (study, plan options): every sample
+    is planned by ``experiments.plan.plan_sampled`` into its own TrialSpec; ``trials`` is then the
+    one template its dry run showed (used for the base models and the parent run's params).
+    """
     if not trials:
         raise ValueError("the plan has no trials")
+    if options.is_optuna and planner is None:
+        raise ValueError("an Optuna sweep needs the planner's study and options")
     preflight()
     check_new_sweep(options.name, workdir)
-    return _execute(trials, options, workdir=workdir, console=console, restore=False)
+    return _execute(trials, options, workdir=workdir, console=console, restore=False, planner=planner)
 
 
 def _write_state(trials: Sequence[TrialSpec], options: SweepOptions, workdir: Path | None) -> None:
@@ -185,20 +197,16 @@ def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> Swe
                         "with `asym sweep ... --name` another name")
     preflight()
     state = json.loads(state_path.read_text())
-    raw = dict(state["options"])
-    for key in ("optuna_alpha_pos", "optuna_alpha_neg"):
-        if raw.get(key) is not None:
-            raw[key] = tuple(raw[key])
-    options = SweepOptions(**raw)
+    options = SweepOptions.from_dict(state["options"])
     trials = [TrialSpec.from_dict(_retuple(d)) for d in state["trials"]]
     return _execute(trials, options, workdir=workdir, console=console, restore=True)
 
 
 def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None, console,
-             restore: bool) -> SweepOutcome:
+             restore: bool, planner=None) -> SweepOutcome:
     from rich.console import Console
 
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     console = console or Console(stderr=True, soft_wrap=True)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
@@ -207,9 +215,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
         started_ray = _init_ray()
         try:
             for backend_name in sorted({t.backend for t in trials}):
-                prepare = getattr(get_backend(backend_name), "prepare", None)
-                if prepare is not None:
-                    prepare([t for t in trials if t.backend == backend_name])
+                get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
             wait_ready()
             client = tracking.make_client(uri)
             experiment_id = tracking.with_retries(
@@ -219,12 +225,12 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 lambda: tracking.open_sweep_run(client, experiment_id, sweep=options.name, study=options.study,
                                                 params=_sweep_params(trials, options)),
                 deadline_s=60, what="open the sweep's parent run")
-            console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.optuna_trials} "
+            console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.search.trials} "
                           f"trials; MLflow {uri} (parent run {parent_run_id}); "
                           f"resume with `asym sweep resume {options.name}`", highlight=False)
             if not restore:
                 _write_state(trials, options, workdir)
-            tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore)
+            tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore, planner)
             grid = tuner.fit()
             outcome = _outcome(grid, options, uri, parent_run_id)
             _reconcile_runs(client, experiment_id, options.name, outcome)
@@ -253,7 +259,7 @@ def _init_ray() -> bool:
 
 
 def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_run_id: str,
-           workdir: Path | None, console, restore: bool):
+           workdir: Path | None, console, restore: bool, planner=None):
     from ray import tune
 
     from orchestrator.live import LiveTable
@@ -274,7 +280,7 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     if options.is_optuna:
-        return _optuna_tuner(trainable, trials[0], options, run_config)
+        return _optuna_tuner(trainable, options, planner, run_config)
     scheduler = None
     metric = mode = None
     if options.scheduler == "asha":
@@ -296,21 +302,24 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
 
 
-def _optuna_tuner(trainable, template: TrialSpec, options: SweepOptions, run_config):
+def _optuna_tuner(trainable, options: SweepOptions, planner, run_config):
     import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
+    from orchestrator.search import PlannedSearch, tune_space
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    search = OptunaSearch(metric=OPTUNA_METRIC, mode="max", sampler=optuna.samplers.TPESampler(seed=options.optuna_seed))
-    lo_p, hi_p = options.optuna_alpha_pos
-    lo_n, hi_n = options.optuna_alpha_neg
-    param_space = {"trial": template.to_dict(), "alpha_pos": tune.uniform(lo_p, hi_p),
-                   "alpha_neg": tune.uniform(lo_n, hi_n)}
-    tune_config = tune.TuneConfig(search_alg=search, num_samples=options.optuna_trials,
+    search = options.search
+    space, keys = tune_space(search.ranges)
+    inner = OptunaSearch(space=space, metric=search.metric, mode=search.mode,
+                         sampler=optuna.samplers.TPESampler(seed=search.seed))
+    study, plan_options = planner
+    searcher = PlannedSearch(inner, study, plan_options, keys)
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.trials,
                                   max_concurrent_trials=options.max_concurrent,
                                   trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname)
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 
 def _trial_name(trial) -> str:
@@ -360,15 +369,15 @@ def _log_costs(client, experiment_id: str, sweep: str, parent_run_id: str) -> No
 
 
 def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[str, str]:
-    params = {"study": options.study, "trials": str(options.optuna_trials or len(trials)),
+    params = {"study": options.study, "trials": str(options.search.trials if options.is_optuna else len(trials)),
               "backend": ",".join(sorted({t.backend for t in trials})),
               "models": ",".join(sorted({t.model for t in trials})),
               "seeds": ",".join(str(s) for s in sorted({t.seed for t in trials})),
               "steps": str(max(t.steps for t in trials)), "scheduler": options.scheduler,
               "max_failures": str(options.max_failures)}
     if options.is_optuna:
-        params.update(search="optuna", alpha_pos_range=str(list(options.optuna_alpha_pos)),
-                      alpha_neg_range=str(list(options.optuna_alpha_neg)))
+        params.update(search="optuna", search_metric=options.search.metric,
+                      **{f"range.{r.key}": str([r.low, r.high]) + (" log" if r.log else "") for r in options.search.ranges})
     return params
 
 

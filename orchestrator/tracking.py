@@ -1,6 +1,6 @@
 """MLflow tracking for sweeps and trials: run identity, and batched logging that survives an outage.
 
-The layout is ``orchestrator.tracking_names`` (the analysis layer reads it):
+The layout is ``experiments.tracking_names`` (the analysis layer reads it):
 
 - ``open_sweep_run``: the sweep's parent run, found again by its tags on a resume.
 - ``TrialRun.open``: a trial's child run, found again by (sweep, trial key) so a retried or resumed
@@ -22,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from orchestrator import tracking_names as names
-from orchestrator.errors import UserError
+from experiments import tracking_names as names
+from estimators.errors import UserError
 
 KIND_STANDALONE = "train"  # TAG_KIND of a run made by `asym train` (no sweep, no parent)
 MAX_METRICS_PER_BATCH = 900  # MLflow accepts 1000 per log_batch

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -40,10 +40,10 @@ class SweepContext:
 
 def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
     """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     backend = get_backend(spec.backend)
-    wanted = dict(backend.resources(spec)) if hasattr(backend, "resources") else {"CPU": 1.0}
+    wanted = dict(backend.resources(spec))
     if cpus is not None:
         wanted["CPU"] = cpus
     if gpus is not None:
@@ -63,14 +63,9 @@ def trial_workdir(work_root: str | Path, sweep: str, trial: TrialSpec) -> Path:
 
 
 def spec_from_config(config: Mapping[str, Any]) -> TrialSpec:
-    """The trial's spec; an Optuna trial carries a template plus sampled alphas."""
-    spec = TrialSpec.from_dict(config["trial"])
-    if "alpha_pos" in config or "alpha_neg" in config:
-        alpha_pos = float(config.get("alpha_pos", spec.alpha_pos))
-        alpha_neg = float(config.get("alpha_neg", spec.alpha_neg))
-        spec = replace(spec, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
-                       name=f"{spec.estimator}-ap{alpha_pos:.4g}-an{alpha_neg:.4g}-s{spec.seed}")
-    return spec
+    """The trial's spec, as the planner made it (a grid cell, or an Optuna sample planned by
+    ``orchestrator.search.PlannedSearch``): Tune's config carries the whole TrialSpec."""
+    return TrialSpec.from_dict(config["trial"])
 
 
 class StepReporter:
@@ -130,10 +125,12 @@ def run_trial(config: dict, context: SweepContext) -> None:
     started = time.perf_counter()
     from ray import tune
 
+    from estimators.plugins import load_plugins
     from orchestrator import tracking
-    from orchestrator.backends.base import get_backend
+    from orchestrator.backends import get_backend
 
     spec = spec_from_config(config)
+    load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too
     client = tracking.make_client(context.tracking_uri)
     tracker = tracking.TrialRun.open(client, context.experiment_id, spec, sweep=context.sweep,
                                      parent_run_id=context.parent_run_id)
@@ -141,20 +138,18 @@ def run_trial(config: dict, context: SweepContext) -> None:
         tune.report({**tracker.latest_metrics(), "step": tracker.last_step(), "skipped": 1.0})
         return
     backend = get_backend(spec.backend)
-    configure = getattr(backend, "configure_runtime", None)
-    if configure is not None:
-        got = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
-        configure(got.get("CPU", 1.0), got.get("GPU", 0.0))
+    got = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+    backend.configure_runtime(got.get("CPU", 1.0), got.get("GPU", 0.0))
     # A backend that runs its own logger (verl) attaches it to this trial's run.
     os.environ["MLFLOW_TRACKING_URI"] = context.tracking_uri
     os.environ["MLFLOW_RUN_ID"] = tracker.run_id
     workdir = trial_workdir(context.work_root, context.sweep, spec)
     from orchestrator.ledger import CostMeter
 
-    held = trial_resources(spec, context.cpus_per_trial, context.gpus_per_trial)
+    held = got  # what Tune reserved for this trial
     meter = CostMeter(held.get("GPU", 0.0), previous=tracker.latest_metrics())
     reporter = StepReporter(tracker, forward=tune.report, crash_check=_crash_hook(spec, workdir),
-                            durable_every=getattr(backend, "checkpoint_every", None), meter=meter)
+                            durable_every=backend.checkpoint_every, meter=meter)
     reporter.setup_s = time.perf_counter() - started
     run_tracked(spec, backend, tracker, workdir, reporter)
 

@@ -32,3 +32,19 @@ def clean_env() -> dict[str, str]:
 def python_exe() -> str:
     """The interpreter running the tests (the project's venv)."""
     return sys.executable
+
+
+@pytest.fixture
+def plugin_module(tmp_path):
+    """A user's estimator module (``sharp-asym``, parameter ``power`` in [0.25, 4]) written outside the
+    package into tmp_path; unregistered and unimported again afterwards so other tests see the
+    paper's registry only."""
+    from estimators.registry import ESTIMATORS
+
+    source = REPO_ROOT / "tests" / "fixtures" / "plugins" / "my_estimators.py"
+    (tmp_path / "my_estimators.py").write_text(source.read_text())
+    yield tmp_path / "my_estimators.py"
+    ESTIMATORS.pop("sharp-asym", None)
+    sys.modules.pop("my_estimators", None)
+    if str(tmp_path) in sys.path:
+        sys.path.remove(str(tmp_path))

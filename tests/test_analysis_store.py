@@ -1,7 +1,7 @@
 """analysis.load against a real MLflow sqlite store written in the tracking layout.
 
 ``write_sweep`` (also used by tests/test_report.py) writes sweeps exactly as
-orchestrator/tracking_names.py lays them out: a parent run tagged kind=sweep, child runs with
+experiments/tracking_names.py lays them out: a parent run tagged kind=sweep, child runs with
 ``mlflow.parentRunId``, params = ``TrialSpec.params()`` of trials planned by the real planner, and
 per-step metrics under ``estimators.metric_names`` (train metrics at steps 1..N, evaluations at 0,
 every ``eval_every`` steps and the last). The histories are synthetic but shaped like the engine's
@@ -20,7 +20,7 @@ import pytest
 
 from estimators import metric_names as mn
 from experiments.spec import TrialSpec
-from orchestrator import tracking_names as tn
+from experiments import tracking_names as tn
 
 
 def _client(uri: str):

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from estimators import metric_names as M
-from orchestrator import tracking, tracking_names as names
+from experiments import tracking_names as names
+from orchestrator import tracking
 from orchestrator.cli import main
-from orchestrator.errors import UserError
+from estimators.errors import UserError
 from orchestrator.single import MetricsFile
 
 

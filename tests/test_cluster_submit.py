@@ -108,7 +108,7 @@ def test_sweep_submitted_to_a_head_runs_there_and_lands_in_mlflow(stack):
 
     from mlflow.tracking import MlflowClient
 
-    from orchestrator import tracking_names as names
+    from experiments import tracking_names as names
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)

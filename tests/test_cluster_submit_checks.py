@@ -19,7 +19,7 @@ import pytest
 from cluster.head import normalize_address
 from cluster.submit import build_job_request, submit_sweep
 from cluster.tracking_check import redact_uri, require_shared_tracking_uri
-from orchestrator.errors import UserError
+from estimators.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "http://127.0.0.1:8265"

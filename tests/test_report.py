@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from estimators import metric_names as mn
-from orchestrator import tracking_names as tn
+from experiments import tracking_names as tn
 
 from test_analysis_store import write_sweep  # noqa: E402  (tests/ is on sys.path under pytest)
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from estimators import metric_names as mn
-from orchestrator import tracking_names as tn
+from experiments import tracking_names as tn
 
 from test_report import _expected_accuracy, _tracked_runs  # noqa: E402  (tests/ is on sys.path)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from estimators import metric_names as M
-from orchestrator import tracking_names as names
+from experiments import tracking_names as names
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import pytest
 
 from experiments.spec import TrialSpec
 from orchestrator import tracking
-from orchestrator import tracking_names as names
-from orchestrator.errors import UserError
+from experiments import tracking_names as names
+from estimators.errors import UserError
 from orchestrator.mlflow_server import LocalServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]

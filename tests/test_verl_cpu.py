@@ -172,7 +172,7 @@ SWEEP = "verl-cpu-e2e"
 
 @pytest.mark.slow
 def test_real_verl_sweep_of_two_trials_then_report(tmp_path, clean_env):
-    from orchestrator import tracking_names as tn
+    from experiments import tracking_names as tn
 
     from test_report import _tracked_runs  # noqa: E402  (tests/ is on sys.path)
 

@@ -38,6 +38,7 @@ class EngineConfig:
     estimator: str  # a name in estimators.ESTIMATORS
     alpha_pos: float | None = None  # None: the estimator's default (resolved in __post_init__)
     alpha_neg: float | None = None
+    estimator_params: tuple[tuple[str, float], ...] = ()  # a user estimator's own parameters (sorted pairs)
     seed: int = 0  # prompt stream and sampler randomness (common random numbers across configs)
     steps: int = 100  # RL steps
     entropy_coeff: float = 0.0  # entropy bonus (the "w/ Entro.Reg" baselines only)
@@ -105,6 +106,7 @@ class EngineConfig:
         alpha_pos, alpha_neg = est.resolve_alphas(self.alpha_pos, self.alpha_neg)
         object.__setattr__(self, "alpha_pos", alpha_pos)
         object.__setattr__(self, "alpha_neg", alpha_neg)
+        object.__setattr__(self, "estimator_params", est.resolve_params(dict(self.estimator_params)))
         _check_ranges(self)
 
     @classmethod
@@ -117,8 +119,9 @@ class EngineConfig:
             raise ValueError(f"unknown engine setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
         if "estimator" not in kwargs:
             raise ValueError("engine setting 'estimator' is required (e.g. estimator='grpo')")
+        params = kwargs.pop("estimator_params", None) or ()  # checked by the estimator's own ranges
         coerced = {key: _coerce(key, value, hints[key]) for key, value in kwargs.items()}
-        return cls(**coerced)
+        return cls(**coerced, estimator_params=tuple(sorted(dict(params).items())))
 
     def replace(self, **changes: Any) -> "EngineConfig":
         """A copy with some settings changed, validated like ``create``.
@@ -150,7 +153,7 @@ class EngineConfig:
 
 BASE_MODEL_FORMAT = 2  # bump when the task encoding or the warm-up procedure changes
 _RUNTIME_FIELDS = ("device", "threads", "cache_dir")
-_TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "seed", "steps", "entropy_coeff", "clip_low",
+_TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "estimator_params", "seed", "steps", "entropy_coeff", "clip_low",
                  "clip_high", "loss_agg", "policy_loss")
 _BASE_MODEL_FIELDS = ("tiers", "max_new_tokens", "n_layers", "d_model", "n_heads", "mlp_ratio") + tuple(
     f.name for f in dataclasses.fields(EngineConfig) if f.name.startswith("warmup_"))

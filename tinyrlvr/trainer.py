@@ -77,7 +77,7 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     batch = collect(policy, cfg, step)
     seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
     advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
-                                    seq_logprob=seq_logp_old)
+                                    dict(cfg.estimator_params), seq_logprob=seq_logp_old)
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)

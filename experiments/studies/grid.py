@@ -32,3 +32,13 @@ STUDY = Study(
 SOURCES = {
     "AsymGRPO (a+, a-)": "eq 8 [v1*, v2 prose]; grid values [NF]: spec section 9 suggestion",
 }
+
+# `asym sweep optuna`: one AsymGRPO method whose alphas (and any --range) Optuna samples; each sample
+# is planned into its own trial, labelled by its values ("AsymGRPO alpha_pos=0.553 alpha_neg=0.72").
+OPTUNA_STUDY = Study(
+    name="optuna",
+    title="Optuna search over AsymGRPO (Fig 4(d) by search)",
+    description="AsymGRPO with alphas (and any --range setting) sampled by Optuna's TPE through Ray Tune.",
+    methods=(Method("AsymGRPO", "asym", source="eq 8 [v1*, v2 prose]; values sampled by Optuna"),),
+    models=("qwen3-4b",),
+)

@@ -1,13 +1,14 @@
-"""What every backend is: run one ``TrialSpec`` and report each step's metrics, in order.
+"""What every backend is: the whole interface the orchestrator calls, and nothing it probes for.
 
 The orchestrator owns run identity (MLflow run, Tune trial); a backend only trains and reports.
-Metric names are those of ``estimators.metric_names``, shared by every backend.
+Metric names are those of ``estimators.metric_names``, shared by every backend. The registry of
+backends (name -> class) is ``orchestrator.backends``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Protocol
+from typing import Iterable, Mapping, Protocol, runtime_checkable
 
 from experiments.spec import TrialSpec
 
@@ -17,8 +18,21 @@ class Reporter(Protocol):
         """Called once per training step (step 0: evaluation of the starting model), in order."""
 
 
+@runtime_checkable
 class Backend(Protocol):
     name: str
+    # Steps between the backend's checkpoints: the orchestrator makes metrics durable in MLflow at
+    # these steps, so a retry (which resumes at the last checkpoint) never skips buffered steps.
+    checkpoint_every: int
+
+    def resources(self, trial: TrialSpec) -> dict[str, float]:
+        """The Ray resources one trial reserves (``--cpus/--gpus-per-trial`` override them)."""
+
+    def configure_runtime(self, cpus: float, gpus: float) -> None:
+        """Called in the trial's process with the resources Tune gave it, before ``run``."""
+
+    def prepare(self, trials: Iterable[TrialSpec]) -> None:
+        """Called once by the sweep's driver before any trial starts (base models, data files)."""
 
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         """Train ``trial`` to completion; resume from checkpoints in ``workdir`` when it has any.
@@ -26,16 +40,3 @@ class Backend(Protocol):
         ``workdir`` is deterministic per trial key, so a retried attempt finds the last
         checkpoint of the failed one. Raise on failure (the orchestrator retries).
         """
-
-
-def get_backend(name: str) -> Backend:
-    """The backend object for a name; imports its module only when asked (keeps the CLI fast)."""
-    if name == "embedded":
-        from orchestrator.backends.embedded import EmbeddedBackend
-
-        return EmbeddedBackend()
-    if name == "verl":
-        from orchestrator.backends.verl import VerlBackend
-
-        return VerlBackend()
-    raise ValueError(f"unknown backend '{name}'; known: embedded, verl")

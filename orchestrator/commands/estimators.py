@@ -17,6 +17,32 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _plot_figure_1(tables, path: str) -> None:
+    """Figure 1 for these tables, drawn by the report's own function (``analysis.figures``)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from analysis import figures, summaries
+    from estimators import get_estimator
+
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise ValueError(f"--plot writes a PNG; give a file name ending in .png, got '{target}'")
+    if not target.parent.exists():
+        raise ValueError(f"--plot: directory '{target.parent}' does not exist")
+    labels = []
+    for t in tables:
+        est = get_estimator(t.estimator)
+        labels.append(f"{est.label} (a+={t.alpha_pos:g}, a-={t.alpha_neg:g})" if est.tunable else est.label)
+    configs = pd.DataFrame({"label": labels, "estimator": [t.estimator for t in tables],
+                            "alpha_pos": [t.alpha_pos for t in tables], "alpha_neg": [t.alpha_neg for t in tables]})
+    group_size = tables[0].group_size
+    curves = summaries.advantage_curves(configs, group_size)
+    fig = figures.advantage_figure(curves, figures.palette(labels), group_size)
+    fig.savefig(target, format="png", dpi=figures.DPI)
+
+
 @app.command("list")
 def list_estimators() -> None:
     """Every registered estimator: name, label, default alphas, which alphas are tunable, its source."""
@@ -55,9 +81,7 @@ def show(
         raise ValueError(f"--json shows one estimator; got {len(names)} ({name})")
     tables = [advantage_table(n, group_size, ap, an) for n, ap, an in overlay_alphas(names, alpha_pos, alpha_neg)]
     if plot is not None:
-        from estimators.figure import plot_advantage_curves
-
-        plot_advantage_curves(tables, plot)
+        _plot_figure_1(tables, plot)
     if as_json:
         typer.echo(json.dumps(tables[0].to_dict()))
         return

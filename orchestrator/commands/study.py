@@ -1,19 +1,16 @@
-"""`asym study list` and `asym study show NAME`: the paper's declared studies and what they plan."""
+"""`asym study list` and `asym study show NAME|FILE`: the declared studies (the paper's, or a study file) and what they plan."""
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, List, Optional
 
 import typer
 
+from orchestrator.commands.choices import BackendName
+
 app = typer.Typer(help="The paper's declared studies: list them, show one with its sources and trials.",
                   no_args_is_help=True)
-
-
-class BackendName(str, Enum):
-    embedded = "embedded"
-    verl = "verl"
 
 
 @app.command("list")
@@ -36,15 +33,21 @@ def list_studies(
 
 @app.command("show")
 def show_study(
-    name: Annotated[str, typer.Argument(help="A study name (see `asym study list`).")],
+    name: Annotated[str, typer.Argument(help="A study name (see `asym study list`) or a study file (.yaml).")],
     backend: Annotated[BackendName, typer.Option(help="Plan the trials for this backend.")] = BackendName.embedded,
+    sets: Annotated[Optional[List[str]], typer.Option("--set", help="Add an axis: key=v1,v2 (as on `asym sweep`).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (methods, sources, trials) instead of tables.")] = False,
 ) -> None:
-    """Show a study's methods with their paper values and sources, and its trials for one seed."""
+    """Show a study's methods with their values and sources, its axes, and its trials for one seed."""
     from experiments.describe import describe_study, method_sources, methods_table
-    from experiments.plan import trials_table
+    from experiments.plan import parse_set, trials_table
 
-    desc, trials = describe_study(name, backend.value)
+    study = name
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        from experiments.study_file import load_study_file
+
+        study = load_study_file(name)
+    desc, trials = describe_study(study, backend.value, axes=tuple(parse_set(text) for text in sets or ()))
     if as_json:
         import json
 
@@ -55,8 +58,9 @@ def show_study(
     console = Console()
     console.print(f"{desc['title']} ({desc['name']}): {desc['description']}", markup=False, highlight=False)
     console.print(methods_table(desc))
-    console.print("Sources (shared/paper/spec.md tags; [NF] = not in the paper, our default):", markup=False)
+    console.print("Sources (shared/paper/spec.md tags; [NF] = not in the paper, our default; file:line):", markup=False)
     for line in method_sources(desc):
         console.print(f"  {line}", markup=False, highlight=False)
-    console.print(trials_table(trials, title=f"Trials on {desc['backend']} for seed 0 "
-                                             f"(`asym sweep {desc['name']} --backend {desc['backend']} --dry-run`)"))
+    command = f"asym sweep run {name}" if desc["origin"] else f"asym sweep {desc['name']}"
+    console.print(trials_table(trials, title=f"Trials on {desc['backend']} for seed {desc['seeds'][0]} "
+                                             f"(`{command} --backend {desc['backend']} --dry-run`)"))

@@ -1,22 +1,25 @@
-"""`asym sweep <study>`, `asym sweep optuna`, `asym sweep resume NAME`: plan, then run with Ray Tune.
+"""`asym sweep <study>`, `asym sweep run FILE`, `asym sweep optuna`, `asym sweep resume NAME`.
 
 Every command plans first (pure, ``experiments.plan``), so bad input fails with one line before
-Ray, MLflow or any directory is touched. `--dry-run` prints the plan; `--cluster` / `--address`
-submit the same command to a Ray cluster (``cluster.submit``) instead of running it here.
-Any name that is not a sub-command is taken as a study name (`asym study list`).
+Ray, MLflow or any directory is touched. `--set key=v1,v2` adds an axis over any trial setting to
+every command. `--dry-run` prints the plan; `--cluster` / `--address` submit the same command to a
+Ray cluster (``cluster.submit``) instead of running it here. Any name that is not a sub-command is
+taken as a built-in study's name (`asym study list`); `run FILE` runs a study file.
 """
 
 from __future__ import annotations
 
 import copy
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import click
 import typer
+
+from orchestrator.commands.choices import BackendName
 from typer.core import TyperGroup
 
-FIXED_COMMANDS = ("optuna", "resume")
+FIXED_COMMANDS = ("run", "optuna", "resume")
 STUDY_COMMAND = "__study__"
 
 
@@ -52,13 +55,9 @@ class SweepGroup(TyperGroup):
 
 
 app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
-                  help="Run a declared study (isolation, flip, grid, main, backbones, kappa) as a Ray Tune "
-                       "sweep tracked in MLflow; `optuna` searches the alphas; `resume` continues a sweep.")
-
-
-class BackendName(str, Enum):
-    embedded = "embedded"
-    verl = "verl"
+                  help="Run a declared study (isolation, flip, grid, main, backbones, kappa) or a study file "
+                       "(`run FILE`) as a Ray Tune sweep tracked in MLflow; `optuna` searches ranges of any "
+                       "numeric setting; `resume` continues a sweep.")
 
 
 class SchedulerName(str, Enum):
@@ -68,7 +67,8 @@ class SchedulerName(str, Enum):
 
 BackendOpt = Annotated[BackendName, typer.Option(help="Where trials train: the embedded CPU engine or verl.")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model preset(s), comma-separated (default: the study's).")]
-SeedsOpt = Annotated[str, typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2.")]
+SeedsOpt = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2 (default: the study's, else 0).")]
+SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="Sweep a setting: key=v1,v2 (any preset key, alpha_pos, entropy_coeff, clip_high, loss_agg, params.NAME, model, backend). Repeatable; axes multiply.")]
 StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="RL steps per trial (default: the preset's).")]
 SmokeOpt = Annotated[bool, typer.Option("--smoke", help="Shrink every trial to seconds (tests, quick start).")]
 NameOpt = Annotated[Optional[str], typer.Option("--name", help="The sweep's name (default: <study>-<plan hash>).")]
@@ -89,7 +89,7 @@ def sweep_study(
     ctx: typer.Context,
     backend: BackendOpt = BackendName.embedded,
     model: ModelOpt = None,
-    seeds: SeedsOpt = "0",
+    seeds: SeedsOpt = None,
     steps: StepsOpt = None,
     smoke: SmokeOpt = False,
     name: NameOpt = None,
@@ -101,6 +101,7 @@ def sweep_study(
     cpus_per_trial: CpusOpt = None,
     scheduler: SchedOpt = SchedulerName.fifo,
     max_failures: FailOpt = 2,
+    sets: SetOpt = None,
     alpha_pos: Annotated[Optional[str], typer.Option("--alpha-pos", help="grid: comma-separated alpha_pos values.")] = None,
     alpha_neg: Annotated[Optional[str], typer.Option("--alpha-neg", help="grid: comma-separated alpha_neg values.")] = None,
     cluster: ClusterOpt = None,
@@ -110,9 +111,9 @@ def sweep_study(
     from experiments.plan import parse_float_list
 
     study = ctx.info_name
-    trials = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial,
-                   alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
-                   alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
+    trials, _ = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial, sets,
+                      alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
+                      alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
     from orchestrator.sweep import SweepOptions, default_name
 
     options = SweepOptions(name=name or default_name(study, trials), study=study, max_concurrent=max_concurrent,
@@ -121,16 +122,62 @@ def sweep_study(
     _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
 
 
+@app.command("run")
+def sweep_run(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="A study file (YAML; see README 'Your own studies').")],
+    backend: BackendOpt = BackendName.embedded,
+    model: ModelOpt = None,
+    seeds: SeedsOpt = None,
+    steps: StepsOpt = None,
+    smoke: SmokeOpt = False,
+    name: NameOpt = None,
+    config: ConfigOpt = None,
+    dry_run: DryRunOpt = False,
+    as_json: JsonOpt = False,
+    max_concurrent: MaxConcOpt = None,
+    gpus_per_trial: GpusOpt = None,
+    cpus_per_trial: CpusOpt = None,
+    scheduler: SchedOpt = SchedulerName.fifo,
+    max_failures: FailOpt = 2,
+    sets: SetOpt = None,
+    search_trials: Annotated[Optional[int], typer.Option("--trials", help="With a `search:` section: how many Optuna trials (default: the file's).")] = None,
+    cluster: ClusterOpt = None,
+    address: AddressOpt = None,
+) -> None:
+    """Run a study file: its methods x axes x seeds as a grid, or its `search:` ranges with Optuna."""
+    from experiments.study_file import load_study_file
+
+    study = load_study_file(file)
+    if study.search is not None:
+        from dataclasses import replace
+
+        search = study.search if search_trials is None else replace(study.search, trials=search_trials)
+        _optuna(ctx, study, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
+                max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address)
+        return
+    if search_trials is not None:
+        raise ValueError(f"--trials goes with a study file that has a `search:` section ({file} has none)")
+    trials, _ = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial, sets)
+    from orchestrator.sweep import SweepOptions, default_name
+
+    options = SweepOptions(name=name or default_name(study.name, trials), study=study.name,
+                           max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                           gpus_per_trial=gpus_per_trial, scheduler=scheduler.value, max_failures=max_failures)
+    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+
+
 @app.command("optuna")
 def sweep_optuna(
     ctx: typer.Context,
     alpha_pos_range: Annotated[str, typer.Option("--alpha-pos-range", help="lo,hi of alpha_pos.")] = "0,1",
     alpha_neg_range: Annotated[str, typer.Option("--alpha-neg-range", help="lo,hi of alpha_neg.")] = "0,1",
+    ranges: Annotated[Optional[List[str]], typer.Option("--range", help="Search another numeric setting too: key=lo,hi (e.g. entropy_coeff=0,0.02, lr=1e-4,1e-2). Repeatable.")] = None,
     trials: Annotated[int, typer.Option("--trials", help="How many Optuna trials.")] = 8,
     search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of Optuna's TPE sampler.")] = 0,
     backend: BackendOpt = BackendName.embedded,
     model: ModelOpt = None,
-    seeds: Annotated[str, typer.Option("--seeds", help="The training seed (one).")] = "0",
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help="The training seed (one).")] = None,
     steps: StepsOpt = None,
     smoke: SmokeOpt = False,
     name: NameOpt = None,
@@ -141,27 +188,48 @@ def sweep_optuna(
     gpus_per_trial: GpusOpt = None,
     cpus_per_trial: CpusOpt = None,
     max_failures: FailOpt = 2,
+    sets: SetOpt = None,
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
 ) -> None:
-    """Search alpha_pos and alpha_neg with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
+    """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
     from experiments.plan import parse_float_list
+    from experiments.spec import Search, SearchRange
+    from experiments.studies.grid import OPTUNA_STUDY
 
     pos = _range(parse_float_list(alpha_pos_range, name="--alpha-pos-range"), "--alpha-pos-range")
     neg = _range(parse_float_list(alpha_neg_range, name="--alpha-neg-range"), "--alpha-neg-range")
     if trials < 1:
         raise ValueError(f"--trials must be >= 1, got {trials}")
-    template = _plan("grid", backend.value, model, seeds, steps, smoke, config, gpus_per_trial,
-                     alpha_pos=[pos[0]], alpha_neg=[neg[0]])
-    if len(template) != 1:
-        raise ValueError("optuna searches one model and one seed: pass one --model and one --seeds value")
+    found = {"alpha_pos": SearchRange("alpha_pos", *pos, source="--alpha-pos-range"),
+             "alpha_neg": SearchRange("alpha_neg", *neg, source="--alpha-neg-range")}
+    for text in ranges or ():
+        key, sep, bounds = text.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--range needs key=lo,hi, e.g. --range entropy_coeff=0,0.02; got {text!r}")
+        lo, hi = _range(parse_float_list(bounds, name=f"--range {key.strip()}", nonnegative=False), f"--range {key.strip()}")
+        found[key.strip()] = SearchRange(key.strip(), lo, hi, source="--range")
+    search = Search(tuple(found.values()), trials=trials, seed=search_seed)
+    _optuna(ctx, OPTUNA_STUDY, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
+            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address)
+
+
+def _optuna(ctx, study, search, backend, model, seeds, steps, smoke, name, config, dry_run, as_json,
+            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address) -> None:
+    """An Optuna sweep: the planner checks both ends of every range now, and plans every sample later."""
+    _, plan_options = _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, sets)
+    from experiments.plan import plan_sampled
+
+    ends = [plan_sampled(study, plan_options, {r.key: getattr(r, end) for r in search.ranges})
+            for end in ("low", "high")]
+    template = ends[0]
     from orchestrator.sweep import SweepOptions, default_name
 
-    options = SweepOptions(name=name or default_name("optuna", template, f"{pos}{neg}{trials}{search_seed}"),
-                           study="optuna", max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                           gpus_per_trial=gpus_per_trial, max_failures=max_failures,
-                           optuna_alpha_pos=pos, optuna_alpha_neg=neg, optuna_trials=trials, optuna_seed=search_seed)
-    _dispatch(ctx, template, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+    options = SweepOptions(name=name or default_name(study.name, [template], repr(search)), study=study.name,
+                           max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                           gpus_per_trial=gpus_per_trial, max_failures=max_failures, search=search)
+    _dispatch(ctx, [template], options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address,
+              planner=(study, plan_options))
 
 
 @app.command("resume")
@@ -177,13 +245,19 @@ def sweep_resume(
 # --- shared steps ------------------------------------------------------------------------------------
 
 
-def _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, *, alpha_pos, alpha_neg):
-    from experiments.plan import parse_seeds, plan
+def _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, sets, *, alpha_pos=None,
+          alpha_neg=None):
+    """(the planned trials, the planner's options: what a search replans each sample with)."""
+    from experiments.plan import parse_seeds, parse_set, plan
 
-    models = [m.strip() for m in model.split(",")] if model else None
-    overrides = {"gpus_per_trial": int(gpus_per_trial)} if backend == "verl" and gpus_per_trial else None
-    return plan(study, backend=backend, models=models, seeds=parse_seeds(seeds), steps=steps, smoke=smoke,
-                alpha_pos=alpha_pos, alpha_neg=alpha_neg, overrides=overrides, config_file=config)
+    options = dict(
+        backend=backend, models=[m.strip() for m in model.split(",")] if model else None,
+        seeds=parse_seeds(seeds) if seeds is not None else None, steps=steps, smoke=smoke,
+        alpha_pos=alpha_pos, alpha_neg=alpha_neg, config_file=config,
+        overrides={"gpus_per_trial": int(gpus_per_trial)} if backend == "verl" and gpus_per_trial else None,
+        axes=tuple(parse_set(text) for text in sets or ()),
+    )
+    return plan(study, **options), options
 
 
 def _range(values: list[float], name: str) -> tuple[float, float]:
@@ -192,7 +266,8 @@ def _range(values: list[float], name: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bool, cluster, address) -> None:
+def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bool, cluster, address,
+              planner=None) -> None:
     if as_json and not dry_run:
         raise ValueError("--json goes with --dry-run")
     if cluster and address:
@@ -208,7 +283,7 @@ def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bo
         return
     from orchestrator.sweep import run_sweep
 
-    _finish(run_sweep(trials, options))
+    _finish(run_sweep(trials, options, planner=planner))
 
 
 def _print_plan(trials, options, as_json: bool) -> None:
@@ -224,8 +299,9 @@ def _print_plan(trials, options, as_json: bool) -> None:
 
     title = f"sweep {options.name}: {len(trials)} trial(s)"
     if options.is_optuna:
-        title = (f"sweep {options.name}: {options.optuna_trials} Optuna trial(s) over alpha_pos in "
-                 f"{list(options.optuna_alpha_pos)}, alpha_neg in {list(options.optuna_alpha_neg)}; template")
+        ranges = ", ".join(f"{r.key} in {[r.low, r.high]}" for r in options.search.ranges)
+        title = (f"sweep {options.name}: {options.search.trials} Optuna trial(s) over {ranges}; each sample is "
+                 f"planned like this trial (here at the ranges' low ends)")
     Console().print(trials_table(trials, title=title))
 
 
@@ -244,13 +320,18 @@ def _argv_without_cluster(ctx: typer.Context) -> list[str]:
     --cluster / --address (parsed values, so it is the same plan that was validated here)."""
     argv = ["sweep", ctx.info_name]
     for param in ctx.command.params:
-        if getattr(param, "param_type_name", "") != "option" or param.name in ("cluster", "address"):
+        kind = getattr(param, "param_type_name", "")
+        if kind == "argument":
+            argv.append(_text(ctx.params.get(param.name)))
+            continue
+        if kind != "option" or param.name in ("cluster", "address"):
             continue
         value = ctx.params.get(param.name)
-        if value is None or value == param.default or (param.is_flag and not value):
+        if value is None or value == param.default or (param.is_flag and not value) or value == () or value == []:
             continue
-        value = value.value if isinstance(value, Enum) else value
-        argv += [param.opts[0]] if param.is_flag else [param.opts[0], _text(value)]
+        for one in (value if isinstance(value, (list, tuple)) else [value]):
+            one = one.value if isinstance(one, Enum) else one
+            argv += [param.opts[0]] if param.is_flag else [param.opts[0], _text(one)]
     return argv
 
 

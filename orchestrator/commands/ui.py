@@ -15,8 +15,8 @@ def ui(
     import socket
     import subprocess
 
-    from orchestrator import tracking_names as names
-    from orchestrator.errors import UserError
+    from experiments import tracking_names as names
+    from estimators.errors import UserError
     from orchestrator.mlflow_server import server_command, store_paths
 
     given = os.environ.get("MLFLOW_TRACKING_URI")

@@ -43,7 +43,7 @@ from orchestrator.backends.verl.render import (
     render_overrides,
     val_n,
 )
-from orchestrator.errors import UserError
+from estimators.errors import UserError
 
 
 class VerlBackend:

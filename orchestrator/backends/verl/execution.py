@@ -48,17 +48,23 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
     """The trial's MLflow run, created by the orchestrator; verl's MLflow logger attaches to it."""
     missing = [k for k in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI") if not environ.get(k)]
     if missing:
-        from orchestrator.errors import UserError
+        from estimators.errors import UserError
 
         raise UserError(f"the verl backend needs {' and '.join(missing)} (the orchestrator sets them per trial); "
                         f"run trials through `asym sweep`")
     return {k: environ[k] for k in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")}
 
 
-def trial_env(metrics_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """The variables a verl attempt gets on top of the inherited environment."""
-    python_path = os.pathsep.join(p for p in (str(PROJECT_ROOT), environ.get("PYTHONPATH", "")) if p)
+def trial_env(metrics_file: Path, environ: Mapping[str, str], plugins: Sequence[str] = ()) -> dict[str, str]:
+    """The variables a verl attempt gets on top of the inherited environment (``plugins``: the
+    modules of a user's estimators, imported by our verl adapter in every verl process)."""
+    from estimators.plugins import MODULES_ENV, import_roots
+
+    roots = import_roots(plugins) if plugins else []
+    python_path = os.pathsep.join(p for p in (str(PROJECT_ROOT), *roots, environ.get("PYTHONPATH", "")) if p)
+    extra = {MODULES_ENV: ",".join(plugins)} if plugins else {}
     return {
+        **extra,
         **verl_runtime_env_vars(),
         **handed_over_tracking(environ),
         "VERL_FILE_LOGGER_PATH": str(metrics_file),  # verl.utils.tracking.FileLogger
@@ -223,7 +229,7 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
     skip = reported_steps(workdir)
     log_file = workdir / "logs" / f"attempt-{attempt}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    env = {**trial_env(metrics_file, os.environ if environ is None else environ), **(extra_env or {})}
+    env = {**trial_env(metrics_file, os.environ if environ is None else environ, trial.plugins), **(extra_env or {})}
     command = [*entrypoint, *overrides]
     tail, stream = JsonlTail(metrics_file), MetricsStream(report, skip)
     if multi_node:

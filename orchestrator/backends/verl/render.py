@@ -26,11 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from estimators.registry import VERL_ESTIMATOR_NAME
 from experiments.spec import TrialSpec
 
 ENTRYPOINT = ("python", "-m", "orchestrator.backends.verl.entry")
 TRAINER_MODE = "asym_sync"  # registered by orchestrator.backends.verl.trainer
-CUSTOM_ESTIMATOR = "asym_grpo"  # registered by estimators.verl_adapter
+CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by estimators.verl_adapter
 VERL_GRPO_ESTIMATORS = ("grpo", "dr-grpo")  # baselines run as verl's own `grpo`
 TRAIN_FILE = "math_train.parquet"
 TRAIN_SOURCE = "math_train"  # data_source of the MATH training rows (never a benchmark)
@@ -103,6 +104,7 @@ def estimator_overrides(trial: TrialSpec) -> list[str]:
         f"+algorithm.asym.variant={trial.estimator}",
         f"+algorithm.asym.alpha_pos={_fmt(float(trial.alpha_pos))}",
         f"+algorithm.asym.alpha_neg={_fmt(float(trial.alpha_neg))}",
+        *(f"+algorithm.asym.params.{k}={_fmt(float(v))}" for k, v in trial.estimator_params),
     ]
 
 

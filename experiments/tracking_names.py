@@ -1,4 +1,6 @@
-"""How sweeps and trials are laid out in MLflow: the contract between tracking and analysis.
+"""How sweeps and trials are laid out in MLflow and on disk: the contract between tracking and analysis.
+
+It sits in ``experiments`` (below the orchestrator, which writes it, and analysis, which reads it).
 
 - One MLflow experiment (``EXPERIMENT``, or $MLFLOW_EXPERIMENT_NAME) holds every sweep.
 - A sweep is a parent run named after the sweep, tagged TAG_KIND=KIND_SWEEP, TAG_SWEEP=<name>,
@@ -7,11 +9,15 @@
   TAG_KIND=KIND_TRIAL, TAG_SWEEP, TAG_STUDY, TAG_TRIAL_KEY=<TrialSpec.key>, TAG_TRIAL=<name>;
   its params are ``TrialSpec.params()``; its metrics use ``estimators.metric_names`` with
   ``step`` = training step (0 = the starting model's evaluation).
+- On disk everything lives under ``./.asym`` (``ASYM_DIR``): ``sweeps/<name>`` (the Tune
+  experiment), ``trials/<sweep>/<trial key>`` (work directories), ``mlflow/`` (the default store),
+  ``logs/``.
 """
 
 import os
 from pathlib import Path
 
+ASYM_DIR = ".asym"
 EXPERIMENT = "asym"
 TAG_KIND = "asym.kind"
 KIND_SWEEP = "sweep"
@@ -27,9 +33,14 @@ def experiment_name() -> str:
     return os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
 
 
+def asym_root(workdir: Path | None = None) -> Path:
+    """The working directory's ``.asym`` folder (absolute)."""
+    return (workdir or Path.cwd()).resolve() / ASYM_DIR
+
+
 def local_store_dir(workdir: Path | None = None) -> Path:
     """Where the default (no $MLFLOW_TRACKING_URI) store lives: ./.asym/mlflow under the cwd."""
-    return (workdir or Path.cwd()) / ".asym" / "mlflow"
+    return asym_root(workdir) / "mlflow"
 
 
 def default_tracking_uri(workdir: Path | None = None) -> str:

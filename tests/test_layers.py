@@ -1,0 +1,144 @@
+"""The import graph of the packages, read with ``ast`` (every import, module-level or inside a
+function): it follows the layer order of the README's design section and has no cycle.
+
+    estimators -> tinyrlvr -> experiments -> orchestrator -> analysis, cluster -> CLI
+
+(the CLI is ``orchestrator.cli`` and ``orchestrator.commands``; analysis and cluster never import
+each other). A module may import its own layer and any layer below it, never one above.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("estimators", "tinyrlvr", "experiments", "orchestrator", "analysis", "cluster")
+RANK = {"estimators": 0, "tinyrlvr": 1, "experiments": 2, "orchestrator": 3, "analysis": 4, "cluster": 4, "cli": 5}
+
+
+def layer(module: str) -> str:
+    if module == "orchestrator.cli" or module.startswith("orchestrator.commands"):
+        return "cli"
+    return module.split(".")[0]
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, known: set[str], root: Path) -> set[str]:
+    """The project modules ``path`` imports (``from a.b import c`` counts a.b.c when that is a module)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    own = module_name(path, root)
+    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in PACKAGES:
+                found.add(name if name in known else _closest(name, known))
+    found.discard(own)
+    return found
+
+
+def _closest(name: str, known: set[str]) -> str:
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def graph(root: Path = ROOT) -> dict[str, set[str]]:
+    files = [p for pkg in PACKAGES for p in (root / pkg).rglob("*.py")]
+    known = {module_name(p, root) for p in files}
+    return {module_name(p, root): imports_of(p, known, root) - {""} for p in files}
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, targets in sorted(edges.items()):
+        for target in sorted(targets):
+            src, dst = layer(module), layer(target)
+            same_rank_other = RANK[src] == RANK[dst] and src != dst  # analysis <-> cluster
+            if RANK[dst] > RANK[src] or same_rank_other:
+                bad.append(f"{module} ({src}) imports {target} ({dst})")
+    return bad
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component with more than one module (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_points_up_a_layer():
+    assert upward_imports(graph()) == []
+
+
+def test_the_import_graph_has_no_cycle():
+    assert cycles(graph()) == []
+
+
+PLANTED = {  # an upward import each, and how the check must name it
+    "cluster/extra.py": ("from orchestrator.cli import main\n", "cluster.extra (cluster) imports orchestrator.cli (cli)"),
+    "analysis/extra.py": ("import cluster.submit\n", "analysis.extra (analysis) imports cluster.submit (cluster)"),
+    "estimators/extra.py": ("def f():\n    from experiments import plan\n",
+                            "estimators.extra (estimators) imports experiments.plan (experiments)"),
+}
+
+
+def test_the_check_catches_an_upward_import(tmp_path):
+    """The same check on a copy of the tree with upward imports added fails, naming each."""
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            target = tmp_path / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(path.read_text())
+    for module, (line, _) in PLANTED.items():
+        (tmp_path / module).write_text(line)
+    found = upward_imports(graph(tmp_path))
+    assert sorted(found) == sorted(expected for _, expected in PLANTED.values())
+
+
+def test_the_check_catches_a_cycle():
+    edges = {"orchestrator.a": {"orchestrator.b"}, "orchestrator.b": {"orchestrator.a"}, "orchestrator.c": set()}
+    assert cycles(edges) == [["orchestrator.a", "orchestrator.b"]]
