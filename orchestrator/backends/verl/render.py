@@ -213,7 +213,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     if uses_embedded_task(trial):  # the exported engine model and its task (cpu/settings.py)
         from orchestrator.backends.verl.cpu.settings import cpu_overrides, render_embedded_task
 
-        out = render_embedded_task(trial, out)
+        out = render_embedded_task(list(val_n(trial)), out)
         if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
             out = cpu_overrides(out)
     return out

@@ -85,13 +85,13 @@ def cpu_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def render_embedded_task(trial, overrides: Sequence[str]) -> list[str]:
-    """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``)."""
+def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) -> list[str]:
+    """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``);
+    ``benchmarks``: the trial's validation sets (the renderer's ``val_n`` keys)."""
     from orchestrator.backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
-    from orchestrator.backends.verl.render import val_n
 
     assets = assets_for(engine_config())
-    return task_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(val_n(trial)))
+    return task_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(benchmarks))
 
 
 def trial_cpus() -> float:
