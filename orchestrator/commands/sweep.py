@@ -263,6 +263,10 @@ def _finish(outcome) -> None:
 
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
+    if outcome.interrupted:
+        console.print(f"sweep {outcome.name}: interrupted with {done}/{len(outcome.results)} trials done; the others "
+                      f"ended KILLED; continue with `asym sweep resume {outcome.name}`", highlight=False)
+        raise typer.Exit(130)
     console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done; MLflow parent run "
                   f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri)}", highlight=False)
     if outcome.failed:
@@ -273,4 +277,6 @@ def _finish(outcome) -> None:
 
 
 def _ui_hint(uri: str) -> str:
-    return uri if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"
+    from orchestrator.tracking import redact
+
+    return redact(uri) if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"
