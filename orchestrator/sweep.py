@@ -19,7 +19,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,6 +79,7 @@ class SweepOutcome:
     tracking_uri: str
     results: list[dict[str, Any]] = field(default_factory=list)  # one per trial: name, status, metrics
     interrupted: bool = False  # Ctrl-C (SIGINT): Tune saved its state and stopped the trials
+    planned: int = 0  # trials the sweep runs in all (Tune creates them lazily)
 
     @property
     def failed(self) -> list[str]:
@@ -234,9 +237,11 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             note = tracking.SweepNote(client, experiment_id, parent_run_id, sweep=options.name, study=options.study,
                                       planned=[] if options.is_optuna else [t.name for t in trials]).start()
             tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore)
-            grid = tuner.fit()
+            with _sigint_watch() as interrupted:
+                grid = tuner.fit()
             outcome = _outcome(grid, options, uri, parent_run_id)
-            outcome.interrupted = grid.num_terminated + grid.num_errors < len(grid)  # Ctrl-C: Tune stopped early
+            outcome.interrupted = interrupted()
+            outcome.planned = options.optuna_trials or len(trials)
             _reconcile_runs(client, experiment_id, options.name, outcome)
             _log_costs(client, experiment_id, options.name, parent_run_id)
             status = "KILLED" if outcome.interrupted else "FAILED" if outcome.failed else "FINISHED"
@@ -248,6 +253,31 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 import ray
 
                 ray.shutdown()
+
+
+@contextmanager
+def _sigint_watch() -> Iterator[Any]:
+    """Yield a callable telling whether Ctrl-C stopped ``Tuner.fit``.
+
+    On the first SIGINT Tune saves its state, stops the trials and returns normally, after putting
+    back the handler it found; so the one installed here (a second Ctrl-C: KeyboardInterrupt) is
+    current again after ``fit`` exactly when it was interrupted.
+    """
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER"):
+        yield lambda: False
+        return
+
+    def second_sigint(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, second_sigint)
+    state = {"interrupted": False}
+    try:
+        yield lambda: state["interrupted"]
+    finally:
+        state["interrupted"] = signal.getsignal(signal.SIGINT) is second_sigint
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_ray() -> bool:
@@ -340,6 +370,8 @@ def _outcome(grid, options: SweepOptions, uri: str, parent_run_id: str) -> Sweep
 
     outcome = SweepOutcome(name=options.name, parent_run_id=parent_run_id, tracking_uri=uri)
     for result in grid:
+        if result.config is None:  # a trial Tune had not started when Ctrl-C stopped it
+            continue
         spec = spec_from_config(result.config)
         metrics = result.metrics or {}
         outcome.results.append({
@@ -351,14 +383,17 @@ def _outcome(grid, options: SweepOptions, uri: str, parent_run_id: str) -> Sweep
 
 
 def _reconcile_runs(client, experiment_id: str, sweep: str, outcome: SweepOutcome) -> None:
-    """Child runs Tune stopped early (ASHA) or whose process died end KILLED / FAILED, never RUNNING."""
+    """Child runs Tune stopped early (ASHA, Ctrl-C) or whose process died end KILLED / FAILED, never RUNNING."""
     status_by_key = {r["key"]: r["status"] for r in outcome.results}
     runs = tracking.find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep})
     finished = {run.data.tags.get(names.TAG_TRIAL_KEY) for run in runs if run.info.status == "FINISHED"}
     for run in runs:
-        if run.info.status == "RUNNING":
-            key = run.data.tags.get(names.TAG_TRIAL_KEY)
-            tracking.finish_run(client, run.info.run_id, "FAILED" if status_by_key.get(key) == "ERROR" else "KILLED")
+        key = run.data.tags.get(names.TAG_TRIAL_KEY)
+        stopped = run.info.status == "FAILED" and outcome.interrupted  # Tune's stop raised in the trial
+        if (run.info.status == "RUNNING" or stopped) and status_by_key.get(key) != "ERROR":
+            tracking.finish_run(client, run.info.run_id, "KILLED")
+        elif run.info.status == "RUNNING":
+            tracking.finish_run(client, run.info.run_id, "FAILED")
     if outcome.interrupted:  # a trial Tune stopped on Ctrl-C has no error, but it is not done
         for result in outcome.results:
             if result["status"] == "DONE" and result["key"] not in finished:

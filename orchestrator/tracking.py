@@ -95,10 +95,27 @@ def server_is_up(uri: str, timeout: float = 2.0) -> bool:
         return False
 
 
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "file")
+
+
 def check_tracking_uri(uri: str) -> None:
-    """Refuse to start against an http tracking server that does not answer (one-line error)."""
+    """Refuse a tracking URI asym cannot use, before anything is written (one-line errors): an
+    unknown scheme, an http URI without a host or whose server does not answer, a sqlite file in a
+    folder that does not exist."""
+    parts = urllib.parse.urlsplit(uri)
+    shown = redact(uri)
+    if parts.scheme not in TRACKING_SCHEMES:
+        raise UserError(f"MLFLOW_TRACKING_URI={shown}: unsupported scheme {parts.scheme or '(none)'!r}; use "
+                        "http(s)://HOST:PORT of an MLflow server, or sqlite:////path/to/mlflow.db")
+    if is_http(uri) and not parts.hostname:
+        raise UserError(f"MLFLOW_TRACKING_URI={shown} has no host; use http(s)://HOST:PORT")
+    if parts.scheme == "sqlite":
+        if not uri.startswith("sqlite:///") or not str(sqlite_path(uri)).strip("/"):
+            raise UserError(f"MLFLOW_TRACKING_URI={shown}: a sqlite URI is sqlite:///relative.db or sqlite:////absolute.db")
+        if not sqlite_path(uri).parent.is_dir():
+            raise UserError(f"MLFLOW_TRACKING_URI={shown}: folder {sqlite_path(uri).parent} does not exist")
     if is_http(uri) and not server_is_up(uri, timeout=3.0):
-        raise UserError(f"MLflow tracking server {redact(uri)} is not reachable; start it, or unset "
+        raise UserError(f"MLflow tracking server {shown} is not reachable; start it, or unset "
                         "MLFLOW_TRACKING_URI to use the local store under ./.asym/mlflow")
 
 

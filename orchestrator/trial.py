@@ -116,9 +116,9 @@ def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: Ste
     tracker.mark_running()
     try:
         backend.run(trial, reporter, workdir)
-    except BaseException:
-        try:
-            tracker.close("FAILED")
+    except BaseException as exc:
+        try:  # Ctrl-C reaches the trial processes too: stopped, not failed
+            tracker.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         except Exception:
             pass  # the original error is the one to show
         raise

@@ -264,7 +264,7 @@ def _finish(outcome) -> None:
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
     if outcome.interrupted:
-        console.print(f"sweep {outcome.name}: interrupted with {done}/{len(outcome.results)} trials done; the others "
+        console.print(f"sweep {outcome.name}: interrupted with {done}/{outcome.planned} trials done; the others "
                       f"ended KILLED; continue with `asym sweep resume {outcome.name}`", highlight=False)
         raise typer.Exit(130)
     console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done; MLflow parent run "
