@@ -115,7 +115,7 @@ def sweep_study(
                    alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
     from orchestrator.sweep import SweepOptions, default_name
 
-    options = SweepOptions(name=name or default_name(study, trials), study=study, max_concurrent=max_concurrent,
+    options = SweepOptions(name=default_name(study, trials) if name is None else name, study=study, max_concurrent=max_concurrent,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                            scheduler=scheduler.value, max_failures=max_failures)
     _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
@@ -157,7 +157,7 @@ def sweep_optuna(
         raise ValueError("optuna searches one model and one seed: pass one --model and one --seeds value")
     from orchestrator.sweep import SweepOptions, default_name
 
-    options = SweepOptions(name=name or default_name("optuna", template, f"{pos}{neg}{trials}{search_seed}"),
+    options = SweepOptions(name=default_name("optuna", template, f"{pos}{neg}{trials}{search_seed}") if name is None else name,
                            study="optuna", max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
                            gpus_per_trial=gpus_per_trial, max_failures=max_failures,
                            optuna_alpha_pos=pos, optuna_alpha_neg=neg, optuna_trials=trials, optuna_seed=search_seed)
