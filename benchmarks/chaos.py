@@ -1,7 +1,7 @@
 """Chaos run: real smoke sweeps of 12 trials with faults injected at random moments.
 
-Each repetition runs ``asym sweep isolation --smoke --seeds 0,1,2`` (4 methods x 3 seeds = 12
-trials) in a fresh directory and, at random moments while it runs, injects:
+Each repetition runs ``asym sweep grid --alpha-pos 0.5,0.9 --alpha-neg 0.4,0.8 --seeds 0,1,2 --smoke``
+(4 cells x 3 seeds = 12 trials) in a fresh directory and, at random moments while it runs, injects:
 
 - ``trial``: SIGKILL one running trial process (a Ray worker): Tune retries it, it resumes from its
   engine checkpoint and continues its MLflow run;
@@ -37,7 +37,8 @@ from estimators import metric_names as M
 from orchestrator import tracking_names as names
 
 STEPS = 11
-SWEEP = ["sweep", "isolation", "--smoke", "--seeds", "0,1,2", "--steps", str(STEPS), "--name", "chaos",
+SWEEP = ["sweep", "grid", "--alpha-pos", "0.5,0.9", "--alpha-neg", "0.4,0.8", "--smoke", "--seeds", "0,1,2",
+         "--steps", str(STEPS), "--name", "chaos",
          "--max-concurrent", "2", "--max-failures", "6"]
 N_TRIALS = 12
 

@@ -106,7 +106,8 @@ def gone(pids) -> bool:
 
 @pytest.mark.slow
 def test_server_killed_then_ctrl_c_then_resume(tmp_path):
-    sweep = ["sweep", "isolation", "--smoke", "--seeds", "0", "--steps", str(STEPS), "--name", "cc", "--max-concurrent", "2"]
+    sweep = ["sweep", "grid", "--alpha-pos", "0.5,0.9", "--alpha-neg", "0.4,0.8", "--smoke", "--seeds", "0",
+             "--steps", str(STEPS), "--name", "cc", "--max-concurrent", "2"]  # 4 trials
     proc = asym(sweep, tmp_path)
     try:
         first = wait_for(lambda: server_info(tmp_path), 120, "the local server's pid file", proc)
@@ -151,7 +152,7 @@ def test_server_killed_then_ctrl_c_then_resume(tmp_path):
     (parent,) = runs_of(client, names.KIND_SWEEP)
     assert parent.info.status == "FINISHED"
     note = parent.data.tags[names.NOTE]
-    assert "4 finished" in note and "asym sweep isolation --smoke" in note
+    assert "4 trials (4 finished); sweep finished" in note and "asym sweep grid --alpha-pos 0.5,0.9" in note
 
 
 def test_orphan_server_of_a_sigkilled_driver_is_reaped_by_the_next_command(tmp_path):
