@@ -463,7 +463,9 @@ class TrialRun:
             finish_run(self.client, self.run_id, status, deadline_s=self.buffer.deadline_s)
 
     def latest_metrics(self) -> dict[str, float]:
-        return dict(self.client.get_run(self.run_id).data.metrics)
+        """The run's latest value per metric (retried: a trial may start while the server restarts)."""
+        return with_retries(lambda: dict(self.client.get_run(self.run_id).data.metrics),
+                            deadline_s=self.buffer.deadline_s, what=f"read the metrics of run {self.run_id}")
 
 
 def _last_steps(client, run) -> dict[str, int]:
