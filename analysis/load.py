@@ -187,7 +187,9 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
     if parent is None:
         known = list_sweeps(uri) if experiment is not None else []
         hint = f"known sweeps: {', '.join(known)}" if known else "run `asym sweep <study>` first"
-        raise ValueError(f"no sweep named '{name}' in the tracking store {uri} ({hint})")
+        from orchestrator.tracking import redact
+
+        raise ValueError(f"no sweep named '{name}' in the tracking store {redact(uri)} ({hint})")
     children = _child_runs(client, experiment.experiment_id, parent.info.run_id)
     finished = [r for r in children if r.info.status == "FINISHED"]
     unfinished = tuple(

@@ -7,7 +7,7 @@ It sits in ``experiments`` (below the orchestrator, which writes it, and analysi
   TAG_STUDY=<study>.
 - A trial is a child run (tag ``mlflow.parentRunId``) named after the trial, tagged
   TAG_KIND=KIND_TRIAL, TAG_SWEEP, TAG_STUDY, TAG_TRIAL_KEY=<TrialSpec.key>, TAG_TRIAL=<name>;
-  its params are ``TrialSpec.params()``; its metrics use ``estimators.metric_names`` with
+  its params are ``TrialSpec.params()``; its run name is ``<label> s<seed>``; its metrics use ``estimators.metric_names`` with
   ``step`` = training step (0 = the starting model's evaluation).
 - On disk everything lives under ``./.asym`` (``ASYM_DIR``): ``sweeps/<name>`` (the Tune
   experiment), ``trials/<sweep>/<trial key>`` (work directories), ``mlflow/`` (the default store),
@@ -27,6 +27,16 @@ TAG_STUDY = "asym.study"
 TAG_TRIAL_KEY = "asym.trial_key"
 TAG_TRIAL = "asym.trial"
 PARENT_RUN_ID = "mlflow.parentRunId"
+# MLflow's own tags that shape its UI: the experiment's kind picks the page it opens on (3.x opens
+# an experiment without one on its GenAI overview); a run's note is its description.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+KIND_MODEL_TRAINING = "custom_model_development"
+NOTE = "mlflow.note.content"
+# A saved runs-table view (columns, filter) that `asym ui` links to: ``?viewStateShareKey=<key>``.
+SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
+TRIALS_VIEW = "asym-trials"
+# Trial params shown as columns of that view (``TrialSpec.params()`` names), then metrics.
+VIEW_PARAMS = ("label", "estimator", "alpha_pos", "alpha_neg", "seed", "model", "study")
 
 
 def experiment_name() -> str:

@@ -47,14 +47,16 @@ ui_cmd.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input becomes `error: <one line>` on stderr and exit code 2, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a typer.Exit(n) inside comes back as n here
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click_exc.NoArgsIsHelpError as exc:
         exc.show()  # a bare group: print its help
         sys.exit(0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):  # a second Ctrl-C, or one outside a sweep
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except click_exc.ClickException as exc:  # usage errors: bad option values, missing arguments
         _fail(exc.format_message(), exc.exit_code)

@@ -88,7 +88,8 @@ def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path
 
     check_device(device)
     uri = names.default_tracking_uri()
-    tracking.check_tracking_uri(uri)
+    if "MLFLOW_TRACKING_URI" in os.environ:  # the default local store is created below
+        tracking.check_tracking_uri(uri)
     out = MetricsFile(metrics_out) if metrics_out is not None else None
     try:
         if "MLFLOW_TRACKING_URI" not in os.environ:

@@ -19,6 +19,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +87,8 @@ class SweepOutcome:
     parent_run_id: str
     tracking_uri: str
     results: list[dict[str, Any]] = field(default_factory=list)  # one per trial: name, status, metrics
+    interrupted: bool = False  # Ctrl-C (SIGINT): Tune saved its state and stopped the trials
+    planned: int = 0  # trials the sweep runs in all (Tune creates them lazily)
 
     @property
     def failed(self) -> list[str]:
@@ -119,15 +124,16 @@ def check_new_sweep(name: str, workdir: Path | None = None) -> None:
 
 
 @contextmanager
-def tracking_service(workdir: Path | None = None) -> Iterator[tuple[str, Any]]:
+def tracking_service(workdir: Path | None = None, console=None) -> Iterator[tuple[str, Any]]:
     """Yield (tracking URI for trials, a callable that waits until it answers).
 
     $MLFLOW_TRACKING_URI over http is used as is (checked before: ``preflight``); a sqlite store
     (the default ./.asym/mlflow one, or a sqlite URI given) is served by a local ``mlflow server``
     for the sweep's length so concurrent trials never write the sqlite file themselves.
     """
-    from orchestrator.mlflow_server import LocalServer, store_paths
+    from orchestrator.mlflow_server import LocalServer, reap_orphans, run_dir, store_paths
 
+    reap_orphans(run_dir(workdir))  # servers of drivers killed earlier on this store
     given = os.environ.get("MLFLOW_TRACKING_URI")
     if given and not given.startswith("sqlite:"):
         yield given, lambda: None
@@ -137,7 +143,11 @@ def tracking_service(workdir: Path | None = None) -> Iterator[tuple[str, Any]]:
         store_uri = given
     else:
         Path(store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    server = LocalServer.start(store_uri, artifact_root, asym_root(workdir) / "logs" / "mlflow-server.log")
+    server = LocalServer.start(store_uri, artifact_root, asym_root(workdir) / "logs" / "mlflow-server.log",
+                               pid_dir=run_dir(workdir))
+    if console is not None:
+        server.supervise(lambda n: console.print(f"[sweep] the local mlflow server died; restarted it on the same "
+                                                 f"port ({n} restart(s))", highlight=False, markup=False))
     try:
         yield server.uri, server.wait_ready
     finally:
@@ -211,7 +221,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
     console = console or Console(stderr=True, soft_wrap=True)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with tracking_service(workdir) as (uri, wait_ready):
+    with tracking_service(workdir, console) as (uri, wait_ready):
         started_ray = _init_ray()
         try:
             for backend_name in sorted({t.backend for t in trials}):
@@ -226,22 +236,54 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                                                 params=_sweep_params(trials, options)),
                 deadline_s=60, what="open the sweep's parent run")
             console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.search.trials} "
-                          f"trials; MLflow {uri} (parent run {parent_run_id}); "
+                          f"trials; MLflow {tracking.redact(uri)} (parent run {parent_run_id}); "
                           f"resume with `asym sweep resume {options.name}`", highlight=False)
             if not restore:
                 _write_state(trials, options, workdir)
+            note = tracking.SweepNote(client, experiment_id, parent_run_id, sweep=options.name, study=options.study,
+                                      planned=[] if options.is_optuna else [t.name for t in trials]).start()
             tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore, planner)
-            grid = tuner.fit()
+            with _sigint_watch() as interrupted:
+                grid = tuner.fit()
             outcome = _outcome(grid, options, uri, parent_run_id)
+            outcome.interrupted = interrupted()
+            outcome.planned = options.search.trials if options.is_optuna else len(trials)
             _reconcile_runs(client, experiment_id, options.name, outcome)
             _log_costs(client, experiment_id, options.name, parent_run_id)
-            tracking.finish_run(client, parent_run_id, "FAILED" if outcome.failed else "FINISHED")
+            status = "KILLED" if outcome.interrupted else "FAILED" if outcome.failed else "FINISHED"
+            tracking.finish_run(client, parent_run_id, status)
+            note.stop(status)
             return outcome
         finally:
             if started_ray:
                 import ray
 
                 ray.shutdown()
+
+
+@contextmanager
+def _sigint_watch() -> Iterator[Any]:
+    """Yield a callable telling whether Ctrl-C stopped ``Tuner.fit``.
+
+    On the first SIGINT Tune saves its state, stops the trials and returns normally, after putting
+    back the handler it found; so the one installed here (a second Ctrl-C: KeyboardInterrupt) is
+    current again after ``fit`` exactly when it was interrupted.
+    """
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("TUNE_DISABLE_SIGINT_HANDLER"):
+        yield lambda: False
+        return
+
+    def second_sigint(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, second_sigint)
+    state = {"interrupted": False}
+    try:
+        yield lambda: state["interrupted"]
+    finally:
+        state["interrupted"] = signal.getsignal(signal.SIGINT) is second_sigint
+        signal.signal(signal.SIGINT, previous)
 
 
 def _init_ray() -> bool:
@@ -337,6 +379,8 @@ def _outcome(grid, options: SweepOptions, uri: str, parent_run_id: str) -> Sweep
 
     outcome = SweepOutcome(name=options.name, parent_run_id=parent_run_id, tracking_uri=uri)
     for result in grid:
+        if result.config is None:  # a trial Tune had not started when Ctrl-C stopped it
+            continue
         spec = spec_from_config(result.config)
         metrics = result.metrics or {}
         outcome.results.append({
@@ -348,13 +392,21 @@ def _outcome(grid, options: SweepOptions, uri: str, parent_run_id: str) -> Sweep
 
 
 def _reconcile_runs(client, experiment_id: str, sweep: str, outcome: SweepOutcome) -> None:
-    """Child runs Tune stopped early (ASHA) or whose process died end KILLED / FAILED, never RUNNING."""
+    """Child runs Tune stopped early (ASHA, Ctrl-C) or whose process died end KILLED / FAILED, never RUNNING."""
     status_by_key = {r["key"]: r["status"] for r in outcome.results}
     runs = tracking.find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep})
+    finished = {run.data.tags.get(names.TAG_TRIAL_KEY) for run in runs if run.info.status == "FINISHED"}
     for run in runs:
-        if run.info.status == "RUNNING":
-            key = run.data.tags.get(names.TAG_TRIAL_KEY)
-            tracking.finish_run(client, run.info.run_id, "FAILED" if status_by_key.get(key) == "ERROR" else "KILLED")
+        key = run.data.tags.get(names.TAG_TRIAL_KEY)
+        stopped = run.info.status == "FAILED" and outcome.interrupted  # Tune's stop raised in the trial
+        if (run.info.status == "RUNNING" or stopped) and status_by_key.get(key) != "ERROR":
+            tracking.finish_run(client, run.info.run_id, "KILLED")
+        elif run.info.status == "RUNNING":
+            tracking.finish_run(client, run.info.run_id, "FAILED")
+    if outcome.interrupted:  # a trial Tune stopped on Ctrl-C has no error, but it is not done
+        for result in outcome.results:
+            if result["status"] == "DONE" and result["key"] not in finished:
+                result["status"] = "KILLED"
 
 
 def _log_costs(client, experiment_id: str, sweep: str, parent_run_id: str) -> None:
@@ -370,6 +422,7 @@ def _log_costs(client, experiment_id: str, sweep: str, parent_run_id: str) -> No
 
 def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[str, str]:
     params = {"study": options.study, "trials": str(options.search.trials if options.is_optuna else len(trials)),
+              "command": tracking.redact(" ".join(["asym", *sys.argv[1:]]))[:500],
               "backend": ",".join(sorted({t.backend for t in trials})),
               "models": ",".join(sorted({t.model for t in trials})),
               "seeds": ",".join(str(s) for s in sorted({t.seed for t in trials})),

@@ -10,17 +10,28 @@ The layout is ``experiments.tracking_names`` (the analysis layer reads it):
   A failed send keeps the buffer and retries later with exponential backoff, without blocking the
   training loop; ``flush(block=True)`` (at checkpoints and at the end) retries until a deadline and
   then raises ``TrackingError``, so a trial fails loudly rather than lose metrics.
+- ``SweepNote``: keeps the parent run's description (``mlflow.note.content``) current: the
+  command, the study, every trial with its status, read back from MLflow every few seconds.
+- ``prepare_store``: a sqlite store is created (and migrated) under a file lock, so two processes
+  using a fresh store at once never race MLflow's migrations.
+- ``redact``: a URI with its user:password removed, for everything asym prints or stores.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import math
 import os
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from experiments import tracking_names as names
 from estimators.errors import UserError
@@ -49,6 +60,9 @@ def make_client(uri: str):
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow import MlflowClient
 
+    if uri.startswith("sqlite:"):
+        prepare_store(uri)
+
     return MlflowClient(tracking_uri=uri)
 
 
@@ -56,37 +70,142 @@ def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def redact(uri: str) -> str:
+    """``uri`` without the user:password part (``https://u:p@host/x`` -> ``https://***@host/x``)."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.username and not parts.password:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _without_userinfo(uri: str) -> str:
+    parts = urllib.parse.urlsplit(uri)
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def server_is_up(uri: str, timeout: float = 2.0) -> bool:
-    """True when an MLflow server answers its /health endpoint."""
+    """True when an MLflow server answers its /health endpoint (unauthenticated, so no userinfo)."""
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+        with urllib.request.urlopen(_without_userinfo(uri).rstrip("/") + "/health", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
 
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "file")
+
+
 def check_tracking_uri(uri: str) -> None:
-    """Refuse to start against an http tracking server that does not answer (one-line error)."""
+    """Refuse a tracking URI asym cannot use, before anything is written (one-line errors): an
+    unknown scheme, an http URI without a host or whose server does not answer, a sqlite file in a
+    folder that does not exist."""
+    parts = urllib.parse.urlsplit(uri)
+    shown = redact(uri)
+    if parts.scheme not in TRACKING_SCHEMES:
+        raise UserError(f"MLFLOW_TRACKING_URI={shown}: unsupported scheme {parts.scheme or '(none)'!r}; use "
+                        "http(s)://HOST:PORT of an MLflow server, or sqlite:////path/to/mlflow.db")
+    if is_http(uri) and not parts.hostname:
+        raise UserError(f"MLFLOW_TRACKING_URI={shown} has no host; use http(s)://HOST:PORT")
+    if parts.scheme == "sqlite":
+        if not uri.startswith("sqlite:///") or not str(sqlite_path(uri)).strip("/"):
+            raise UserError(f"MLFLOW_TRACKING_URI={shown}: a sqlite URI is sqlite:///relative.db or sqlite:////absolute.db")
+        if not sqlite_path(uri).parent.is_dir():
+            raise UserError(f"MLFLOW_TRACKING_URI={shown}: folder {sqlite_path(uri).parent} does not exist")
     if is_http(uri) and not server_is_up(uri, timeout=3.0):
-        raise UserError(f"MLflow tracking server {uri} is not reachable; start it, or unset "
+        raise UserError(f"MLflow tracking server {shown} is not reachable; start it, or unset "
                         "MLFLOW_TRACKING_URI to use the local store under ./.asym/mlflow")
 
 
+@contextmanager
+def store_lock(db_path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<db>.lock`` (flock: released by the kernel if its holder dies)."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(db_path.with_name(db_path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sqlite_path(uri: str) -> Path:
+    """The file of a ``sqlite:///path`` URI (``sqlite:////abs`` is absolute, ``sqlite:///rel`` relative)."""
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def prepare_store(uri: str, artifact_root: str | None = None) -> None:
+    """Create or migrate a sqlite store once, under a lock: MLflow's own first-use migrations race
+    when two processes (two sweeps, a sweep and `asym train`) open a fresh file at once."""
+    import logging
+
+    path = sqlite_path(uri)
+    with store_lock(path):
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        quiet = [logging.getLogger(n) for n in ("mlflow.store.db.utils", "alembic")]  # "Creating tables..."
+        levels = [logger.level for logger in quiet]
+        for logger in quiet:
+            logger.setLevel(logging.WARNING)
+        try:
+            SqlAlchemyStore(uri, artifact_root or (path.parent / "artifacts").as_uri())
+        finally:
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
+
+
 def ensure_experiment(client, artifact_root: str | None = None) -> str:
-    """The id of the shared experiment (``tracking_names.experiment_name()``), created if missing."""
+    """The id of the shared experiment (``tracking_names.experiment_name()``), created if missing,
+    tagged as a model-training experiment (MLflow's UI then opens on its runs) with the trials view."""
     from mlflow.exceptions import MlflowException
 
     name = names.experiment_name()
     experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            experiment_id = client.create_experiment(name, artifact_location=artifact_root)
+        except MlflowException:  # created by a concurrent process in between
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
     if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root)
-    except MlflowException:  # created by a concurrent process in between
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        experiment_id, tags = experiment.experiment_id, experiment.tags
+    else:
+        tags = {}
+    for key, value in ui_tags().items():
+        if tags.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
+
+
+def ui_tags() -> dict[str, str]:
+    """The experiment tags that make MLflow's UI a sweep's home: the training-runs page, and a saved
+    runs-table view (``?viewStateShareKey=asym-trials``) with every trial as a row and its
+    configuration and headline metrics as columns."""
+    from estimators import metric_names as M
+
+    columns = ([f"params.`{p}`" for p in names.VIEW_PARAMS]
+               + [f"metrics.`{m}`" for m in (M.EVAL_MEAN_ACCURACY, M.ENTROPY, M.REWARD_MEAN)])
+    # Grouped by sweep (MLflow expands groups, but folds child runs under a collapsed parent row),
+    # trials only: one row per trial, its configuration and headline metrics as columns.
+    view = {"searchFilter": f"tags.`{names.TAG_KIND}` = '{names.KIND_TRIAL}'", "orderByKey": "attributes.start_time",
+            "orderByAsc": False, "selectedColumns": ["attributes.`Duration`", *columns],
+            "groupBy": {"aggregateFunction": "average", "groupByKeys": [{"mode": "tag", "groupByData": names.TAG_SWEEP}]}}
+    return {names.EXPERIMENT_KIND: names.KIND_MODEL_TRAINING,
+            names.SHARED_VIEW_PREFIX + names.TRIALS_VIEW: json.dumps(view)}
+
+
+def trials_view_url(ui_uri: str, experiment_id: str) -> str:
+    """The MLflow UI page of the experiment's trials, with their configuration as columns."""
+    return f"{_without_userinfo(ui_uri).rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={names.TRIALS_VIEW}&workflowType=machine_learning"
+
+
+def run_display_name(trial) -> str:
+    """What a trial is, as its run's name in the runs table: ``AsymGRPO (1, 0.5) s0`` (label and
+    seed; the model is a column). Short, as the table cuts names at about 20 characters."""
+    return f"{trial.label} s{trial.seed}"
 
 
 def find_runs(client, experiment_id: str, tags: Mapping[str, str]) -> list:
@@ -134,6 +253,72 @@ def open_sweep_run(client, experiment_id: str, *, sweep: str, study: str,
 def finish_run(client, run_id: str, status: str = "FINISHED", deadline_s: float = 60.0) -> None:
     with_retries(lambda: client.set_terminated(run_id, status), deadline_s=deadline_s,
                  what=f"mark run {run_id} {status}")
+
+
+class SweepNote:
+    """Keeps the sweep's parent-run description current, from a daemon thread of the driver.
+
+    Every ``every_s`` it reads the sweep's child runs back from MLflow (so a resumed sweep, or
+    trials retried on other nodes, show as they are) and rewrites ``mlflow.note.content`` when it
+    changed: the command, the study, each trial's status. Tracking errors are ignored here (an
+    outage only delays the note); ``stop`` writes it a last time.
+    """
+
+    def __init__(self, client, experiment_id: str, run_id: str, *, sweep: str, study: str,
+                 planned: Sequence[str], every_s: float = 5.0):
+        self.client, self.experiment_id, self.run_id = client, experiment_id, run_id
+        self.sweep, self.study, self.planned, self.every_s = sweep, study, list(planned), every_s
+        self.last_text: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="asym-sweep-note", daemon=True)
+
+    def start(self) -> "SweepNote":
+        self.update()
+        self._thread.start()
+        return self
+
+    def stop(self, status: str | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.every_s + 15)
+        self.update(status)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.update()
+
+    def update(self, sweep_status: str | None = None) -> bool:
+        try:
+            parent = self.client.get_run(self.run_id)
+            runs = find_runs(self.client, self.experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: self.sweep})
+            text = self.text(runs, parent.data.params.get("command"), sweep_status)
+            if text != self.last_text:
+                self.client.set_tag(self.run_id, names.NOTE, text)
+                self.last_text = text
+            return True
+        except Exception:  # the server is away: the next round (or ``stop``) writes it
+            return False
+
+    def text(self, runs: list, command: str | None, sweep_status: str | None = None) -> str:
+        from estimators import metric_names as M
+
+        by_name = {r.data.tags.get(names.TAG_TRIAL): r for r in runs}
+        rows, counts = [], {}
+        for name in [*self.planned, *sorted(n for n in by_name if n not in self.planned)]:
+            run = by_name.get(name)
+            status = run.info.status if run is not None else "PENDING"
+            counts[status] = counts.get(status, 0) + 1
+            acc = run.data.metrics.get(M.EVAL_MEAN_ACCURACY) if run is not None else None
+            shown = run.info.run_name if run is not None else name
+            rows.append(f"| {shown} | {status} | {'-' if acc is None else f'{acc:.3f}'} |")
+        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        lines = [f"**asym sweep `{self.sweep}`**: study `{self.study}`, {len(rows)} trials ({summary})"
+                 + (f"; sweep {sweep_status.lower()}" if sweep_status else "") + ".", ""]
+        if command:
+            lines += [f"Command: `{command}`", ""]
+        lines += [f"Continue it with `asym sweep resume {self.sweep}`; report with `asym report {self.sweep}`.", "",
+                  "| trial | status | eval accuracy |", "|---|---|---|", *rows]
+        return "\n".join(lines)
 
 
 # --- batched, retried metric logging -------------------------------------------------------------
@@ -241,7 +426,7 @@ class TrialRun:
             run_tags = {**tags, names.TAG_STUDY: trial.study, names.TAG_TRIAL: trial.name}
             if parent_run_id is not None:
                 run_tags[names.PARENT_RUN_ID] = parent_run_id
-            run = client.create_run(experiment_id, run_name=trial.name, tags=run_tags)
+            run = client.create_run(experiment_id, run_name=run_display_name(trial), tags=run_tags)
             from mlflow.entities import Param
 
             params = [Param(k, v[:6000]) for k, v in trial.params().items()]
@@ -278,7 +463,9 @@ class TrialRun:
             finish_run(self.client, self.run_id, status, deadline_s=self.buffer.deadline_s)
 
     def latest_metrics(self) -> dict[str, float]:
-        return dict(self.client.get_run(self.run_id).data.metrics)
+        """The run's latest value per metric (retried: a trial may start while the server restarts)."""
+        return with_retries(lambda: dict(self.client.get_run(self.run_id).data.metrics),
+                            deadline_s=self.buffer.deadline_s, what=f"read the metrics of run {self.run_id}")
 
 
 def _last_steps(client, run) -> dict[str, int]:

@@ -106,14 +106,16 @@ class StepReporter:
 
 
 def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: StepReporter) -> None:
-    """Run the backend; the MLflow run ends FINISHED, or FAILED (and the error propagates)."""
+    """Run the backend; the MLflow run ends FINISHED, KILLED (stopped) or FAILED (and the error propagates)."""
     workdir.mkdir(parents=True, exist_ok=True)
     tracker.mark_running()
     try:
         backend.run(trial, reporter, workdir)
-    except BaseException:
+    except BaseException as exc:
+        # Stopped, not failed: Tune stops a trial (ASHA, Ctrl-C on the driver) with sys.exit(0) from
+        # tune.report; a Ctrl-C in the terminal reaches the trial processes as KeyboardInterrupt.
         try:
-            tracker.close("FAILED")
+            tracker.close("KILLED" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "FAILED")
         except Exception:
             pass  # the original error is the one to show
         raise

@@ -85,12 +85,14 @@ def _step0_time(client, run_id: str) -> int:
 
 
 def _stop_orphan_server(cwd: Path) -> None:
-    """A SIGKILLed driver cannot stop its mlflow server; stop it by the pid file it left."""
-    pid_file = cwd / ".asym" / "logs" / "mlflow-server.pid"
-    if pid_file.exists():
+    """A SIGKILLed driver cannot stop its mlflow server; `resume` reaps it, but if the test fails
+    before that, stop it here by the pid file it left."""
+    import json
+
+    for pid_file in (cwd / ".asym" / "run").glob("mlflow-server-*.json"):
         try:
-            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-        except ProcessLookupError:
+            os.killpg(json.loads(pid_file.read_text())["server_pid"], signal.SIGKILL)
+        except (ProcessLookupError, ValueError, KeyError):
             pass
 
 
@@ -102,7 +104,9 @@ def test_isolation_smoke_sweep_with_a_trial_killed_once(tmp_path):
     code, err = _finish(proc)
     assert code == 0, err[-3000:]
     children = _check_complete_sweep(_client(tmp_path), n_trials=4)
-    assert {c.info.run_name for c in children} == {"reinforce-s0", "reinforce-ent0.01-s0", victim, "neg-only-an0.5-s0"}
+    assert {c.data.tags[names.TAG_TRIAL] for c in children} == {"reinforce-s0", "reinforce-ent0.01-s0", victim,
+                                                                  "neg-only-an0.5-s0"}
+    assert all(c.info.run_name.endswith(" s0") for c in children)  # "<label> s<seed>"
     crashed = [p for p in (tmp_path / ".asym" / "trials" / "iso").glob("*/crashed-once")]
     assert len(crashed) == 1  # the hook fired once, in the victim's work directory
     assert "4/4 trials done" in err
@@ -130,12 +134,15 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        _stop_orphan_server(tmp_path)
     before = {r.info.run_id: (r.info.end_time, _step0_time(client, r.info.run_id)) for r in finished}
     assert len(_runs(client, names.KIND_TRIAL)) < 4 or any(r.info.status != "FINISHED" for r in _runs(client, names.KIND_TRIAL))
 
-    code, err = _finish(_asym(["sweep", "resume", "iso2"], tmp_path))
+    try:
+        code, err = _finish(_asym(["sweep", "resume", "iso2"], tmp_path))  # reaps the killed driver's server
+    finally:
+        _stop_orphan_server(tmp_path)
     assert code == 0, err[-3000:]
+    assert not list((tmp_path / ".asym" / "run").glob("*.json"))
     children = _check_complete_sweep(client, n_trials=4)
     for run in children:
         if run.info.run_id in before:  # finished before the kill: untouched by the resumed sweep

@@ -150,3 +150,76 @@ def test_flush_gives_up_loudly_after_the_deadline(tmp_path):
     with pytest.raises(tracking.TrackingError, match="did not accept 1 metrics"):
         buffer.flush(block=True)
     assert len(buffer.pending) == 1  # nothing dropped
+
+
+# --- the UI a user opens, and secrets ------------------------------------------------------------
+
+
+def test_redact_hides_user_and_password_only():
+    assert tracking.redact("https://alice:pw@mlflow.example.org:8443/x?y=1") == "https://***@mlflow.example.org:8443/x?y=1"
+    assert tracking.redact("http://token@10.0.0.1:5000") == "http://***@10.0.0.1:5000"
+    for plain in ("http://127.0.0.1:5000", "sqlite:////tmp/a.db", "databricks"):
+        assert tracking.redact(plain) == plain
+
+
+def test_experiment_opens_on_training_runs_with_the_trials_view(sqlite_client):
+    import json
+
+    client, exp = sqlite_client
+    tags = client.get_experiment(exp).tags
+    assert tags[names.EXPERIMENT_KIND] == "custom_model_development"
+    view = json.loads(tags[names.SHARED_VIEW_PREFIX + names.TRIALS_VIEW])
+    assert {f"params.`{p}`" for p in ("label", "estimator", "alpha_pos", "alpha_neg", "seed", "model")} <= set(view["selectedColumns"])
+    assert view["groupBy"]["groupByKeys"] == [{"mode": "tag", "groupByData": names.TAG_SWEEP}]
+    client.set_experiment_tag(exp, names.EXPERIMENT_KIND, "genai_development")  # an older store, or a user's edit
+    assert tracking.ensure_experiment(client) == exp
+    assert client.get_experiment(exp).tags[names.EXPERIMENT_KIND] == "custom_model_development"
+    url = tracking.trials_view_url("http://u:p@127.0.0.1:5000/", exp)
+    assert url == f"http://127.0.0.1:5000/#/experiments/{exp}/runs?viewStateShareKey=asym-trials&workflowType=machine_learning"
+
+
+def test_sweep_note_lists_every_trial_and_follows_their_status(sqlite_client):
+    client, exp = sqlite_client
+    parent = tracking.open_sweep_run(client, exp, sweep="noted", study="grid",
+                                     params={"command": "asym sweep grid --smoke"})
+    a, b = _trial("asym-ap1-an0.5-s0", seed=0), _trial("asym-ap1-an0.5-s1", seed=1)
+    note = tracking.SweepNote(client, exp, parent, sweep="noted", study="grid", planned=[a.name, b.name], every_s=3600)
+    assert note.update()
+    text = client.get_run(parent).data.tags[names.NOTE]
+    assert "study `grid`, 2 trials (2 pending)" in text and "Command: `asym sweep grid --smoke`" in text
+    run = tracking.TrialRun.open(client, exp, a, sweep="noted", parent_run_id=parent)
+    assert client.get_run(run.run_id).info.run_name == "AsymGRPO (1, 0.5) s0"
+    run.log_step(20, {"eval/mean_accuracy": 0.625})
+    run.close("FINISHED")
+    note.stop("FINISHED")
+    text = client.get_run(parent).data.tags[names.NOTE]
+    assert "(1 finished, 1 pending); sweep finished" in text
+    assert "| AsymGRPO (1, 0.5) s0 | FINISHED | 0.625 |" in text and f"| {b.name} | PENDING | - |" in text
+
+
+def test_servers_listen_on_loopback_unless_asked():
+    from orchestrator.mlflow_server import is_loopback, server_command
+
+    command = server_command("sqlite:////tmp/x.db", "file:///tmp/a", 5000)
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.1.2.3")
+
+
+def test_ui_on_a_non_loopback_host_warns_that_mlflow_has_no_authentication(tmp_path):
+    import signal
+
+    store = tmp_path / ".asym" / "mlflow"
+    store.mkdir(parents=True)
+    tracking.ensure_experiment(tracking.make_client(f"sqlite:///{store / 'mlflow.db'}"))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "ui", "--host", "0.0.0.0", "--port", str(free_port())],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        warning = proc.stderr.readline()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert warning.startswith("warning: listening on 0.0.0.0: MLflow has no authentication")
+    assert "mlflow server --app-name basic-auth" in warning

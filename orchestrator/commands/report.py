@@ -34,6 +34,9 @@ def report(
 ) -> None:
     """Write figures (PNG, SVG), tables (Markdown, CSV, LaTeX) and a self-contained report.html."""
     from analysis.report import ReportSettings, build_report
+    from orchestrator.mlflow_server import reap_orphans
+
+    reap_orphans()  # an mlflow server a SIGKILLed sweep driver left on this store
 
     settings = ReportSettings(ema=ema, select=select.value, select_on=select_on, kappa_steps=kappa_steps,
                               log_artifacts=not no_mlflow)

@@ -116,7 +116,7 @@ def sweep_study(
                       alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
     from orchestrator.sweep import SweepOptions, default_name
 
-    options = SweepOptions(name=name or default_name(study, trials), study=study, max_concurrent=max_concurrent,
+    options = SweepOptions(name=default_name(study, trials) if name is None else name, study=study, max_concurrent=max_concurrent,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                            scheduler=scheduler.value, max_failures=max_failures)
     _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
@@ -344,6 +344,10 @@ def _finish(outcome) -> None:
 
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
+    if outcome.interrupted:
+        console.print(f"sweep {outcome.name}: interrupted with {done}/{outcome.planned} trials done; the others "
+                      f"ended KILLED; continue with `asym sweep resume {outcome.name}`", highlight=False)
+        raise typer.Exit(130)
     console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done; MLflow parent run "
                   f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri)}", highlight=False)
     if outcome.failed:
@@ -354,4 +358,6 @@ def _finish(outcome) -> None:
 
 
 def _ui_hint(uri: str) -> str:
-    return uri if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"
+    from orchestrator.tracking import redact
+
+    return redact(uri) if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"

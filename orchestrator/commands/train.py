@@ -40,6 +40,9 @@ def train(
     trial = plan_single(estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg, entropy_coeff=entropy_coeff,
                         clip_high=clip_high, steps=steps, seed=seed, smoke=smoke, backend=backend.value,
                         config_file=config)
+    from orchestrator.mlflow_server import reap_orphans
+
+    reap_orphans()  # an mlflow server a SIGKILLed sweep driver left on this store
     run_id = train_standalone(trial, device=device.value, metrics_out=metrics_out)
     typer.echo(f"trained {trial.name} ({trial.steps} steps); MLflow run {run_id}", err=True)
 

@@ -1,4 +1,4 @@
-"""`asym ui`: serve the MLflow UI on 127.0.0.1 for the local store (./.asym/mlflow)."""
+"""`asym ui`: serve the MLflow UI for the local store (./.asym/mlflow), on 127.0.0.1 unless --host says otherwise."""
 
 from __future__ import annotations
 
@@ -6,37 +6,62 @@ from typing import Annotated
 
 import typer
 
+BASIC_AUTH_HINT = ("MLflow has no authentication: anyone who can reach this address can read and change every run; "
+                   "for a shared server use MLflow's basic-auth app (`mlflow server --app-name basic-auth`, "
+                   "https://mlflow.org/docs/latest/self-hosting/security/basic-http-auth/)")
+
 
 def ui(
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but a loopback one exposes the "
+                                                     "store, unauthenticated, to the network.")] = "127.0.0.1",
 ) -> None:
     """Open the tracked sweeps and trials in the MLflow UI (Ctrl-C stops it)."""
+    import ipaddress
     import os
     import socket
     import subprocess
 
     from experiments import tracking_names as names
     from estimators.errors import UserError
-    from orchestrator.mlflow_server import server_command, store_paths
+    from orchestrator import tracking
+    from orchestrator.mlflow_server import is_loopback, reap_orphans, server_command, store_paths
 
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"--host must be an IP address such as 127.0.0.1 or 0.0.0.0, got {host!r}") from None
+        family = socket.AF_INET
     given = os.environ.get("MLFLOW_TRACKING_URI")
     if given and given.startswith(("http://", "https://")):
-        typer.echo(f"runs are tracked on {given}: open it in a browser")
+        typer.echo(f"runs are tracked on {tracking.redact(given)}: open it in a browser")
         return
     store_uri, artifact_root = store_paths()
     if given:
         store_uri = given
     elif not (names.local_store_dir() / "mlflow.db").exists():
         raise UserError(f"no MLflow store in {names.local_store_dir()}; run `asym sweep ...` or `asym train ...` here first")
-    if not 0 < port < 65536:
-        raise ValueError(f"--port must be in 1..65535, got {port}")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if sock.connect_ex(("127.0.0.1", port)) == 0:
-            raise UserError(f"port {port} is in use on 127.0.0.1; pick another with --port")
-    typer.echo(f"MLflow UI for {store_uri} on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port or --host") from None
+    if not is_loopback(host):
+        typer.echo(f"warning: listening on {host}: {BASIC_AUTH_HINT}", err=True)
+    reap_orphans()
+    client = tracking.make_client(store_uri)
+    experiment_id = tracking.ensure_experiment(client, artifact_root)  # older stores get the UI tags too
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}" if ":" not in shown else f"http://[{shown}]:{port}"
+    typer.echo(f"MLflow UI for {store_uri} on {url} (Ctrl-C to stop); the trials with their configuration: "
+               f"{tracking.trials_view_url(url, experiment_id)}")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     try:
-        subprocess.run(server_command(store_uri, artifact_root, port), env=env, check=False)
+        subprocess.run(server_command(store_uri, artifact_root, port, host), env=env, check=False)
     except KeyboardInterrupt:
         pass
 
