@@ -30,7 +30,7 @@ CASES = [
     ("sweep optuna --alpha-pos-range 1,0 --dry-run", {}, "two increasing numbers"),
     ("sweep optuna --alpha-neg-range 0,1,2 --dry-run", {}, "two increasing numbers"),
     ("sweep optuna --trials 0 --dry-run", {}, "--trials must be >= 1"),
-    ("sweep optuna --seeds 0,1 --dry-run", {}, "optuna searches one model and one seed"),
+    ("sweep optuna --seeds 0,1 --dry-run", {}, "a search plans one trial per sample"),
     # seeds
     ('sweep isolation --seeds "" --dry-run', {}, "--seeds needs comma-separated integers"),
     ("sweep isolation --seeds -1 --dry-run", {}, "seeds must be >= 0"),
