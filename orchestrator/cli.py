@@ -47,7 +47,7 @@ ui_cmd.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input becomes `error: <one line>` on stderr and exit code 2, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
         exc.show()  # a bare group: print its help
         sys.exit(0)
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message(), exc.exit_code)
     except (UserError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc) or type(exc).__name__, 2)
+    else:
+        if isinstance(code, int) and code:  # click returns a command's typer.Exit code when not standalone
+            sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:
