@@ -144,16 +144,39 @@ class TrackingService:
         self.port = free_port()
         self.uri = self.http or f"http://127.0.0.1:{self.port}"
         self._early = None
+        self._thread = None
+        self._error: BaseException | None = None
 
     @property
     def _db(self) -> Path:
         return Path(self.store_uri.removeprefix("sqlite:///"))
 
+    @property
+    def fresh(self) -> bool:
+        """A local store with no database yet (nothing in it to reuse)."""
+        return self.http is None and not self._db.exists()
+
     def start(self) -> "TrackingService":
-        """Boot the server now when the store exists (else ``early_client`` does, after the schema)."""
+        """Boot the server now when the store exists; on a fresh store, create the schema and then
+        boot the server in a thread (while the driver starts Ray)."""
         if self.http is None and self._db.exists():
             self._start_server()
+        elif self.http is None:
+            import threading
+
+            self._thread = threading.Thread(target=self._make_store, name="asym-store", daemon=True)
+            self._thread.start()
         return self
+
+    def _make_store(self) -> None:
+        try:
+            self._db.parent.mkdir(parents=True, exist_ok=True)
+            client = tracking.make_client(self.store_uri)
+            client.search_experiments(max_results=1)  # creates the schema
+            self._early = client
+            self._start_server()
+        except BaseException as exc:  # re-raised by early_client, in the driver's thread
+            self._error = exc
 
     def _start_server(self) -> None:
         from orchestrator.mlflow_server import LocalServer
@@ -163,6 +186,11 @@ class TrackingService:
 
     def early_client(self):
         """A client for the driver's work before Tune starts: the store itself, or the given server."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
         if self._early is None:
             if self.http:
                 self._early = tracking.make_client(self.http)
@@ -181,6 +209,8 @@ class TrackingService:
         return tracking.make_client(self.uri)
 
     def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
         if self.server is not None:
             self.server.stop()
 
@@ -274,6 +304,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
             if not restore:
                 trials = stamp(trials)  # a restored sweep's trials carry the identity they started with
+            if service.fresh:  # nothing to reuse: Ray starts while the store is made and the server boots
+                started_ray = _init_ray()
             early = service.early_client()
             experiment_id = tracking.with_retries(
                 lambda: tracking.ensure_experiment(early, _artifact_root(workdir)), deadline_s=60,
@@ -283,7 +315,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 found = tracking.with_retries(lambda: reuse.find_finished(early, experiment_id, trials),
                                               deadline_s=60, what="look up finished trials")
             to_run = [t for t in trials if t.key not in found]
-            if to_run or options.is_optuna or restore:
+            if (to_run or options.is_optuna or restore) and not started_ray:
                 started_ray = _init_ray()  # the server boots meanwhile
             parent_run_id = tracking.with_retries(
                 lambda: tracking.open_sweep_run(early, experiment_id, sweep=options.name, study=options.study,
