@@ -52,7 +52,11 @@ def link(client, experiment_id: str, trial: TrialSpec, origin, *, sweep: str, pa
     run = client.create_run(experiment_id, run_name=trial.name, tags=tags)
     now_ms = int(time.time() * 1000)
     params = [Param(k, v[:6000]) for k, v in trial.params().items()]
-    metrics = [Metric(k, float(v), now_ms, trial.steps) for k, v in origin.data.metrics.items()]
+    from estimators.metric_names import COST_METRICS
+
+    # The origin's latest values (so MLflow's tables show them), minus its cost: reuse costs nothing here.
+    metrics = [Metric(k, float(v), now_ms, trial.steps) for k, v in origin.data.metrics.items()
+               if k not in COST_METRICS]
     for i in range(0, max(len(params), len(metrics)), 100):
         client.log_batch(run.info.run_id, params=params[i:i + 100], metrics=metrics[i:i + 100])
     client.set_terminated(run.info.run_id, "FINISHED")
