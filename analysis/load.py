@@ -8,6 +8,8 @@ per-step histories named in ``estimators.metric_names``.
 Only FINISHED child runs are analysed (a running, failed or killed trial would bias the seed
 means); their names are kept in ``SweepData.unfinished`` so the report can say what it left out.
 A metric logged twice at one step (a retried trial that continued its run) keeps the last value.
+A reused trial's child run is a link (tag ``asym.reused_from``): its histories are read from the
+run it links to, which computed them in an earlier sweep.
 """
 
 from __future__ import annotations
@@ -141,6 +143,23 @@ def _histories(client, run, row: dict) -> list[tuple]:
     return out
 
 
+def _follow_link(client, run):
+    """A reused trial's link run -> the run it links to (which logged its histories); None when
+    that run is gone; any other run -> itself."""
+    origin_id = run.data.tags.get(tn.TAG_REUSED_FROM)
+    if not origin_id:
+        return run
+    from mlflow.exceptions import MlflowException
+
+    try:
+        origin = client.get_run(origin_id)
+    except MlflowException:
+        origin = None
+    if origin is None or origin.info.lifecycle_stage == "deleted":
+        return None  # reported as left out
+    return origin
+
+
 def check_store_exists(uri: str) -> None:
     """A local store (sqlite file or file: folder) must exist: reading must not create an empty one."""
     from urllib.parse import urlparse
@@ -191,19 +210,21 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
 
         raise ValueError(f"no sweep named '{name}' in the tracking store {redact(uri)} ({hint})")
     children = _child_runs(client, experiment.experiment_id, parent.info.run_id)
-    finished = [r for r in children if r.info.status == "FINISHED"]
+    followed = [(_follow_link(client, r), r) for r in children]  # (where the histories are, the child)
+    finished = [(o, r) for o, r in followed if o is not None and o.info.status == "FINISHED"]
     unfinished = tuple(
-        f"{r.data.tags.get(tn.TAG_TRIAL, r.info.run_name)} ({r.info.status.lower()})"
-        for r in children if r.info.status != "FINISHED"
+        f"{r.data.tags.get(tn.TAG_TRIAL, r.info.run_name)} "
+        f"({'its reused run is gone' if o is None else o.info.status.lower()})"
+        for o, r in followed if o is None or o.info.status != "FINISHED"
     )
     if not finished:
         detail = f"{len(children)} trial(s), none finished" if children else "no trials tracked"
         raise ValueError(f"sweep '{name}' has no finished trial to report ({detail}); wait for it or `asym sweep resume {name}`")
 
     run_rows, metric_rows = [], []
-    for run in finished:
+    for source, run in finished:  # a link's params name it in this sweep; its origin has the histories
         row = _parse_params(run.data.params)
-        row["run_id"] = run.info.run_id
+        row["run_id"] = source.info.run_id
         row["trial"] = run.data.tags.get(tn.TAG_TRIAL, row.get("name", run.info.run_name))
         row["status"] = run.info.status
         row.setdefault("label", row.get("estimator", row["trial"]))
@@ -214,7 +235,7 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
             row.setdefault(column, float("nan"))
         row.setdefault("seed", 0)
         run_rows.append(row)
-        metric_rows.extend(_histories(client, run, row))
+        metric_rows.extend(_histories(client, source, row))
 
     runs = pd.DataFrame(run_rows)
     leading = ["run_id", "trial", "status"]

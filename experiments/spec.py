@@ -118,6 +118,10 @@ class TrialSpec:
     estimator_params: Pairs = ()  # a user estimator's own parameters, resolved (logged like the alphas)
     axes: Pairs = ()  # the value of each swept or sampled setting (logged as ``axis.<key>`` params)
     plugins: tuple[str, ...] = ()  # modules each trial process imports first (a user's estimators)
+    # What the trial runs on besides its settings (design, "Trial identity"): the engine's version
+    # and the base model's content hash (verl: the model's path/revision), stamped by the sweep's
+    # driver once the base models exist (``orchestrator.identity``). Part of ``key``.
+    identity: Pairs = ()
 
     def __post_init__(self) -> None:
         _check_loss_agg(self.loss_agg, self.name)
@@ -151,12 +155,18 @@ class TrialSpec:
 
     @property
     def key(self) -> str:
-        """Deterministic id: the same trial planned again (resume, retry) gets the same key."""
+        """The trial's identity (design, "Trial identity"): a hash of everything that changes its
+        result -- estimator, alphas, seed, model, steps, loss settings, the preset's values, the
+        estimator's parameters, plugins, the engine's version and the base model's content hash
+        (``identity``) -- and nothing that only names it (study, name, label, axes), so the same
+        trial planned by another study, a resume or a retry gets the same key."""
         d = self.to_dict()
         for name, default in _LATER_FIELDS.items():  # added after trials were tracked: hashed when set
             if d.get(name) == default:
                 d.pop(name)
-        for key in ("estimator_params", "axes", "plugins"):  # empty: as before these fields existed
+        for key in _NAMING:
+            del d[key]
+        for key in ("estimator_params", "plugins", "identity"):  # empty: as before these fields existed
             if not d[key]:
                 del d[key]
         blob = json.dumps(d, sort_keys=True, default=str)
@@ -164,13 +174,15 @@ class TrialSpec:
 
     def params(self) -> dict[str, str]:
         """Flat string params for MLflow: the trial's fields, the estimator's own parameters (like
-        the alphas), each swept setting (``axis.<key>``), then the preset's (``cfg.<key>``)."""
+        the alphas), each swept setting (``axis.<key>``), its identity (``identity.<key>``), then the
+        preset's (``cfg.<key>``)."""
         d = self.to_dict()
         settings, estimator_params, axes = d.pop("settings"), d.pop("estimator_params"), d.pop("axes")
-        plugins = d.pop("plugins")
+        plugins, identity = d.pop("plugins"), d.pop("identity")
         flat = {k: str(v) for k, v in d.items()}
         flat.update({k: str(v) for k, v in estimator_params.items()})
         flat.update({f"axis.{k}": str(v) for k, v in axes.items()})
+        flat.update({f"identity.{k}": str(v) for k, v in identity.items()})
         if plugins:
             flat["plugins"] = ",".join(plugins)
         flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
@@ -178,7 +190,8 @@ class TrialSpec:
 
 
 _LATER_FIELDS = {"policy_loss": "vanilla"}
-_MAPPINGS = ("settings", "estimator_params", "axes")
+_MAPPINGS = ("settings", "estimator_params", "axes", "identity")
+_NAMING = ("study", "name", "label", "axes")  # name a trial, change nothing it computes (axes: values already in the settings)
 
 
 def _check_policy_loss(mode: str, owner: str) -> None:

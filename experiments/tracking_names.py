@@ -9,6 +9,12 @@ It sits in ``experiments`` (below the orchestrator, which writes it, and analysi
   TAG_KIND=KIND_TRIAL, TAG_SWEEP, TAG_STUDY, TAG_TRIAL_KEY=<TrialSpec.key>, TAG_TRIAL=<name>;
   its params are ``TrialSpec.params()``; its run name is ``<label> s<seed>``; its metrics use ``estimators.metric_names`` with
   ``step`` = training step (0 = the starting model's evaluation).
+- Reuse (``orchestrator.reuse``): a trial whose key already FINISHED in the store is not run again;
+  the new sweep gets a link run instead, a FINISHED child run of its parent with the trial's tags and
+  params, its origin's latest metrics and TAG_REUSED_FROM=<origin run id> (analysis reads the
+  origin's histories). The parent lists the origin runs in TAG_REUSED_RUNS (comma-separated,
+  continued in TAG_REUSED_RUNS.1, ... past a tag's length), the origin gets
+  TAG_REUSED_IN.<sweep>=<parent run id>.
 - On disk everything lives under ``./.asym`` (``ASYM_DIR``): ``sweeps/<name>`` (the Tune
   experiment), ``trials/<sweep>/<trial key>`` (work directories), ``mlflow/`` (the default store),
   ``logs/``.
@@ -37,6 +43,9 @@ SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 TRIALS_VIEW = "asym-trials"
 # Trial params shown as columns of that view (``TrialSpec.params()`` names), then metrics.
 VIEW_PARAMS = ("label", "estimator", "alpha_pos", "alpha_neg", "seed", "model", "study")
+TAG_REUSED_FROM = "asym.reused_from"
+TAG_REUSED_RUNS = "asym.reused_runs"
+TAG_REUSED_IN = "asym.reused_in"
 
 
 def experiment_name() -> str:

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message(), exc.exit_code)
     except (UserError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc) or type(exc).__name__, 2)
+    else:
+        if isinstance(code, int) and code:  # click returns a command's typer.Exit code when not standalone
+            sys.exit(code)
 
 
 def _fail(message: str, code: int) -> None:

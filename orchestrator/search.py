@@ -51,7 +51,9 @@ class PlannedSearch(Searcher):
         if not isinstance(proposal, dict):  # None (wait) or Searcher.FINISHED
             return proposal
         sample = {self.keys[name]: value for name, value in proposal.items()}
-        spec = plan_sampled(self.study, self.plan_options, sample)
+        from orchestrator.identity import stamp
+
+        (spec,) = stamp([plan_sampled(self.study, self.plan_options, sample)])  # its key names its base model
         return {"trial": spec.to_dict(), "sample": sample}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

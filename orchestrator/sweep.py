@@ -4,8 +4,9 @@ Tune does all the scheduling: trial resources (``tune.with_resources``), the con
 ``FailureConfig`` retries, the ASHA scheduler, Optuna search, and experiment restore
 (``Tuner.restore``). This module only wires those objects together:
 
-    plan (already validated) -> tracking service (local ``mlflow server`` unless a URI is given)
-    -> base models made once -> local Ray -> parent run -> Tuner(run_trial) -> final statuses
+    plan (already validated) -> tracking service (local ``mlflow server`` booting unless a URI is
+    given) -> base models made once -> trial identities -> finished trials looked up and linked,
+    not rerun -> local Ray (in parallel with the server) -> parent run -> Tuner(run_trial) -> final statuses
 
 Everything lives under ``./.asym``: the Tune experiment in ``sweeps/<name>`` (with
 ``asym_sweep.json``, what ``resume`` needs), the trials' work directories (engine checkpoints) in
@@ -123,35 +124,121 @@ def check_new_sweep(name: str, workdir: Path | None = None) -> None:
 # --- the tracking service ------------------------------------------------------------------------
 
 
-@contextmanager
-def tracking_service(workdir: Path | None = None, console=None) -> Iterator[tuple[str, Any]]:
-    """Yield (tracking URI for trials, a callable that waits until it answers).
+class TrackingService:
+    """Where trials log, and a client the driver can use before any server answers.
 
-    $MLFLOW_TRACKING_URI over http is used as is (checked before: ``preflight``); a sqlite store
-    (the default ./.asym/mlflow one, or a sqlite URI given) is served by a local ``mlflow server``
-    for the sweep's length so concurrent trials never write the sqlite file themselves.
+    $MLFLOW_TRACKING_URI over http is used as is (checked before: ``preflight``). A sqlite store (the
+    default ./.asym/mlflow one, or a sqlite URI given) is served by a local ``mlflow server`` for the
+    sweep's length, so concurrent trials never write the sqlite file themselves. The server's boot
+    (seconds) is off the critical path: the driver reads and writes the store directly (reuse
+    lookup, parent run, links) while it boots and while Ray starts, and trials, which retry their
+    first call, reach it later. On a fresh store the driver creates the schema first and starts the
+    server after it, so the two never migrate one file at once.
     """
-    from orchestrator.mlflow_server import LocalServer, reap_orphans, run_dir, store_paths
 
-    reap_orphans(run_dir(workdir))  # servers of drivers killed earlier on this store
-    given = os.environ.get("MLFLOW_TRACKING_URI")
-    if given and not given.startswith("sqlite:"):
-        yield given, lambda: None
-        return
-    store_uri, artifact_root = store_paths(workdir)
-    if given:
-        store_uri = given
-    else:
-        Path(store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    server = LocalServer.start(store_uri, artifact_root, asym_root(workdir) / "logs" / "mlflow-server.log",
-                               pid_dir=run_dir(workdir))
-    if console is not None:
-        server.supervise(lambda n: console.print(f"[sweep] the local mlflow server died; restarted it on the same "
-                                                 f"port ({n} restart(s))", highlight=False, markup=False))
+    def __init__(self, workdir: Path | None = None, console=None):
+        from orchestrator.mlflow_server import free_port, reap_orphans, run_dir, store_paths
+
+        reap_orphans(run_dir(workdir))  # servers of drivers killed earlier on this store
+        self.workdir = workdir
+        self.console = console
+        self.server = None
+        given = os.environ.get("MLFLOW_TRACKING_URI")
+        self.http = given if given and not given.startswith("sqlite:") else None
+        self.store_uri, self.artifact_root = store_paths(workdir)
+        if given and not self.http:
+            self.store_uri = given
+        self.port = free_port()
+        self.uri = self.http or f"http://127.0.0.1:{self.port}"
+        self._early = None
+        self._thread = None
+        self._error: BaseException | None = None
+
+    @property
+    def _db(self) -> Path:
+        return Path(self.store_uri.removeprefix("sqlite:///"))
+
+    @property
+    def fresh(self) -> bool:
+        """A local store with no database yet (nothing in it to reuse)."""
+        return self.http is None and not self._db.exists()
+
+    def start(self) -> "TrackingService":
+        """Boot the server now when the store exists; on a fresh store, create the schema and then
+        boot the server in a thread (while the driver starts Ray)."""
+        if self.http is None and self._db.exists():
+            self._start_server()
+        elif self.http is None:
+            import threading
+
+            self._thread = threading.Thread(target=self._make_store, name="asym-store", daemon=True)
+            self._thread.start()
+        return self
+
+    def _make_store(self) -> None:
+        try:
+            from orchestrator.mlflow_server import prepare_store
+
+            self._db.parent.mkdir(parents=True, exist_ok=True)
+            prepare_store(self.store_uri, self.artifact_root)  # the schema, under the store's lock
+            client = tracking.make_client(self.store_uri)
+            self._early = client
+            self._start_server()
+        except BaseException as exc:  # re-raised by early_client, in the driver's thread
+            self._error = exc
+
+    def _start_server(self) -> None:
+        from orchestrator.mlflow_server import LocalServer, run_dir
+
+        self.server = LocalServer.start(self.store_uri, self.artifact_root,
+                                        asym_root(self.workdir) / "logs" / "mlflow-server.log", port=self.port,
+                                        pid_dir=run_dir(self.workdir))
+        if self.console is not None:
+            console = self.console
+            self.server.supervise(lambda n: console.print(
+                f"[sweep] the local mlflow server died; restarted it on the same port ({n} restart(s))",
+                highlight=False, markup=False))
+
+    def early_client(self):
+        """A client for the driver's work before Tune starts: the store itself, or the given server."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+        if self._early is None:
+            if self.http:
+                self._early = tracking.make_client(self.http)
+            else:
+                from orchestrator.mlflow_server import prepare_store
+
+                self._db.parent.mkdir(parents=True, exist_ok=True)
+                prepare_store(self.store_uri, self.artifact_root)  # the schema, under the store's lock
+                self._early = tracking.make_client(self.store_uri)
+                if self.server is None:
+                    self._start_server()
+        return self._early
+
+    def client(self):
+        """A client over the server, for the driver once trials are running (waits for it)."""
+        if self.server is not None:
+            self.server.wait_ready()
+        return tracking.make_client(self.uri)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self.server is not None:
+            self.server.stop()
+
+
+@contextmanager
+def tracking_service(workdir: Path | None = None, console=None) -> Iterator[TrackingService]:
+    service = TrackingService(workdir, console).start()
     try:
-        yield server.uri, server.wait_ready
+        yield service
     finally:
-        server.stop()
+        service.stop()
 
 
 def preflight() -> None:
@@ -165,12 +252,14 @@ def preflight() -> None:
 
 
 def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None = None,
-              console=None, planner: tuple[Any, dict[str, Any]] | None = None) -> SweepOutcome:
+              console=None, planner: tuple[Any, dict[str, Any]] | None = None, rerun: bool = False) -> SweepOutcome:
     """Run a new sweep of ``trials`` (validated by the planner) to completion.
 
     An Optuna sweep (``options.search``) passes ``planner`` = (study, plan options): every sample
     is planned by ``experiments.plan.plan_sampled`` into its own TrialSpec; ``trials`` is then the
     one template its dry run showed (used for the base models and the parent run's params).
+    A trial whose key already FINISHED in the store is linked, not run (``orchestrator.reuse``),
+    unless ``rerun``.
     """
     if not trials:
         raise ValueError("the plan has no trials")
@@ -178,7 +267,7 @@ def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pa
         raise ValueError("an Optuna sweep needs the planner's study and options")
     preflight()
     check_new_sweep(options.name, workdir)
-    return _execute(trials, options, workdir=workdir, console=console, restore=False, planner=planner)
+    return _execute(trials, options, workdir=workdir, console=console, restore=False, planner=planner, rerun=rerun)
 
 
 def _write_state(trials: Sequence[TrialSpec], options: SweepOptions, workdir: Path | None) -> None:
@@ -213,41 +302,66 @@ def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> Swe
 
 
 def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Path | None, console,
-             restore: bool, planner=None) -> SweepOutcome:
+             restore: bool, planner=None, rerun: bool = False) -> SweepOutcome:
+    """plan -> tracking server booting | base models -> identities -> reuse lookup (the store
+    itself) -> local Ray (only when a trial is left to run) -> parent run, links -> Tune."""
     from rich.console import Console
 
+    from orchestrator import reuse
     from orchestrator.backends import get_backend
+    from orchestrator.identity import stamp
 
     console = console or Console(stderr=True, soft_wrap=True)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with tracking_service(workdir, console) as (uri, wait_ready):
-        started_ray = _init_ray()
+    started_ray = False
+    with tracking_service(workdir, console) as service:
         try:
             for backend_name in sorted({t.backend for t in trials}):
                 get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
-            wait_ready()
-            client = tracking.make_client(uri)
+            if not restore:
+                trials = stamp(trials)  # a restored sweep's trials carry the identity they started with
+            if service.fresh:  # nothing to reuse: Ray starts while the store is made and the server boots
+                started_ray = _init_ray()
+            early = service.early_client()
             experiment_id = tracking.with_retries(
-                lambda: tracking.ensure_experiment(client, _artifact_root(workdir)), deadline_s=60,
+                lambda: tracking.ensure_experiment(early, _artifact_root(workdir)), deadline_s=60,
                 what="create the MLflow experiment")
+            found = {}
+            if not restore and not rerun and not options.is_optuna:
+                found = tracking.with_retries(lambda: reuse.find_finished(early, experiment_id, trials),
+                                              deadline_s=60, what="look up finished trials")
+            to_run = [t for t in trials if t.key not in found]
+            if (to_run or options.is_optuna or restore) and not started_ray:
+                started_ray = _init_ray()  # the server boots meanwhile
             parent_run_id = tracking.with_retries(
-                lambda: tracking.open_sweep_run(client, experiment_id, sweep=options.name, study=options.study,
+                lambda: tracking.open_sweep_run(early, experiment_id, sweep=options.name, study=options.study,
                                                 params=_sweep_params(trials, options)),
                 deadline_s=60, what="open the sweep's parent run")
-            console.print(f"sweep [bold]{options.name}[/]: {len(trials) if not options.is_optuna else options.search.trials} "
-                          f"trials; MLflow {tracking.redact(uri)} (parent run {parent_run_id}); "
+            reused = _link_reused(early, experiment_id, trials, found, options.name, parent_run_id)
+            count = options.search.trials if options.is_optuna else len(trials)
+            console.print(f"sweep [bold]{options.name}[/]: {count} trials"
+                          + (f", {len(reused)} reused from finished runs (same key; --rerun runs them again), "
+                             f"{len(to_run)} to run" if found else "")
+                          + f"; MLflow {tracking.redact(service.uri)} (parent run {parent_run_id}); "
                           f"resume with `asym sweep resume {options.name}`", highlight=False)
             if not restore:
                 _write_state(trials, options, workdir)
-            note = tracking.SweepNote(client, experiment_id, parent_run_id, sweep=options.name, study=options.study,
+            note_client = service.client() if to_run or options.is_optuna or restore else early
+            note = tracking.SweepNote(note_client, experiment_id, parent_run_id, sweep=options.name, study=options.study,
                                       planned=[] if options.is_optuna else [t.name for t in trials]).start()
-            tuner = _tuner(trials, options, uri, experiment_id, parent_run_id, workdir, console, restore, planner)
-            with _sigint_watch() as interrupted:
-                grid = tuner.fit()
-            outcome = _outcome(grid, options, uri, parent_run_id)
+            outcome = SweepOutcome(name=options.name, parent_run_id=parent_run_id, tracking_uri=service.uri)
+            interrupted = lambda: False  # noqa: E731
+            if to_run or options.is_optuna or restore:
+                tuner = _tuner(to_run, options, service.uri, experiment_id, parent_run_id, workdir, console,
+                               restore, planner)
+                with _sigint_watch() as interrupted:
+                    grid = tuner.fit()
+                outcome = _outcome(grid, options, service.uri, parent_run_id)
             outcome.interrupted = interrupted()
             outcome.planned = options.search.trials if options.is_optuna else len(trials)
+            outcome.results += reused
+            client = service.client() if to_run or options.is_optuna or restore else early
             _reconcile_runs(client, experiment_id, options.name, outcome)
             _log_costs(client, experiment_id, options.name, parent_run_id)
             status = "KILLED" if outcome.interrupted else "FAILED" if outcome.failed else "FINISHED"
@@ -284,6 +398,29 @@ def _sigint_watch() -> Iterator[Any]:
     finally:
         state["interrupted"] = signal.getsignal(signal.SIGINT) is second_sigint
         signal.signal(signal.SIGINT, previous)
+
+
+def _link_reused(client, experiment_id: str, trials: Sequence[TrialSpec], found: dict, sweep: str,
+                 parent_run_id: str) -> list[dict[str, Any]]:
+    """Link each reused trial into the new sweep; its outcome rows (status DONE, reused)."""
+    from orchestrator import reuse
+
+    rows = []
+    for trial in trials:
+        origin = found.get(trial.key)
+        if origin is None:
+            continue
+        tracking.with_retries(lambda: reuse.link(client, experiment_id, trial, origin, sweep=sweep,
+                                                 parent_run_id=parent_run_id),
+                              deadline_s=60, what=f"link the finished run of {trial.name}")
+        metrics = origin.data.metrics
+        rows.append({"name": trial.name, "key": trial.key, "status": "DONE", "reused": origin.info.run_id,
+                     "step": trial.steps, "error": None,
+                     **{k: v for k, v in metrics.items() if k.startswith(("train/", "eval/"))}})
+    if rows:
+        tracking.with_retries(lambda: reuse.list_on_parent(client, parent_run_id, [r["reused"] for r in rows]),
+                              deadline_s=60, what="list the reused runs on the parent run")
+    return rows
 
 
 def _init_ray() -> bool:
@@ -335,6 +472,7 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         metric=metric, mode=mode, scheduler=scheduler, num_samples=1,
         max_concurrent_trials=options.max_concurrent, trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_dirname,
+        reuse_actors=True,  # trials of one shape run in one warm worker, one after another (no restart)
     )
     from orchestrator.packing import longest_first, trial_size
     from orchestrator.trial import trial_resources
@@ -360,7 +498,8 @@ def _optuna_tuner(trainable, options: SweepOptions, planner, run_config):
     searcher = PlannedSearch(inner, study, plan_options, keys)
     tune_config = tune.TuneConfig(search_alg=searcher, num_samples=search.trials,
                                   max_concurrent_trials=options.max_concurrent,
-                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname)
+                                  trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname,
+                                  reuse_actors=True)
     return tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
 
 

@@ -13,3 +13,8 @@ cache), sampler (group sampling), base_model (warm-up + cache), rollout, loss (e
 epochs / mini-batches), evaluate (Avg@k), seeding (per-step random streams), trainer (the loop).
 This file imports nothing, so ``import tinyrlvr.config`` stays torch-free.
 """
+
+# The engine's version in a trial's identity (design, "Trial identity"): bump it with any change that
+# alters what a trial computes (sampling, loss, update, evaluation), so finished trials of the older
+# engine are not reused by sweeps of the newer one.
+ENGINE_VERSION = "tinyrlvr-1"

@@ -34,6 +34,10 @@ class Backend(Protocol):
     def prepare(self, trials: Iterable[TrialSpec]) -> None:
         """Called once by the sweep's driver before any trial starts (base models, data files)."""
 
+    def identity(self, trial: TrialSpec) -> dict[str, str]:
+        """What the trial runs on besides its settings, after ``prepare``: ``engine`` (the engine's
+        version) and ``base_model`` (the weights' content hash, or the model's path/revision)."""
+
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         """Train ``trial`` to completion; resume from checkpoints in ``workdir`` when it has any.
 

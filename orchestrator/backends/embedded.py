@@ -8,6 +8,7 @@ base model is made once by the driver (``prepare``) before any trial starts.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Iterable
@@ -69,6 +70,13 @@ class EmbeddedBackend:
                 get_base_model(cfg)
             console.print("base model ready")
 
+    def identity(self, trial: TrialSpec) -> dict[str, str]:
+        """The engine's version and the base model's content hash (its weights, not its file)."""
+        from tinyrlvr import ENGINE_VERSION
+        from tinyrlvr.base_model import base_model_path
+
+        return {"engine": ENGINE_VERSION, "base_model": _content_hash(base_model_path(self.engine_config(trial)))}
+
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         from tinyrlvr.trainer import train
 
@@ -79,3 +87,16 @@ class EmbeddedBackend:
         if self.device:
             return self.device
         return "cpu"
+
+
+@functools.lru_cache(maxsize=None)
+def _hash_of(path: str, mtime_ns: int, size: int) -> str:
+    from tinyrlvr.base_model import content_hash
+
+    return content_hash(Path(path))
+
+
+def _content_hash(path: Path) -> str:
+    """``content_hash`` once per file version (a sweep stamps many trials of one base model)."""
+    stat = path.stat()
+    return _hash_of(str(path), stat.st_mtime_ns, stat.st_size)

@@ -81,6 +81,7 @@ CpusOpt = Annotated[Optional[float], typer.Option("--cpus-per-trial", help="CPUs
 SchedOpt = Annotated[SchedulerName, typer.Option("--scheduler", help="fifo runs every trial to the end; asha stops weak ones early.")]
 FailOpt = Annotated[int, typer.Option("--max-failures", help="Retries of a failed trial.")]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Submit to the Ray cluster of this launcher YAML.")]
+RerunOpt = Annotated[bool, typer.Option("--rerun", help="Run every trial again, even one whose key already finished in the tracking store (by default it is reused, not rerun).")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Submit to a running Ray cluster's head (address).")]
 
 
@@ -106,6 +107,7 @@ def sweep_study(
     alpha_neg: Annotated[Optional[str], typer.Option("--alpha-neg", help="grid: comma-separated alpha_neg values.")] = None,
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
+    rerun: RerunOpt = False,
 ) -> None:
     """Run the study named by this command as a sweep."""
     from experiments.plan import parse_float_list
@@ -119,7 +121,7 @@ def sweep_study(
     options = SweepOptions(name=default_name(study, trials) if name is None else name, study=study, max_concurrent=max_concurrent,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                            scheduler=scheduler.value, max_failures=max_failures)
-    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
 
 
 @app.command("run")
@@ -144,6 +146,7 @@ def sweep_run(
     search_trials: Annotated[Optional[int], typer.Option("--trials", help="With a `search:` section: how many Optuna trials (default: the file's).")] = None,
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
+    rerun: RerunOpt = False,
 ) -> None:
     """Run a study file: its methods x axes x seeds as a grid, or its `search:` ranges with Optuna."""
     from experiments.study_file import load_study_file
@@ -164,7 +167,7 @@ def sweep_run(
     options = SweepOptions(name=name or default_name(study.name, trials), study=study.name,
                            max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
                            gpus_per_trial=gpus_per_trial, scheduler=scheduler.value, max_failures=max_failures)
-    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address)
+    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
 
 
 @app.command("optuna")
@@ -267,7 +270,7 @@ def _range(values: list[float], name: str) -> tuple[float, float]:
 
 
 def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bool, cluster, address,
-              planner=None) -> None:
+              planner=None, rerun: bool = False) -> None:
     if as_json and not dry_run:
         raise ValueError("--json goes with --dry-run")
     if cluster and address:
@@ -283,7 +286,7 @@ def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bo
         return
     from orchestrator.sweep import run_sweep
 
-    _finish(run_sweep(trials, options, planner=planner))
+    _finish(run_sweep(trials, options, planner=planner, rerun=rerun))
 
 
 def _print_plan(trials, options, as_json: bool) -> None:
@@ -344,11 +347,13 @@ def _finish(outcome) -> None:
 
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
+    reused = sum(bool(r.get("reused")) for r in outcome.results)
     if outcome.interrupted:
         console.print(f"sweep {outcome.name}: interrupted with {done}/{outcome.planned} trials done; the others "
                       f"ended KILLED; continue with `asym sweep resume {outcome.name}`", highlight=False)
         raise typer.Exit(130)
-    console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done; MLflow parent run "
+    console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done"
+                  + (f" ({reused} reused)" if reused else "") + "; MLflow parent run "
                   f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri)}", highlight=False)
     if outcome.failed:
         for r in outcome.results:

@@ -83,6 +83,17 @@ class VerlBackend:
             raise UserError(f"{paths.data_dir} lacks {', '.join(missing)}; run `asym data prepare --out "
                             f"{paths.data_dir}` (or set ASYM_DATA_DIR to where the files are)")
 
+    def identity(self, trial: TrialSpec) -> dict[str, str]:
+        """verl's version and the model's path (with its revision when the preset pins one): the
+        weights live on the Hub or shared storage, so their name stands in for their hash."""
+        from importlib.metadata import version
+
+        settings = trial.settings_dict()
+        model = str(settings.get("hf_path", trial.model))
+        if settings.get("revision"):
+            model += f"@{settings['revision']}"
+        return {"engine": f"verl-{version('verl')}", "base_model": model}
+
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         from orchestrator.backends.verl.admission import trial_resources
 
