@@ -68,14 +68,20 @@ def advantage_figure(curves: pd.DataFrame, colours: dict[str, str], group_size: 
     axes = fig.subplots(1, 2)
     titles = {"pos": "Positive channel: correct rollouts", "neg": "Negative channel: wrong rollouts"}
     for ax, channel in zip(axes, ("pos", "neg")):
-        for i, (label, rows) in enumerate(curves[curves["channel"] == channel].groupby("label", sort=False)):
+        rows_of = curves[curves["channel"] == channel]
+        magnitude = rows_of["advantage"].abs()
+        for i, (label, rows) in enumerate(rows_of.groupby("label", sort=False)):
             colour = colours.get(label) or colours[label.split(" / ")[0]]
-            ax.plot(rows["p"], rows["advantage"], marker=MARKERS[i % len(MARKERS)], ms=7 - 0.5 * (i % 6),
+            ax.plot(rows["p"], rows["advantage"].abs(), marker=MARKERS[i % len(MARKERS)], ms=7 - 0.5 * (i % 6),
                     lw=2.4 - 0.3 * (i % 6), color=colour, label=label, zorder=2 + i)
-        ax.axhline(0.0, color="0.6", lw=0.8)
+        # The paper draws magnitudes. A strong alpha (alpha+ = 3 gives 343 at k = 1) would flatten every
+        # other curve on a linear axis: past a 20x range, a symmetric-log axis keeps them all readable.
+        finite = magnitude[np.isfinite(magnitude) & (magnitude > 0)]
+        if len(finite) and finite.max() / max(finite.min(), 1e-12) > 20:
+            ax.set_yscale("symlog", linthresh=0.1)
         ax.set_title(titles[channel])
         ax.set_xlabel(f"group accuracy p = k/G (G = {group_size})")
-        ax.set_ylabel("advantage A+" if channel == "pos" else "advantage A-")
+        ax.set_ylabel("|A+|" if channel == "pos" else "|A-|")
         ax.grid(alpha=0.3)
     fig.suptitle("Advantage curves of the estimators in this sweep (eqs 2, 4, 8)")
     _legend_below(fig, axes)
