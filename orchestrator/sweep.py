@@ -362,7 +362,9 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             outcome.planned = options.search.trials if options.is_optuna else len(trials)
             outcome.results += reused
             client = service.client() if to_run or options.is_optuna or restore else early
-            _reconcile_runs(client, experiment_id, options.name, outcome)
+            # the tracking server may be away for a while when the last trial ends: wait for it
+            tracking.with_retries(lambda: _reconcile_runs(client, experiment_id, options.name, outcome),
+                                  deadline_s=180, what="close the trials' runs")
             _log_costs(client, experiment_id, options.name, parent_run_id)
             status = "KILLED" if outcome.interrupted else "FAILED" if outcome.failed else "FINISHED"
             tracking.finish_run(client, parent_run_id, status)
@@ -552,11 +554,14 @@ def _log_costs(client, experiment_id: str, sweep: str, parent_run_id: str) -> No
     """The ledger's totals onto the parent run (a tracking hiccup here must not fail a finished sweep)."""
     from orchestrator.ledger import log_sweep_totals
 
-    try:
+    def total() -> None:
         runs = tracking.find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep})
         log_sweep_totals(client, parent_run_id, runs)
+
+    try:
+        tracking.with_retries(total, deadline_s=120, what="total the sweep's costs")
     except Exception as exc:  # noqa: BLE001 - reported, the sweep's outcome stands
-        logging.getLogger(__name__).warning("could not total the sweep's costs: %s", exc)
+        logging.getLogger(__name__).warning("could not total the sweep's costs: %s", tracking.redact_text(str(exc)))
 
 
 def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[str, str]:

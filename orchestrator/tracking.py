@@ -80,6 +80,13 @@ def redact(uri: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def redact_text(text: str) -> str:
+    """Any ``scheme://user:password@`` inside a message (an error naming a request's URL) masked."""
+    import re
+
+    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
+
+
 def _without_userinfo(uri: str) -> str:
     parts = urllib.parse.urlsplit(uri)
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
@@ -224,7 +231,7 @@ def with_retries(call: Callable[[], Any], *, deadline_s: float, what: str) -> An
             return call()
         except Exception as exc:  # connection refused, 5xx, "database is locked", ...
             if time.monotonic() - start + delay > deadline_s:
-                raise TrackingError(f"could not {what} within {deadline_s:.0f} s: {_one_line(exc)}") from exc
+                raise TrackingError(f"could not {what} within {deadline_s:.0f} s: {redact_text(_one_line(exc))}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
