@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 
-from analysis.load import _child_runs, _client, check_store_exists, find_sweep_run, list_sweeps
+from analysis.load import _child_runs, open_sweep
 from estimators import metric_names as M
 from experiments import tracking_names as tn
 
@@ -22,17 +22,9 @@ COLUMNS = ("trial", "label", "status", "steps_done", "steps", "gpu_seconds", "cp
 
 def trial_costs(name: str, tracking_uri: str | None = None) -> pd.DataFrame:
     """One row per trial of sweep ``name``: its status, progress and recorded cost."""
-    uri = tracking_uri or tn.default_tracking_uri()
-    check_store_exists(uri)
-    client = _client(uri)
-    experiment = client.get_experiment_by_name(tn.experiment_name())
-    parent = find_sweep_run(client, experiment.experiment_id, name) if experiment is not None else None
-    if parent is None:
-        known = list_sweeps(uri) if experiment is not None else []
-        raise ValueError(f"no sweep named '{name}' in the tracking store {uri}"
-                         f" ({'known sweeps: ' + ', '.join(known) if known else 'run `asym sweep <study>` first'})")
+    client, experiment_id, parent = open_sweep(name, tracking_uri or tn.default_tracking_uri())
     rows = []
-    for run in _child_runs(client, experiment.experiment_id, parent.info.run_id):
+    for run in _child_runs(client, experiment_id, parent.info.run_id):
         metrics = run.data.metrics
         history = client.get_metric_history(run.info.run_id, M.COST_WALL_SECONDS) if M.COST_WALL_SECONDS in metrics else []
         rows.append({

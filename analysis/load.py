@@ -192,13 +192,9 @@ def _label_order(runs: pd.DataFrame) -> list[str]:
     return [r.label for r in keyed]
 
 
-def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
-    """Read a sweep's finished child runs, params and full metric histories, from MLflow.
-
-    Raises ValueError (one line) for a missing store, an unknown sweep or a sweep without a
-    finished trial.
-    """
-    uri = tracking_uri or tn.default_tracking_uri()
+def open_sweep(name: str, uri: str):
+    """(client, experiment id, parent run) of sweep ``name``; one-line ValueError for a missing store
+    or an unknown sweep (the known ones listed, the URI without credentials)."""
     check_store_exists(uri)
     client = _client(uri)
     experiment = client.get_experiment_by_name(tn.experiment_name())
@@ -209,7 +205,18 @@ def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
         from orchestrator.tracking import redact
 
         raise ValueError(f"no sweep named '{name}' in the tracking store {redact(uri)} ({hint})")
-    children = _child_runs(client, experiment.experiment_id, parent.info.run_id)
+    return client, experiment.experiment_id, parent
+
+
+def load_sweep(name: str, tracking_uri: str | None = None) -> SweepData:
+    """Read a sweep's finished child runs, params and full metric histories, from MLflow.
+
+    Raises ValueError (one line) for a missing store, an unknown sweep or a sweep without a
+    finished trial.
+    """
+    uri = tracking_uri or tn.default_tracking_uri()
+    client, experiment_id, parent = open_sweep(name, uri)
+    children = _child_runs(client, experiment_id, parent.info.run_id)
     followed = [(_follow_link(client, r), r) for r in children]  # (where the histories are, the child)
     finished = [(o, r) for o, r in followed if o is not None and o.info.status == "FINISHED"]
     unfinished = tuple(
