@@ -14,23 +14,14 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
 from estimators.errors import UserError
+from orchestrator.tracking import redact
 
 # Variables the MLflow client reads for authentication: the job needs them, by name, on the nodes.
 MLFLOW_SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 _SERVER_HINT = "start one with `mlflow server --host 0.0.0.0 --port 5000 ...` and export MLFLOW_TRACKING_URI=http://HOST:5000"
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any user:password part replaced by ***, for messages."""
-    parsed = urlparse(uri)
-    if parsed.username is None and parsed.password is None:
-        return uri
-    host = parsed.hostname or ""
-    netloc = f"***@{host}" + (f":{parsed.port}" if parsed.port else "")
-    return urlunparse(parsed._replace(netloc=netloc))
 
 
 def require_shared_tracking_uri(env: Mapping[str, str], head_url: str, timeout_s: float = 5.0) -> str:
@@ -44,12 +35,12 @@ def require_shared_tracking_uri(env: Mapping[str, str], head_url: str, timeout_s
     if parsed.scheme not in ("http", "https"):
         kind = parsed.scheme or "local path"
         raise UserError(
-            f"MLFLOW_TRACKING_URI={redact_uri(uri)} is a {kind} store on this machine, which the cluster's "
+            f"MLFLOW_TRACKING_URI={redact(uri)} is a {kind} store on this machine, which the cluster's "
             f"nodes cannot write to; {_SERVER_HINT}"
         )
     if parsed.username or parsed.password:
         raise UserError(
-            f"MLFLOW_TRACKING_URI={redact_uri(uri)} carries credentials, which would travel with the job in clear "
+            f"MLFLOW_TRACKING_URI={redact(uri)} carries credentials, which would travel with the job in clear "
             "text: remove them and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
             "here and on the cluster's nodes"
         )

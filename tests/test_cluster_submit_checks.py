@@ -18,7 +18,8 @@ import pytest
 
 from cluster.head import normalize_address
 from cluster.submit import build_job_request, submit_sweep
-from cluster.tracking_check import redact_uri, require_shared_tracking_uri
+from cluster.tracking_check import require_shared_tracking_uri
+from orchestrator.tracking import redact
 from estimators.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,9 +171,9 @@ def test_bad_head_addresses_are_one_line_errors(bad):
         normalize_address(bad)
 
 
-def test_redact_uri_hides_the_password():
-    assert redact_uri("http://alice:hunter2@10.0.0.5:5000/x") == "http://***@10.0.0.5:5000/x"
-    assert redact_uri("http://10.0.0.5:5000") == "http://10.0.0.5:5000"
+def test_redact_hides_the_password():
+    assert redact("http://alice:hunter2@10.0.0.5:5000/x") == "http://***@10.0.0.5:5000/x"
+    assert redact("http://10.0.0.5:5000") == "http://10.0.0.5:5000"
 
 
 def test_asym_sweep_with_address_submits_the_whole_command_line(monkeypatch):

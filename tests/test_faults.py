@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from asym_process import finish, start_asym
 
 from estimators import metric_names as M
 from experiments import tracking_names as names
@@ -30,22 +31,6 @@ from orchestrator.mlflow_server import LocalServer, run_dir, store_paths
 from orchestrator.tracking import server_is_up
 
 STEPS = 11  # > the engine's checkpoint cadence (10): a resumed trial restarts from a checkpoint
-
-
-def asym(argv, cwd: Path, env=None) -> subprocess.Popen:
-    clean = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *argv], cwd=cwd, env={**clean, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        pytest.fail(f"asym did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, err
 
 
 def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, every: float = 0.5):
@@ -108,7 +93,7 @@ def gone(pids) -> bool:
 def test_server_killed_then_ctrl_c_then_resume(tmp_path):
     sweep = ["sweep", "grid", "--alpha-pos", "0.5,0.9", "--alpha-neg", "0.4,0.8", "--smoke", "--seeds", "0",
              "--steps", str(STEPS), "--name", "cc", "--max-concurrent", "2"]  # 4 trials
-    proc = asym(sweep, tmp_path)
+    proc = start_asym(sweep, tmp_path)
     try:
         first = wait_for(lambda: server_info(tmp_path), 120, "the local server's pid file", proc)
         client = store_client(tmp_path)  # the driver made the store before it started its server
@@ -146,7 +131,7 @@ def test_server_killed_then_ctrl_c_then_resume(tmp_path):
     before = {r.info.run_id: r.info.end_time for r in trials if r.info.status == "FINISHED"}
     assert before
 
-    code, err = finish(asym(["sweep", "resume", "cc"], tmp_path))
+    code, err = finish(start_asym(["sweep", "resume", "cc"], tmp_path))
     assert code == 0, err[-3000:]
     trials = runs_of(client, names.KIND_TRIAL)
     assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}
@@ -178,7 +163,7 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert killed.wait(timeout=120) == -signal.SIGKILL, killed.stderr.read()
         (info,) = [json.loads(f.read_text()) for f in run_dir(tmp_path).glob("*.json") if f != live.pid_file]
         assert server_is_up(f"http://127.0.0.1:{info['port']}")  # the orphan serves on
-        code, err = finish(asym(["report", "nope"], tmp_path), timeout=120)
+        code, err = finish(start_asym(["report", "nope"], tmp_path), timeout=120)
         assert code == 2 and err.startswith("error: no sweep named 'nope'"), err
         wait_for(lambda: gone([info["server_pid"]]), 10, "the orphan server to be reaped")
         assert live.process.poll() is None and [f.name for f in run_dir(tmp_path).iterdir()] == [live.pid_file.name]

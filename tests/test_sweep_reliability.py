@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from asym_process import finish, start_asym
 
 from estimators import metric_names as M
 from experiments import tracking_names as names
@@ -21,22 +22,6 @@ pytestmark = pytest.mark.slow
 
 STEPS = 12  # > the backend's checkpoint cadence (10), so a retry resumes from a checkpoint
 SWEEP = ["sweep", "isolation", "--smoke", "--seeds", "0", "--steps", str(STEPS)]
-
-
-def _asym(argv, cwd: Path, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *argv], cwd=cwd,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, **kwargs)
-
-
-def _finish(proc: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-        pytest.fail(f"asym did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, err
 
 
 def _client(cwd: Path):
@@ -100,8 +85,8 @@ def test_isolation_smoke_sweep_with_a_trial_killed_once(tmp_path):
     """A small real sweep end to end; one trial's process dies at step 11 (after its step-10
     checkpoint) on its first attempt: Tune retries it, it resumes, and the sweep completes."""
     victim = "pos-only-ap0.5-s0"
-    proc = _asym([*SWEEP, "--name", "iso"], tmp_path, env={"ASYM_TEST_CRASH_AT": f"{victim}:11"})
-    code, err = _finish(proc)
+    proc = start_asym([*SWEEP, "--name", "iso"], tmp_path, env={"ASYM_TEST_CRASH_AT": f"{victim}:11"})
+    code, err = finish(proc, timeout=420)
     assert code == 0, err[-3000:]
     children = _check_complete_sweep(_client(tmp_path), n_trials=4)
     assert {c.data.tags[names.TAG_TRIAL] for c in children} == {"reinforce-s0", "reinforce-ent0.01-s0", victim,
@@ -117,7 +102,7 @@ def test_isolation_smoke_sweep_with_a_trial_killed_once(tmp_path):
 
 
 def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
-    proc = _asym([*SWEEP, "--name", "iso2", "--max-concurrent", "1"], tmp_path)
+    proc = start_asym([*SWEEP, "--name", "iso2", "--max-concurrent", "1"], tmp_path)
     client, finished = None, []
     deadline = time.monotonic() + 400
     try:
@@ -138,7 +123,7 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
     assert len(_runs(client, names.KIND_TRIAL)) < 4 or any(r.info.status != "FINISHED" for r in _runs(client, names.KIND_TRIAL))
 
     try:
-        code, err = _finish(_asym(["sweep", "resume", "iso2"], tmp_path))  # reaps the killed driver's server
+        code, err = finish(start_asym(["sweep", "resume", "iso2"], tmp_path), timeout=420)  # reaps the killed driver's server
     finally:
         _stop_orphan_server(tmp_path)
     assert code == 0, err[-3000:]
@@ -150,6 +135,6 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
 
 
 def test_resume_of_an_unknown_sweep_is_a_one_line_error(tmp_path):
-    code, err = _finish(_asym(["sweep", "resume", "nope"], tmp_path), timeout=60)
+    code, err = finish(start_asym(["sweep", "resume", "nope"], tmp_path), timeout=60)
     assert code == 2 and err.count("\n") == 1 and "no sweep named 'nope'" in err
     assert not (tmp_path / ".asym").exists()
