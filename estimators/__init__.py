@@ -1,17 +1,33 @@
 """The paper's advantage estimators and diagnostics: pure torch, no Ray, no MLflow, no verl.
 
 ``estimators.verl_adapter`` is the only module that imports verl.
+
+The names below load on first use (PEP 562), so the light modules every process needs first
+(``estimators.errors``, ``estimators.metric_names``) do not import torch: the CLI, the sweep driver
+and a Tune actor pay torch's multi-second import only where they compute advantages.
 """
 
-from estimators.advantages import broadcast_to_tokens
-from estimators.registry import (
-    ESTIMATORS,
-    Estimator,
-    check_alpha,
-    compute_advantages,
-    compute_token_advantages,
-    get_estimator,
-)
+from __future__ import annotations
 
-__all__ = ["ESTIMATORS", "Estimator", "broadcast_to_tokens", "check_alpha", "compute_advantages",
-           "compute_token_advantages", "get_estimator"]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "broadcast_to_tokens": "estimators.advantages",
+    "ESTIMATORS": "estimators.registry",
+    "Estimator": "estimators.registry",
+    "check_alpha": "estimators.registry",
+    "compute_advantages": "estimators.registry",
+    "compute_token_advantages": "estimators.registry",
+    "get_estimator": "estimators.registry",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'estimators' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
