@@ -16,8 +16,9 @@ Targets: makespan / ideal <= 1.10; utilization while queued > 90%.
     python benchmarks/cluster_makespan.py [--seconds 60] [--smoke]
 
 Three settings side by side on one cluster: the plan's order with a fresh actor process per trial,
-the same with `reuse_actors=True`, and the order our sweeps hand Tune (`orchestrator.packing`:
-longest processing time first) with fresh actors. The last line is `fresh_ratio_trials=... packed_...`.
+the same with `reuse_actors=True`, and what our sweeps do (`orchestrator.packing`: longest processing
+time first, and at most nodes + 1 trials waiting for a placement group so Ray places them in that
+order) with fresh actors. The last line is `fresh_ratio_trials=... packed_...`.
 """
 
 from __future__ import annotations
@@ -78,9 +79,18 @@ def utilization_while_queued(rows: list[dict], gpus: int) -> float:
     return held / (gpus * (end - begin))
 
 
-def run_once(trials: list[dict], reuse_actors: bool, storage: str) -> dict:
-    """One sweep of `trials` on the connected cluster; the measured numbers."""
+def run_once(trials: list[dict], reuse_actors: bool, storage: str, pending_window: int | None = None) -> dict:
+    """One sweep of `trials` on the connected cluster; the measured numbers. `pending_window`: Tune's cap
+    on trials waiting for a placement group (None: Tune's default, 1.1 x the cluster's CPUs)."""
+    import os
+
     from ray import tune
+
+    from orchestrator.packing import PENDING_WINDOW_ENV
+
+    os.environ.pop(PENDING_WINDOW_ENV, None)
+    if pending_window is not None:
+        os.environ[PENDING_WINDOW_ENV] = str(pending_window)
 
     from cluster.local_sim import sleep_trial
 
@@ -112,14 +122,14 @@ def run(kind: str, seconds: float) -> dict[str, dict]:
     run) and `reuse_actors=True` (a finished trial's actor takes the next trial of its shape)."""
     from cluster.local_sim import simulated_cluster
 
-    from orchestrator.packing import longest_first, trial_size
+    from orchestrator.packing import longest_first, pending_window, trial_size
 
     trials = workload(kind, seconds)
     packed = longest_first(trials, lambda t: trial_size({"GPU": t["gpus"]}, t["seconds"]))
     with simulated_cluster(workers=WORKERS, gpus_per_worker=GPUS_PER_WORKER, cpus_per_worker=8), \
             tempfile.TemporaryDirectory(prefix="makespan") as storage:
         return {"fresh actors": run_once(trials, False, storage), "reuse_actors": run_once(trials, True, storage),
-                "packed (LPT)": run_once(packed, False, storage)}
+                "packed (LPT)": run_once(packed, False, storage, pending_window(WORKERS))}
 
 
 def main() -> None:

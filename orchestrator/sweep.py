@@ -476,9 +476,14 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         trial_dirname_creator=_trial_dirname,
         reuse_actors=True,  # trials of one shape run in one warm worker, one after another (no restart)
     )
-    from orchestrator.packing import longest_first, trial_size
+    import ray
+
+    from orchestrator.packing import cap_pending_trials, longest_first, trial_size
     from orchestrator.trial import trial_resources
 
+    alive = [node for node in ray.nodes() if node["Alive"]]
+    gpu_nodes = [node for node in alive if node["Resources"].get("GPU")]
+    cap_pending_trials(len(gpu_nodes or alive))  # so Ray places the trials' placement groups in LPT order
     packed = longest_first(trials, lambda t: trial_size(trial_resources(t, options.cpus_per_trial, options.gpus_per_trial), t.steps))
     param_space = {"trial": tune.grid_search([t.to_dict() for t in packed])}
     return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config)

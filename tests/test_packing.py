@@ -27,3 +27,15 @@ def test_trial_size_counts_gpus_before_cpus():
     assert trial_size({"GPU": 2.0, "CPU": 8.0}, 10) == 20.0
     assert trial_size({"CPU": 4.0}, 10) == 40.0
     assert trial_size({}, 3) == 3.0
+
+
+def test_pending_window_is_one_per_node_plus_one_and_respects_the_users_setting(monkeypatch):
+    from orchestrator.packing import PENDING_WINDOW_ENV, cap_pending_trials, pending_window
+
+    assert [pending_window(n) for n in (0, 1, 2, 8)] == [2, 2, 3, 9]
+    monkeypatch.delenv(PENDING_WINDOW_ENV, raising=False)
+    monkeypatch.delenv("ASYM_PENDING_WINDOW", raising=False)
+    assert cap_pending_trials(2) == 3
+    assert cap_pending_trials(4) == 5  # a later sweep in the same process, on a bigger cluster: recomputed
+    monkeypatch.setenv(PENDING_WINDOW_ENV, "16")  # the user's own cap wins
+    assert cap_pending_trials(2) == 16
