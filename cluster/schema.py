@@ -123,6 +123,20 @@ class ClusterFile:
         """The head's dashboard port, read from its `ray start --head` command (Ray's default 8265)."""
         return _flag_int(self.typed.head_start_ray_commands or [], "--dashboard-port") or DEFAULT_DASHBOARD_PORT
 
+    @property
+    def storage(self) -> str | None:
+        """``metadata: {storage: PATH}``: the folder every node mounts, for `asym sweep --storage`."""
+        metadata = self.raw.get("metadata") or {}
+        value = metadata.get("storage") if isinstance(metadata, dict) else None
+        return None if value is None else str(value)
+
+    @property
+    def max_nodes(self) -> int:
+        """The most nodes the cluster can have: the head and its workers."""
+        if self.provider == "local":
+            return 1 + len(self.typed.provider.worker_ips or [])
+        return 1 + int(self.typed.max_workers or 0)
+
     def gpus_per_node(self) -> dict[str, int | None]:
         """GPUs declared per node type (cloud) or per start command (on-prem; None = autodetect)."""
         if self.provider == "local":
@@ -229,6 +243,17 @@ def _check_semantics(path: Path, cfg: DictConfig) -> None:
             _flag_int(commands, flag, on_error=lambda v, k=key, f=flag: fail(k, f"{f}={v!r} is not a whole number"))
     if cfg.max_workers is not None and cfg.max_workers < 0:
         fail("max_workers", "must be 0 or more")
+    if cfg.metadata is not None:  # a mapping (Ray's schema checked that)
+        storage = cfg.metadata.get("storage")
+        if storage is not None and (not isinstance(storage, str) or not storage.strip()):
+            fail("metadata.storage", "must be the absolute path of a folder every node mounts")
+        if storage is not None:
+            from experiments.tracking_names import check_storage
+
+            try:
+                check_storage(storage, on_this_machine=False)
+            except UserError as exc:
+                fail("metadata.storage", str(exc).removeprefix(f"--storage {storage}: "))
 
     if cfg.provider.type == "local":
         if not cfg.provider.head_ip:

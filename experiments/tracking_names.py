@@ -17,7 +17,11 @@ It sits in ``experiments`` (below the orchestrator, which writes it, and analysi
   TAG_REUSED_IN.<sweep>=<parent run id>.
 - On disk everything lives under ``./.asym`` (``ASYM_DIR``): ``sweeps/<name>`` (the Tune
   experiment), ``trials/<sweep>/<trial key>`` (work directories), ``mlflow/`` (the default store),
-  ``logs/``.
+  ``logs/``, ``run/`` (pid files of this machine's servers).
+- With a shared storage folder (``--storage PATH``, a path every node mounts), ``sweeps/``,
+  ``trials/`` and (without $MLFLOW_TRACKING_URI) ``mlflow/`` live under PATH instead, so a trial
+  retried on another node finds its checkpoints and any node can resume the sweep; ``logs/`` and
+  ``run/`` stay on the machine (a pid is only meaningful where its process runs).
 """
 
 import os
@@ -57,14 +61,55 @@ def asym_root(workdir: Path | None = None) -> Path:
     return (workdir or Path.cwd()).resolve() / ASYM_DIR
 
 
-def local_store_dir(workdir: Path | None = None) -> Path:
-    """Where the default (no $MLFLOW_TRACKING_URI) store lives: ./.asym/mlflow under the cwd."""
-    return asym_root(workdir) / "mlflow"
+def check_storage(text: str, on_this_machine: bool = True) -> Path:
+    """The absolute folder of ``--storage`` (a path or a ``file://`` URI); anything else is a UserError.
+
+    Object-store URIs are refused: trials write their engine checkpoints and metrics files, and the
+    sweep its state, as plain files, so the storage must be a mounted file system (NFS, a cluster
+    file system) on every node. ``on_this_machine=False`` (a sweep submitted to a cluster): the
+    folder is the cluster's, so only its form is checked here.
+    """
+    from urllib.parse import unquote, urlparse
+
+    from estimators.errors import UserError
+
+    text = text.strip()
+    if not text:
+        raise UserError("--storage needs a folder every node mounts, e.g. --storage /mnt/shared/asym")
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise UserError(f"--storage {text}: a file:// URI names a local path (file:///mnt/shared), not a host")
+        text = unquote(parsed.path)
+    elif parsed.scheme and len(parsed.scheme) > 1:  # "C:" style drive letters are not schemes here
+        raise UserError(f"--storage {text}: only a mounted folder (a path or file:// URI) is supported, not "
+                        f"{parsed.scheme}://; trials write checkpoints as files, so mount the bucket on every node")
+    if not on_this_machine:  # a cluster's folder: only the head can look at it
+        if not Path(text).is_absolute():
+            raise UserError(f"--storage {text}: give the cluster's shared folder as an absolute path")
+        return Path(text)
+    path = Path(text).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--storage {text}: not a folder")
+    if not path.exists() and not path.parent.is_dir():
+        raise UserError(f"--storage {text}: its parent folder {path.parent} does not exist (is the share mounted?)")
+    return path
 
 
-def default_tracking_uri(workdir: Path | None = None) -> str:
-    """$MLFLOW_TRACKING_URI, else a local sqlite store under the working directory."""
+def storage_root(storage: str | Path | None = None, workdir: Path | None = None) -> Path:
+    """Where sweeps/ and trials/ live: the shared storage folder, else ./.asym."""
+    return Path(storage) if storage else asym_root(workdir)
+
+
+def local_store_dir(workdir: Path | None = None, storage: str | Path | None = None) -> Path:
+    """Where the default (no $MLFLOW_TRACKING_URI) store lives: ./.asym/mlflow under the cwd, or
+    the storage folder's mlflow/ (so a sweep on shared storage has all its state in one place)."""
+    return storage_root(storage, workdir) / "mlflow"
+
+
+def default_tracking_uri(workdir: Path | None = None, storage: str | Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI, else a local sqlite store under the working (or storage) directory."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{local_store_dir(workdir) / 'mlflow.db'}"
+    return f"sqlite:///{local_store_dir(workdir, storage) / 'mlflow.db'}"

@@ -32,9 +32,9 @@ from orchestrator.tracking import prepare_store, server_is_up
 LOOPBACK = "127.0.0.1"
 
 
-def store_paths(workdir: Path | None = None) -> tuple[str, str]:
-    """(backend store URI, artifact root URI) of the local store under ./.asym/mlflow."""
-    root = names.local_store_dir(workdir).resolve()
+def store_paths(workdir: Path | None = None, storage: str | Path | None = None) -> tuple[str, str]:
+    """(backend store URI, artifact root URI) of the local store under ./.asym/mlflow (or STORAGE/mlflow)."""
+    root = names.local_store_dir(workdir, storage).resolve()
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 
 

@@ -10,7 +10,10 @@ Tune does all the scheduling: trial resources (``tune.with_resources``), the con
 
 Everything lives under ``./.asym``: the Tune experiment in ``sweeps/<name>`` (with
 ``asym_sweep.json``, what ``resume`` needs), the trials' work directories (engine checkpoints) in
-``trials/<name>/<trial key>``, and the default MLflow store in ``mlflow/``.
+``trials/<name>/<trial key>``, and the default MLflow store in ``mlflow/``. With ``--storage PATH``
+(a folder every node mounts) those three live under PATH instead: a trial retried on another node
+resumes from its checkpoints there, and `asym sweep resume --storage PATH` works from any node. A
+sweep on a multi-node Ray cluster without it is refused (``check_storage_for``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from experiments.spec import Search, SearchRange, TrialSpec
 from orchestrator import tracking
 from estimators.metric_names import EVAL_MEAN_ACCURACY
 from experiments import tracking_names as names
-from experiments.tracking_names import asym_root
+from experiments.tracking_names import asym_root, storage_root
 from estimators.errors import UserError
 
 STATE_FILE = "asym_sweep.json"
@@ -53,6 +56,7 @@ class SweepOptions:
     max_failures: int = 2  # retries of a failed trial (FailureConfig)
     # An Optuna search (``asym sweep optuna``, a study file's ``search:``): its ranges and trials.
     search: Search | None = None
+    storage: str | None = None  # a folder every node mounts (absolute); None: ./.asym on this machine
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
@@ -90,6 +94,7 @@ class SweepOutcome:
     results: list[dict[str, Any]] = field(default_factory=list)  # one per trial: name, status, metrics
     interrupted: bool = False  # Ctrl-C (SIGINT): Tune saved its state and stopped the trials
     planned: int = 0  # trials the sweep runs in all (Tune creates them lazily)
+    storage: str | None = None  # the shared folder it runs on (--storage)
 
     @property
     def failed(self) -> list[str]:
@@ -111,14 +116,24 @@ def default_name(study: str, trials: Sequence[TrialSpec], extra: str = "") -> st
     return f"{study}-{hashlib.sha1(blob.encode()).hexdigest()[:6]}"
 
 
-def sweep_dir(name: str, workdir: Path | None = None) -> Path:
-    return asym_root(workdir) / "sweeps" / name
+def sweep_dir(name: str, workdir: Path | None = None, storage: str | None = None) -> Path:
+    return storage_root(storage, workdir) / "sweeps" / name
 
 
-def check_new_sweep(name: str, workdir: Path | None = None) -> None:
-    if sweep_dir(name, workdir).exists():
-        raise UserError(f"sweep '{name}' already exists in {sweep_dir(name, workdir)}; continue it with "
-                        f"`asym sweep resume {name}`, or choose another --name")
+def check_new_sweep(name: str, workdir: Path | None = None, storage: str | None = None) -> None:
+    if sweep_dir(name, workdir, storage).exists():
+        hint = f" --storage {storage}" if storage else ""
+        raise UserError(f"sweep '{name}' already exists in {sweep_dir(name, workdir, storage)}; continue it with "
+                        f"`asym sweep resume {name}{hint}`, or choose another --name")
+
+
+def check_storage_for(nodes: int, storage: str | None) -> None:
+    """A sweep spread over several nodes needs a storage folder they all mount: without it a trial
+    retried on another node starts from step 0 and the sweep's state dies with the driver's node."""
+    if nodes > 1 and not storage:
+        raise UserError(f"this Ray cluster has {nodes} nodes: pass --storage PATH (a folder every node mounts, "
+                        "or `metadata: {storage: PATH}` in the cluster file) so retried trials resume from their "
+                        "checkpoints and the sweep can be resumed from any node")
 
 
 # --- the tracking service ------------------------------------------------------------------------
@@ -136,7 +151,7 @@ class TrackingService:
     server after it, so the two never migrate one file at once.
     """
 
-    def __init__(self, workdir: Path | None = None, console=None):
+    def __init__(self, workdir: Path | None = None, console=None, storage: str | None = None):
         from orchestrator.mlflow_server import free_port, reap_orphans, run_dir, store_paths
 
         reap_orphans(run_dir(workdir))  # servers of drivers killed earlier on this store
@@ -145,7 +160,7 @@ class TrackingService:
         self.server = None
         given = os.environ.get("MLFLOW_TRACKING_URI")
         self.http = given if given and not given.startswith("sqlite:") else None
-        self.store_uri, self.artifact_root = store_paths(workdir)
+        self.store_uri, self.artifact_root = store_paths(workdir, storage)
         if given and not self.http:
             self.store_uri = given
         self.port = free_port()
@@ -233,8 +248,8 @@ class TrackingService:
 
 
 @contextmanager
-def tracking_service(workdir: Path | None = None, console=None) -> Iterator[TrackingService]:
-    service = TrackingService(workdir, console).start()
+def tracking_service(workdir: Path | None = None, console=None, storage: str | None = None) -> Iterator[TrackingService]:
+    service = TrackingService(workdir, console, storage).start()
     try:
         yield service
     finally:
@@ -266,14 +281,14 @@ def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pa
     if options.is_optuna and planner is None:
         raise ValueError("an Optuna sweep needs the planner's study and options")
     preflight()
-    check_new_sweep(options.name, workdir)
+    check_new_sweep(options.name, workdir, options.storage)
     return _execute(trials, options, workdir=workdir, console=console, restore=False, planner=planner, rerun=rerun)
 
 
 def _write_state(trials: Sequence[TrialSpec], options: SweepOptions, workdir: Path | None) -> None:
     """What `resume` needs besides Tune's own state; written just before Tune starts, so a sweep
     that failed to start (no base model, no data) leaves its name free."""
-    directory = sweep_dir(options.name, workdir)
+    directory = sweep_dir(options.name, workdir, options.storage)
     directory.mkdir(parents=True, exist_ok=True)
     state = {"options": asdict(options), "trials": [t.to_dict() for t in trials]}
     tmp = directory / f"{STATE_FILE}.tmp"
@@ -281,12 +296,17 @@ def _write_state(trials: Sequence[TrialSpec], options: SweepOptions, workdir: Pa
     os.replace(tmp, directory / STATE_FILE)
 
 
-def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> SweepOutcome:
-    """Continue an interrupted sweep from its Tune experiment state (finished trials are not rerun)."""
+def resume_sweep(name: str, *, workdir: Path | None = None, console=None, storage: str | None = None) -> SweepOutcome:
+    """Continue an interrupted sweep from its Tune experiment state (finished trials are not rerun).
+
+    ``storage``: the shared folder the sweep was started on, as this node mounts it (the mount
+    point may differ between nodes: the one given here is used, not the one recorded)."""
+    from dataclasses import replace
+
     from ray import tune
 
     check_name(name)
-    directory = sweep_dir(name, workdir)
+    directory = sweep_dir(name, workdir, storage)
     state_path = directory / STATE_FILE
     if not state_path.exists():
         known = sorted(p.name for p in directory.parent.glob("*") if (p / STATE_FILE).exists()) if directory.parent.exists() else []
@@ -296,7 +316,7 @@ def resume_sweep(name: str, *, workdir: Path | None = None, console=None) -> Swe
                         "with `asym sweep ... --name` another name")
     preflight()
     state = json.loads(state_path.read_text())
-    options = SweepOptions.from_dict(state["options"])
+    options = replace(SweepOptions.from_dict(state["options"]), storage=str(storage) if storage else None)
     trials = [TrialSpec.from_dict(_retuple(d)) for d in state["trials"]]
     return _execute(trials, options, workdir=workdir, console=console, restore=True)
 
@@ -315,7 +335,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started_ray = False
-    with tracking_service(workdir, console) as service:
+    with tracking_service(workdir, console, options.storage) as service:
         try:
             for backend_name in sorted({t.backend for t in trials}):
                 get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
@@ -323,9 +343,10 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 trials = stamp(trials)  # a restored sweep's trials carry the identity they started with
             if service.fresh:  # nothing to reuse: Ray starts while the store is made and the server boots
                 started_ray = _init_ray()
+                check_storage_for(_alive_nodes(), options.storage)
             early = service.early_client()
             experiment_id = tracking.with_retries(
-                lambda: tracking.ensure_experiment(early, _artifact_root(workdir)), deadline_s=60,
+                lambda: tracking.ensure_experiment(early, _artifact_root(workdir, options.storage)), deadline_s=60,
                 what="create the MLflow experiment")
             found = {}
             if not restore and not rerun and not options.is_optuna:
@@ -334,6 +355,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             to_run = [t for t in trials if t.key not in found]
             if (to_run or options.is_optuna or restore) and not started_ray:
                 started_ray = _init_ray()  # the server boots meanwhile
+            if to_run or options.is_optuna or restore:
+                check_storage_for(_alive_nodes(), options.storage)
             parent_run_id = tracking.with_retries(
                 lambda: tracking.open_sweep_run(early, experiment_id, sweep=options.name, study=options.study,
                                                 params=_sweep_params(trials, options)),
@@ -344,7 +367,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                           + (f", {len(reused)} reused from finished runs (same key; --rerun runs them again), "
                              f"{len(to_run)} to run" if found else "")
                           + f"; MLflow {tracking.redact(service.uri)} (parent run {parent_run_id}); "
-                          f"resume with `asym sweep resume {options.name}`", highlight=False)
+                          f"resume with `asym sweep resume {options.name}"
+                          + (f" --storage {options.storage}" if options.storage else "") + "`", highlight=False)
             if not restore:
                 _write_state(trials, options, workdir)
             note_client = service.client() if to_run or options.is_optuna or restore else early
@@ -359,6 +383,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                     grid = tuner.fit()
                 outcome = _outcome(grid, options, service.uri, parent_run_id)
             outcome.interrupted = interrupted()
+            outcome.storage = options.storage
             outcome.planned = options.search.trials if options.is_optuna else len(trials)
             outcome.results += reused
             client = service.client() if to_run or options.is_optuna or restore else early
@@ -447,11 +472,11 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
     from orchestrator.trial import SweepContext, placement, run_trial
 
     context = SweepContext(sweep=options.name, tracking_uri=uri, experiment_id=experiment_id,
-                           parent_run_id=parent_run_id, work_root=str(asym_root(workdir)),
+                           parent_run_id=parent_run_id, work_root=str(storage_root(options.storage, workdir)),
                            cpus_per_trial=options.cpus_per_trial, gpus_per_trial=options.gpus_per_trial)
     resources = functools.partial(placement, cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
-    directory = sweep_dir(options.name, workdir)
+    directory = sweep_dir(options.name, workdir, options.storage)
     if restore:
         return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False)
@@ -583,12 +608,18 @@ def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[st
     return params
 
 
-def _artifact_root(workdir: Path | None) -> str | None:
+def _alive_nodes() -> int:
+    import ray
+
+    return sum(1 for node in ray.nodes() if node["Alive"])
+
+
+def _artifact_root(workdir: Path | None, storage: str | None = None) -> str | None:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
     from orchestrator.mlflow_server import store_paths
 
-    return store_paths(workdir)[1]
+    return store_paths(workdir, storage)[1]
 
 
 def _retuple(d: dict[str, Any]) -> dict[str, Any]:

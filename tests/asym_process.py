@@ -1,4 +1,5 @@
-"""`asym` as a user runs it, in its own process group, for the tests that kill or interrupt sweeps."""
+"""`asym` as a user runs it, in its own process group, for the tests that kill or interrupt sweeps,
+and what those tests wait for and check in the sweep's MLflow store."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from estimators import metric_names as M
+from experiments import tracking_names as names
 
 
 def start_asym(argv, cwd: Path, env=None, **kwargs) -> subprocess.Popen:
@@ -28,3 +33,36 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
         _, err = proc.communicate()
         pytest.fail(f"asym did not finish in {timeout} s:\n{err[-3000:]}")
     return proc.returncode, err
+
+
+def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"asym exited ({proc.returncode}) while waiting for {what}:\n{proc.communicate()[1][-3000:]}")
+        time.sleep(every)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def runs_of(client, kind: str) -> list:
+    try:
+        exp = client.get_experiment_by_name(names.experiment_name())
+        if exp is None:
+            return []
+        return list(client.search_runs([exp.experiment_id], f"tags.`{names.TAG_KIND}` = '{kind}'"))
+    except Exception:  # the store is being created
+        return []
+
+
+def steps_exactly_once(client, run, steps: int) -> None:
+    """Every metric's steps logged once; training metrics at 1..steps, evaluation at 0 and ``steps``."""
+    for key in run.data.metrics:
+        logged = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(logged) == len(set(logged)), f"{run.info.run_name}: {key} has duplicate steps"
+    entropy = sorted(m.step for m in client.get_metric_history(run.info.run_id, M.ENTROPY))
+    assert entropy == list(range(1, steps + 1)), f"{run.info.run_name}: entropy steps {entropy}"
+    evals = {m.step for m in client.get_metric_history(run.info.run_id, M.EVAL_MEAN_ACCURACY)}
+    assert {0, steps} <= evals, run.info.run_name

@@ -110,6 +110,10 @@ BROKEN = [
     (edit(CLOUD, available_node_types__gpu__min_workers=3), "max_workers: 2 is below"),
     (edit(CLOUD, available_node_types=None), "available_node_types: required"),
     (edit(CLOUD, provider__gcp_credentials={"type": "credentials_token", "credentials": "x"}), "provider.gcp_credentials"),
+    (edit(ONPREM, metadata="nfs"), "metadata: 'nfs' is not of type 'object'"),
+    (edit(ONPREM, metadata={"storage": "shared/asym"}), "metadata.storage: give the cluster's shared folder as an absolute path"),
+    (edit(ONPREM, metadata={"storage": "s3://bucket/asym"}), "metadata.storage: only a mounted folder"),
+    (edit(ONPREM, metadata={"storage": ""}), "metadata.storage: must be the absolute path"),
     ("cluster_name: [unclosed\n", "not valid YAML"),
     ("- a\n- list\n", "a YAML mapping"),
 ]
@@ -130,6 +134,26 @@ def test_the_valid_templates_above_load(tmp_path):
     for text in (ONPREM, CLOUD):
         (tmp_path / "ok.yaml").write_text(text)
         assert load_cluster_file(tmp_path / "ok.yaml").name == "t"
+
+
+def test_storage_and_size_of_a_cluster_file(tmp_path):
+    (tmp_path / "c.yaml").write_text(edit(ONPREM, metadata={"storage": "/mnt/asym-shared"}))
+    onprem = load_cluster_file(tmp_path / "c.yaml")
+    assert onprem.storage == "/mnt/asym-shared" and onprem.max_nodes == 2
+    (tmp_path / "c.yaml").write_text(CLOUD)
+    cloud = load_cluster_file(tmp_path / "c.yaml")
+    assert cloud.storage is None and cloud.max_nodes == 3
+    for path in SHIPPED:  # every shipped multi-node file names its shared folder
+        shipped = load_cluster_file(path)
+        assert shipped.max_nodes > 1 and shipped.storage and shipped.storage.startswith("/"), path.name
+
+
+def test_a_multi_node_cluster_file_without_storage_is_refused_before_submitting(tmp_path):
+    (tmp_path / "c.yaml").write_text(ONPREM)  # head + 1 worker, no metadata.storage
+    proc = run_cli(["sweep", "grid", "--alpha-pos", "0", "--smoke", "--cluster", "c.yaml"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "2 nodes" in proc.stderr and "--storage" in proc.stderr and "metadata" in proc.stderr
+    assert not (tmp_path / ".asym").exists()
 
 
 def run_cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:

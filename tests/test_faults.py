@@ -18,12 +18,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
-from asym_process import finish, start_asym
+from asym_process import finish, runs_of, start_asym, steps_exactly_once, wait_for
 
 from estimators import metric_names as M
 from experiments import tracking_names as names
@@ -31,18 +30,6 @@ from orchestrator.mlflow_server import LocalServer, run_dir, store_paths
 from orchestrator.tracking import server_is_up
 
 STEPS = 11  # > the engine's checkpoint cadence (10): a resumed trial restarts from a checkpoint
-
-
-def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"asym exited ({proc.returncode}) while waiting for {what}:\n{proc.communicate()[1][-3000:]}")
-        time.sleep(every)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def store_client(cwd: Path):
@@ -53,30 +40,9 @@ def store_client(cwd: Path):
     return make_client(store_paths(cwd)[0])
 
 
-def runs_of(client, kind: str) -> list:
-    try:
-        exp = client.get_experiment_by_name(names.experiment_name())
-        if exp is None:
-            return []
-        return list(client.search_runs([exp.experiment_id], f"tags.`{names.TAG_KIND}` = '{kind}'"))
-    except Exception:  # the store is being created
-        return []
-
-
 def server_info(cwd: Path) -> dict | None:
     files = sorted(run_dir(cwd).glob("mlflow-server-*.json")) if run_dir(cwd).exists() else []
     return json.loads(files[0].read_text()) if files else None
-
-
-def steps_exactly_once(client, run, steps: int) -> None:
-    """Every metric's steps logged once; training metrics at 1..steps, evaluation at 0 and ``steps``."""
-    for key in run.data.metrics:
-        logged = [m.step for m in client.get_metric_history(run.info.run_id, key)]
-        assert len(logged) == len(set(logged)), f"{run.info.run_name}: {key} has duplicate steps"
-    entropy = sorted(m.step for m in client.get_metric_history(run.info.run_id, M.ENTROPY))
-    assert entropy == list(range(1, steps + 1)), f"{run.info.run_name}: entropy steps {entropy}"
-    evals = {m.step for m in client.get_metric_history(run.info.run_id, M.EVAL_MEAN_ACCURACY)}
-    assert {0, steps} <= evals, run.info.run_name
 
 
 def gone(pids) -> bool:

@@ -38,6 +38,15 @@ MALFORMED = [
     (["sweep", "optuna", "--trials", "0"], "--trials must be >= 1"),
     (["sweep", "optuna", "--seeds", "0,1"], "one --model and one --seeds"),
     (["sweep", "resume", "never-ran"], "no sweep named 'never-ran'"),
+    (["sweep", "resume", "never-ran", "--storage", "shared"], "no sweep named 'never-ran'"),
+    (["sweep", "grid", "--storage", "s3://bucket/asym"], "only a mounted folder (a path or file:// URI)"),
+    (["sweep", "grid", "--storage", "gs://bucket/asym"], "not gs://"),
+    (["sweep", "grid", "--storage", "/no/such/mount/asym"], "is the share mounted?"),
+    (["sweep", "grid", "--storage", "file://host/asym"], "names a local path"),
+    (["sweep", "grid", "--storage", "bad.yaml"], "not a folder"),
+    (["sweep", "grid", "--storage", ""], "--storage needs a folder"),
+    (["sweep", "status", "x", "--storage", "s3://b/x"], "only a mounted folder"),
+    (["report", "x", "--storage", "s3://b/x"], "only a mounted folder"),
 ]
 
 

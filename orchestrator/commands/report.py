@@ -31,6 +31,7 @@ def report(
     kappa_steps: Annotated[int, typer.Option(help="Table 1 averages kappa over this many first training steps.")] = 20,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./.asym/mlflow).")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not attach the files to the sweep's MLflow run.")] = False,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="The sweep's shared folder (`asym sweep --storage`): its default store is there.")] = None,
 ) -> None:
     """Write figures (PNG, SVG), tables (Markdown, CSV, LaTeX) and a self-contained report.html."""
     from analysis.report import ReportSettings, build_report
@@ -40,5 +41,9 @@ def report(
 
     settings = ReportSettings(ema=ema, select=select.value, select_on=select_on, kappa_steps=kappa_steps,
                               log_artifacts=not no_mlflow)
+    if tracking_uri is None and storage is not None:
+        from experiments.tracking_names import check_storage, default_tracking_uri
+
+        tracking_uri = default_tracking_uri(storage=check_storage(storage))
     path = build_report(name, out or Path("reports") / name, tracking_uri=tracking_uri, settings=settings)
     typer.echo(f"report: {path}")

@@ -83,6 +83,7 @@ FailOpt = Annotated[int, typer.Option("--max-failures", help="Retries of a faile
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Submit to the Ray cluster of this launcher YAML.")]
 RerunOpt = Annotated[bool, typer.Option("--rerun", help="Run every trial again, even one whose key already finished in the tracking store (by default it is reused, not rerun).")]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Submit to a running Ray cluster's head (address).")]
+StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="A folder every node mounts (path or file:// URI): Tune state, trial checkpoints and the sweep state live there, so retried trials resume on any node and `asym sweep resume --storage` works from any node. Needed on a multi-node cluster (default: ./.asym; a cluster file's `metadata: {storage: PATH}`).")]
 
 
 @app.command(STUDY_COMMAND, hidden=True, context_settings={"help_option_names": ["--help", "-h"]})
@@ -108,6 +109,7 @@ def sweep_study(
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
     rerun: RerunOpt = False,
+    storage: StorageOpt = None,
 ) -> None:
     """Run the study named by this command as a sweep."""
     from experiments.plan import parse_float_list
@@ -120,7 +122,8 @@ def sweep_study(
 
     options = SweepOptions(name=default_name(study, trials) if name is None else name, study=study, max_concurrent=max_concurrent,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                           scheduler=scheduler.value, max_failures=max_failures)
+                           scheduler=scheduler.value, max_failures=max_failures,
+                           storage=_storage(storage, cluster, address))
     _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
 
 
@@ -147,6 +150,7 @@ def sweep_run(
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
     rerun: RerunOpt = False,
+    storage: StorageOpt = None,
 ) -> None:
     """Run a study file: its methods x axes x seeds as a grid, or its `search:` ranges with Optuna."""
     from experiments.study_file import load_study_file
@@ -157,7 +161,7 @@ def sweep_run(
 
         search = study.search if search_trials is None else replace(study.search, trials=search_trials)
         _optuna(ctx, study, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
-                max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address)
+                max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage)
         return
     if search_trials is not None:
         raise ValueError(f"--trials goes with a study file that has a `search:` section ({file} has none)")
@@ -166,7 +170,8 @@ def sweep_run(
 
     options = SweepOptions(name=name or default_name(study.name, trials), study=study.name,
                            max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                           gpus_per_trial=gpus_per_trial, scheduler=scheduler.value, max_failures=max_failures)
+                           gpus_per_trial=gpus_per_trial, scheduler=scheduler.value, max_failures=max_failures,
+                           storage=_storage(storage, cluster, address))
     _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
 
 
@@ -194,6 +199,7 @@ def sweep_optuna(
     sets: SetOpt = None,
     cluster: ClusterOpt = None,
     address: AddressOpt = None,
+    storage: StorageOpt = None,
 ) -> None:
     """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
     from experiments.plan import parse_float_list
@@ -214,11 +220,11 @@ def sweep_optuna(
         found[key.strip()] = SearchRange(key.strip(), lo, hi, source="--range")
     search = Search(tuple(found.values()), trials=trials, seed=search_seed)
     _optuna(ctx, OPTUNA_STUDY, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
-            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address)
+            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage)
 
 
 def _optuna(ctx, study, search, backend, model, seeds, steps, smoke, name, config, dry_run, as_json,
-            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address) -> None:
+            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage) -> None:
     """An Optuna sweep: the planner checks both ends of every range now, and plans every sample later."""
     _, plan_options = _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, sets)
     from experiments.plan import plan_sampled
@@ -230,7 +236,8 @@ def _optuna(ctx, study, search, backend, model, seeds, steps, smoke, name, confi
 
     options = SweepOptions(name=name or default_name(study.name, [template], repr(search)), study=study.name,
                            max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                           gpus_per_trial=gpus_per_trial, max_failures=max_failures, search=search)
+                           gpus_per_trial=gpus_per_trial, max_failures=max_failures, search=search,
+                           storage=_storage(storage, cluster, address))
     _dispatch(ctx, [template], options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address,
               planner=(study, plan_options))
 
@@ -238,11 +245,12 @@ def _optuna(ctx, study, search, backend, model, seeds, steps, smoke, name, confi
 @app.command("resume")
 def sweep_resume(
     name: Annotated[str, typer.Argument(help="The sweep's name (printed when it started).")],
+    storage: Annotated[Optional[str], typer.Option("--storage", help="The shared folder the sweep was started with, as this node mounts it.")] = None,
 ) -> None:
     """Continue an interrupted sweep: Tune restores it; finished trials are not run again."""
     from orchestrator.sweep import resume_sweep
 
-    _finish(resume_sweep(name))
+    _finish(resume_sweep(name, storage=_storage(storage, None, None)))
 
 
 # --- shared steps ------------------------------------------------------------------------------------
@@ -263,6 +271,17 @@ def _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, se
     return plan(study, **options), options
 
 
+def _storage(text: str | None, cluster: str | None, address: str | None) -> str | None:
+    """--storage as an absolute folder; a cluster file's ``metadata: {storage:}`` when submitting to it."""
+    from experiments.tracking_names import check_storage
+
+    if text is None and cluster:
+        from cluster.schema import load_cluster_file
+
+        text = load_cluster_file(cluster).storage
+    return None if text is None else str(check_storage(text, on_this_machine=not (cluster or address)))
+
+
 def _range(values: list[float], name: str) -> tuple[float, float]:
     if len(values) != 2 or not values[0] < values[1]:
         raise ValueError(f"{name} needs two increasing numbers lo,hi like 0,1; got {values}")
@@ -281,7 +300,15 @@ def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bo
     if cluster or address:
         from cluster.submit import submit_sweep
 
-        job_id = submit_sweep(_argv_without_cluster(ctx), cluster, address)
+        argv = _argv_without_cluster(ctx)
+        if options.storage and "--storage" not in argv:  # from the cluster file's metadata
+            argv += ["--storage", options.storage]
+        if cluster and not options.storage:
+            from cluster.schema import load_cluster_file
+            from orchestrator.sweep import check_storage_for
+
+            check_storage_for(load_cluster_file(cluster).max_nodes, None)
+        job_id = submit_sweep(argv, cluster, address)
         typer.echo(job_id)
         return
     from orchestrator.sweep import run_sweep
@@ -350,11 +377,12 @@ def _finish(outcome) -> None:
     reused = sum(bool(r.get("reused")) for r in outcome.results)
     if outcome.interrupted:
         console.print(f"sweep {outcome.name}: interrupted with {done}/{outcome.planned} trials done; the others "
-                      f"ended KILLED; continue with `asym sweep resume {outcome.name}`", highlight=False)
+                      f"ended KILLED; continue with `asym sweep resume {outcome.name}{_storage_flag(outcome)}`",
+                      highlight=False)
         raise typer.Exit(130)
     console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done"
                   + (f" ({reused} reused)" if reused else "") + "; MLflow parent run "
-                  f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri)}", highlight=False)
+                  f"{outcome.parent_run_id} at {_ui_hint(outcome.tracking_uri, outcome.storage)}", highlight=False)
     if outcome.failed:
         for r in outcome.results:
             if r["status"] == "ERROR":
@@ -362,7 +390,14 @@ def _finish(outcome) -> None:
         raise typer.Exit(1)
 
 
-def _ui_hint(uri: str) -> str:
+def _storage_flag(outcome) -> str:
+    return f" --storage {outcome.storage}" if outcome.storage else ""
+
+
+def _ui_hint(uri: str, storage: str | None = None) -> str:
     from orchestrator.tracking import redact
 
-    return redact(uri) if not uri.startswith("http://127.0.0.1") else ".asym/mlflow (open it with `asym ui`)"
+    if not uri.startswith("http://127.0.0.1"):
+        return redact(uri)
+    where = f"{storage}/mlflow" if storage else ".asym/mlflow"
+    return f"{where} (open it with `asym ui{' --storage ' + storage if storage else ''}`)"

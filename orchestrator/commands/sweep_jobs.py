@@ -33,7 +33,10 @@ def register(sweep_app: typer.Typer) -> None:
             sys.exit(code)  # a failed or stopped sweep: non-zero, so scripts can tell
 
     @sweep_app.command("status")
-    def status(name: Annotated[str, typer.Argument(help="The sweep's name (`--name`, or the study's).")]) -> None:
+    def status(
+        name: Annotated[str, typer.Argument(help="The sweep's name (`--name`, or the study's).")],
+        storage: Annotated[Optional[str], typer.Option("--storage", help="The sweep's shared folder (`asym sweep --storage`): its default store is there.")] = None,
+    ) -> None:
         """Trials per configuration, GPU-/CPU-hours used and projected, and the estimated finish (from MLflow)."""
         import datetime
 
@@ -42,7 +45,9 @@ def register(sweep_app: typer.Typer) -> None:
 
         from analysis.cost import cost_by_configuration, estimated_finish, trial_costs
 
-        trials = trial_costs(name)
+        from experiments.tracking_names import check_storage, default_tracking_uri
+
+        trials = trial_costs(name, default_tracking_uri(storage=check_storage(storage)) if storage else None)
         table = Table(title=f"sweep {name} ({trials.attrs.get('status', '?').lower()}): "
                             f"{len(trials)} of {trials.attrs.get('planned', len(trials))} trials started")
         for column in ("configuration", "trials", "finished", "GPU-h used", "GPU-h projected", "CPU-h used", "CPU-h projected"):

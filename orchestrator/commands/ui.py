@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -15,6 +15,7 @@ def ui(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but a loopback one exposes the "
                                                      "store, unauthenticated, to the network.")] = "127.0.0.1",
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Serve the store of a sweep run with --storage PATH (PATH/mlflow).")] = None,
 ) -> None:
     """Open the tracked sweeps and trials in the MLflow UI (Ctrl-C stops it)."""
     import ipaddress
@@ -39,11 +40,12 @@ def ui(
     if given and given.startswith(("http://", "https://")):
         typer.echo(f"runs are tracked on {tracking.redact(given)}: open it in a browser")
         return
-    store_uri, artifact_root = store_paths()
+    shared = names.check_storage(storage) if storage else None
+    store_uri, artifact_root = store_paths(storage=shared)
     if given:
         store_uri = given
-    elif not (names.local_store_dir() / "mlflow.db").exists():
-        raise UserError(f"no MLflow store in {names.local_store_dir()}; run `asym sweep ...` or `asym train ...` here first")
+    elif not (names.local_store_dir(storage=shared) / "mlflow.db").exists():
+        raise UserError(f"no MLflow store in {names.local_store_dir(storage=shared)}; run `asym sweep ...` or `asym train ...` here first")
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
