@@ -6,7 +6,9 @@ One run measures both: (1) one verl trial through our entry point (verl's ``main
 CPU mode), its start-up (process start -> first training step logged) and seconds per training step
 (verl's own ``timing_s/step``: rollout, reward, log-probs, advantages, FSDP2 update, weight sync);
 (2) the embedded engine's ``rl_step`` on the same base model with the same batch (4 prompts x 4
-rollouts, one optimizer step, 8 new tokens at most), one thread. Prints the side-by-side ratio.
+rollouts, one optimizer step, 8 new tokens at most), one thread. Prints the side-by-side ratio, and
+the cost of our log-prob-gain pass (``timing_s/asym_logp_gain``, one actor forward after the update
+for ``train/logp_gain_correct``) beside verl's own phases of the same steps.
 """
 
 from __future__ import annotations
@@ -51,8 +53,16 @@ def verl_trial(steps: int, workdir: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"verl exited {proc.returncode}; see {workdir / 'verl.log'}")
     records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    step_s = [r["data"]["timing_s/step"] for r in records if r["step"] >= 1 and "timing_s/step" in r["data"]]
-    return {"wall_s": wall, "startup_s": (first_step or wall) - step_s[0], "step_s": step_s}
+    def timer(name: str) -> list[float]:
+        return [r["data"][name] for r in records if r["step"] >= 1 and name in r["data"]]
+
+    step_s = timer("timing_s/step")
+    return {"wall_s": wall, "startup_s": (first_step or wall) - step_s[0], "step_s": step_s,
+            "phases": {name: timer(f"timing_s/{name}") for name in PHASES}}
+
+
+# verl's per-step timers shown beside our log-prob-gain pass (trainer.asym_logp_gain_every = 1)
+PHASES = ("gen", "old_log_prob", "update_actor", "asym_logp_gain")
 
 
 def embedded_steps(steps: int) -> list[float]:
@@ -90,6 +100,13 @@ def main() -> None:
     print(f"| verl 0.9.1 main_ppo, CPU mode | {verl['startup_s']:.1f} | {v:.3f} | {len(verl['step_s'])} |")
     print(f"| embedded engine (tinyrlvr) | - | {e:.4f} | {len(embedded)} |")
     print(f"verl / embedded per step: {v / e:.0f}x; verl trial wall {verl['wall_s']:.1f} s")
+    print("verl's timers per step (median s; share of timing_s/step), in the same steps:")
+    for name, values in verl["phases"].items():
+        if values:
+            print(f"  {name}: {statistics.median(values):.3f} s ({statistics.median(values) / v:.1%})")
+    gain, update = verl["phases"]["asym_logp_gain"], verl["phases"]["old_log_prob"]
+    if gain and update:
+        print(f"log-prob-gain pass / verl's old-log-prob pass: {statistics.median(gain) / statistics.median(update):.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -191,6 +192,11 @@ def test_real_verl_sweep_of_two_trials_then_report(tmp_path, clean_env):
                     "actor/entropy", "actor/grad_norm", "training/rollout_probs_diff_max"):
             assert sorted(h.get(key, {})) == [1, 2], (key, sorted(h))
         assert set(h.get(mn.KAPPA, {})) <= {1, 2}  # kappa is undefined (not logged) without a mixed group
+        # Fig 2 (d,h): one extra actor forward after each update (logp_gain_every = 1); a step with no
+        # correct rollout logs none. Its cost is verl's own timer, beside the update's
+        assert set(h.get(mn.LOGP_GAIN_CORRECT, {})) <= {1, 2} and h.get(mn.LOGP_GAIN_CORRECT), sorted(h)
+        assert all(math.isfinite(v) for v in h[mn.LOGP_GAIN_CORRECT].values())
+        assert sorted(h.get("timing_s/asym_logp_gain", {})) == [1, 2] and sorted(h["timing_s/update_actor"]) == [1, 2]
         # the rollout server's log-probs are the FSDP actor's: same weights (verl's weight sync), float32
         assert max(h["training/rollout_probs_diff_max"].values()) < 1e-4
         assert sorted(h[mn.eval_accuracy("tier1")]) == [0, 2] and sorted(h[mn.EVAL_MEAN_ACCURACY]) == [0, 2]

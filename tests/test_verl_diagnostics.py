@@ -24,7 +24,12 @@ from estimators import broadcast_to_tokens, channels  # noqa: E402
 from estimators import diagnostics as diag  # noqa: E402
 from estimators import metric_names as names  # noqa: E402
 from estimators.advantages import asym  # noqa: E402
-from orchestrator.backends.verl.diagnostics import batch_diagnostics, padding_rows, verl_key  # noqa: E402
+from orchestrator.backends.verl.diagnostics import (  # noqa: E402
+    batch_diagnostics,
+    logp_gain_correct,
+    padding_rows,
+    verl_key,
+)
 from orchestrator.backends.verl.metrics import map_metrics  # noqa: E402
 
 G, T = 8, 12
@@ -163,3 +168,23 @@ def test_metric_mapping_of_verl_keys():
     # verl's loss-aggregated entropy only when our token-mean one is missing
     assert map_metrics({"actor/entropy": 0.4}) == {names.ENTROPY: 0.4}
     assert map_metrics({"timing_s/gen": 3.0}) == {}
+
+
+def test_logp_gain_correct_is_the_mean_change_of_c_on_correct_real_rows():
+    """Fig 2 (d,h): c_new - c_old (App E's length-normalised log-prob) averaged over correct rollouts
+    only; pad rows (junk log-probs) and failed rollouts do not count; none correct -> nothing logged."""
+    batch = make_batch([2, 8, 0, 5], pad_rows=3, seed=4)
+    mask = batch.batch["response_mask"]
+    gen = torch.Generator().manual_seed(9)
+    new = batch.batch["old_log_probs"] + torch.randn(mask.shape, generator=gen) * mask
+    new[-3:] = 50.0  # pad rows: junk that must not reach the mean
+    got = logp_gain_correct(batch, new)[verl_key(names.LOGP_GAIN_CORRECT)]
+    real = len(batch) - 3
+    correct = (batch.batch["rm_scores"][:real] * mask[:real]).sum(-1) > 0
+    c = lambda lp: (lp[:real] * mask[:real]).sum(-1) / mask[:real].sum(-1)  # noqa: E731
+    expected = (c(new) - c(batch.batch["old_log_probs"]))[correct].mean()
+    assert int(correct.sum()) == 15 and got == pytest.approx(float(expected), abs=1e-6)
+    wrong_only = (c(new) - c(batch.batch["old_log_probs"]))[~correct].mean()
+    assert abs(got - float(wrong_only)) > 1e-3  # the selection matters on this batch
+    none = make_batch([0, 0], pad_rows=0)
+    assert logp_gain_correct(none, none.batch["old_log_probs"]) == {}

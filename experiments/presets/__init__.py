@@ -53,7 +53,7 @@ Layer = tuple[str, Mapping[str, Any]]  # (where it came from, values)
 # verl keys added with the CPU mode: left out of a trial's settings at their defaults, so GPU trials
 # keep their keys (resume, golden files) and settings stay what they were before these keys existed
 QUIET_DEFAULTS = {"device": "cuda", "rollout_name": "vllm", "attn_implementation": None, "use_kl_loss": False,
-                  "task": "math"}
+                  "task": "math", "logp_gain_every": 1}
 
 
 @dataclass(frozen=True)
@@ -243,6 +243,8 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
                 "ppo_epochs", "eval_every", "n_gpus_per_node", "nnodes"):
         if v[key] < 1:
             raise ValueError(f"preset {model}: {key} must be >= 1, got {v[key]}")
+    if v["logp_gain_every"] < 0:
+        raise ValueError(f"preset {model}: logp_gain_every must be >= 0 (0: no log-prob-gain pass), got {v['logp_gain_every']}")
     if v["rollout_n"] < 2:
         raise ValueError(f"preset {model}: rollout_n must be >= 2 (group-relative advantages need a group), "
                          f"got {v['rollout_n']}")

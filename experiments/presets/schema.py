@@ -59,6 +59,9 @@ class VerlPreset:
     attn_implementation: Optional[str] = None  # None: verl's default (flash_attention_2)
     use_kl_loss: bool = False  # no KL anywhere (spec section 5)
     task: str = "math"  # math: MATH + benchmarks (asym data prepare); addition: the embedded task
+    # train/logp_gain_correct (Fig 2 d,h): one extra actor forward of the batch after the update every
+    # this many steps; 0 = never [ours: the paper does not say how often it measured it]
+    logp_gain_every: int = 1
     # trial-level
     steps: int = 300  # training steps [NF] ours (the paper gives none)
     clip: float = 0.2  # PPO epsilon [NF] ours = verl's default (spec section 5)

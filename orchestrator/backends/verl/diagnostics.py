@@ -14,8 +14,11 @@ calls ``batch_diagnostics``; tests build the same ``DataProto`` on the CPU. Ever
 - padding rows (verl's v1 trainer pads batches with ``uid`` = ``pad...`` and zero masks) are dropped;
 - the pre-update per-channel telemetry (``estimators.channels.pre_update``: entropy per channel,
   Cov(log pi, A) and its quantiles) comes from ``advantages``, ``old_log_probs`` and ``entropy``;
-  the post-update ones (entropy / log-prob change) need a pass verl does not make, and verl's
-  ``actor/pg_clipfrac`` is not split by side, so those names are embedded-only.
+  the post-update ones (entropy / log-prob change per channel) need a pass verl does not make, and
+  verl's ``actor/pg_clipfrac`` is not split by side, so those names are embedded-only;
+- the log-prob gain on correct rollouts (Fig 2 d,h) does need that pass: the trainer subclass runs
+  one extra actor forward after the update every ``logp_gain_every`` steps and ``logp_gain_correct``
+  compares it with ``old_log_probs``.
 
 Keys are emitted under ``asym/`` inside verl so they never duplicate the shared ``train/`` names that
 the backend reports (``metrics.py`` maps them); see ``orchestrator/backends/verl/__init__.py``.
@@ -95,3 +98,21 @@ def batch_diagnostics(data, is_padding: np.ndarray | None = None) -> dict[str, f
                                         batch["entropy"].to(torch.float32), mask)  # dropped rows have mask 0
         out.update({verl_key(k): v for k, v in telemetry.items() if not math.isnan(v)})
     return out
+
+
+def logp_gain_correct(data, new_log_probs: torch.Tensor, is_padding: np.ndarray | None = None) -> dict[str, float]:
+    """Fig 2 (d,h): mean over correct rollouts of c_new - c_old, the length-normalised log-prob
+    (App E's c_i) after the step's update minus before it; {} when no rollout is correct.
+
+    ``data`` as in ``batch_diagnostics`` (``rm_scores``, ``response_mask``, ``old_log_probs``,
+    ``uid``); ``new_log_probs`` (N, T): the updated actor's log-probs of the same responses."""
+    batch = data.batch
+    uids = np.asarray(data.non_tensor_batch["uid"], dtype=object)
+    keep = torch.as_tensor(~padding_rows(uids, batch["response_mask"], is_padding))
+    mask = batch["response_mask"].to(torch.float32) * keep.unsqueeze(-1).to(torch.float32)
+    correct = ((batch["rm_scores"].to(torch.float32) * mask).sum(-1) > 0) & keep & (mask.sum(-1) > 0)
+    if not bool(correct.any()):
+        return {}
+    before = diag.sequence_mean_logprob(batch["old_log_probs"].to(torch.float32), mask)
+    after = diag.sequence_mean_logprob(new_log_probs.to(torch.float32), mask)
+    return {verl_key(names.LOGP_GAIN_CORRECT): float((after - before)[correct].mean())}

@@ -31,6 +31,7 @@ from experiments.spec import TrialSpec
 
 ENTRYPOINT = ("python", "-m", "orchestrator.backends.verl.entry")
 TRAINER_MODE = "asym_sync"  # registered by orchestrator.backends.verl.trainer
+LOGP_GAIN_EVERY_KEY = "asym_logp_gain_every"  # trainer.<key>: read by the trainer subclass
 CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by estimators.verl_adapter
 VERL_GRPO_ESTIMATORS = ("grpo", "dr-grpo")  # baselines run as verl's own `grpo`
 TRAIN_FILE = "math_train.parquet"
@@ -192,6 +193,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         "reward.custom_reward_function.name=compute_score",
         # trainer: our registered subclass, tracking, evaluation cadence, checkpoints
         f"trainer.v1.trainer_mode={TRAINER_MODE}",
+        f"+trainer.{LOGP_GAIN_EVERY_KEY}={int(s.get('logp_gain_every', 1))}",  # Fig 2 d,h
         "trainer.logger=[console,mlflow,file]",
         "trainer.project_name=asym",
         f"trainer.experiment_name={trial.name}",

@@ -11,6 +11,10 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   update: kappa as App E defines it, and the pre-update per-channel telemetry. For the comparator
   variants that read ``old_log_probs`` / ``entropy`` (Unlikeliness, Entropy-adv), it fetches those
   fields for the same rows first and runs verl's step inside ``verl_adapter.rollout_inputs``.
+  After the actor update, every ``trainer.asym_logp_gain_every`` steps (the preset's
+  ``logp_gain_every``; 0 = never), one more ``compute_log_prob`` of the batch with the updated
+  actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
+  ``timing_s/asym_logp_gain``.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
   MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
@@ -24,12 +28,15 @@ from verl.protocol import DataProto
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl.utils.debug import marked_timer
+from verl.workers.utils.padding import response_from_nested
 
 from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
-from orchestrator.backends.verl.diagnostics import batch_diagnostics
-from orchestrator.backends.verl.render import TRAINER_MODE
+from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
+from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
 
 ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
+LOGP_GAIN_TIMER = "asym_logp_gain"  # verl reports it as timing_s/asym_logp_gain
 
 
 def diagnostic_fields(config) -> list[str]:
@@ -41,9 +48,11 @@ def diagnostic_fields(config) -> list[str]:
     return fields
 
 
-def batch_from_transfer_queue(batch_meta, fields: list[str]) -> tuple[DataProto, np.ndarray]:
-    """The batch as verl's own ``_compute_advantage`` builds it, plus the padding flags."""
-    data = tq.kv_batch_get(keys=batch_meta.keys, partition_id=batch_meta.partition_id, select_fields=fields)
+def batch_from_transfer_queue(batch_meta, fields: list[str], data=None) -> tuple[DataProto, np.ndarray]:
+    """The batch as verl's own ``_compute_advantage`` builds it, plus the padding flags (``data``:
+    those fields already fetched)."""
+    if data is None:
+        data = tq.kv_batch_get(keys=batch_meta.keys, partition_id=batch_meta.partition_id, select_fields=fields)
     proto = DataProto(batch=data.to_padded_tensor())
     proto.non_tensor_batch["uid"] = np.array(proto.batch.pop("uid").tolist(), dtype=object)
     is_padding = np.array([bool(tag.get("is_padding", False)) for tag in batch_meta.tags], dtype=bool)
@@ -56,6 +65,11 @@ def estimator_inputs(config) -> tuple[str, ...]:
         return ()
     variant, _, _ = read_asym_config(config.algorithm)
     return variant_inputs(variant)
+
+
+def logp_gain_every(config) -> int:
+    """Steps between log-prob-gain passes (0: none)."""
+    return int(config.trainer.get(LOGP_GAIN_EVERY_KEY, 0) or 0)
 
 
 VERL_SYNC_MODE = "sync"
@@ -78,6 +92,31 @@ class AsymPPOTrainer(PPOTrainerSync):
     def trainer_mode(self, selected: str) -> None:  # PPOTrainer.__init__ assigns the config's name
         if selected not in (TRAINER_MODE, VERL_SYNC_MODE):
             raise ValueError(f"AsymPPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {selected!r}")
+
+    def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
+        batch = super()._step_once(metrics, timing_raw, sample_batch_size)
+        every = logp_gain_every(self.config)
+        updated = self.config.trainer.critic_warmup <= self.global_steps  # verl's own condition
+        if every and updated and self.global_steps % every == 0:
+            with marked_timer(LOGP_GAIN_TIMER, timing_raw, color="purple"):
+                metrics.update(self._logp_gain_correct(batch))
+        return batch
+
+    def _logp_gain_correct(self, batch) -> dict[str, float]:
+        """One forward of the batch with the updated actor (as ``_compute_ref_log_prob`` runs one)."""
+        saved = dict(batch.extra_info)
+        batch.extra_info.update({"calculate_entropy": False, "compute_loss": False,
+                                 "temperature": self.config.actor_rollout_ref.rollout.temperature})
+        try:
+            self.actor_rollout_wg.compute_log_prob(batch)  # writes log_probs; old_log_probs stay
+        finally:
+            batch.extra_info.clear()
+            batch.extra_info.update(saved)
+        fields = ["uid", "response_mask", "rm_scores", "old_log_probs", "log_probs"]
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
+        data["new_log_probs"] = response_from_nested(data.pop("log_probs"), data["response_mask"])
+        proto, is_padding = batch_from_transfer_queue(batch, fields, data=data)
+        return logp_gain_correct(proto, proto.batch["new_log_probs"], is_padding)
 
     def _compute_advantage(self, batch, metrics: dict):
         needed = estimator_inputs(self.config)
