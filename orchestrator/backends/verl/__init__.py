@@ -123,9 +123,10 @@ class VerlBackend:
                             f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
         paths = self.paths or default_paths()
-        if is_cpu(trial) and self.paths is None and not os.environ.get("ASYM_CHECKPOINT_DIR"):
-            # a laptop has no shared storage: keep checkpoints in the trial's own (deterministic) folder,
-            # where a retry or `asym sweep resume` finds them (Tune's working dir changes per session)
+        if self.paths is None and not os.environ.get("ASYM_CHECKPOINT_DIR"):
+            # checkpoints in the trial's own (deterministic) folder, where a retry or `asym sweep
+            # resume` finds them: under --storage on a cluster (every node mounts it), else ./.asym
+            # (Tune's working dir, which default_paths would use, changes per session)
             paths = RenderPaths(paths.data_dir, str(Path(workdir) / "checkpoints"))
         run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, paths),
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
