@@ -16,8 +16,9 @@ from typing import Annotated, List, Optional
 import click
 import typer
 
-from orchestrator.commands.choices import BackendName
 from typer.core import TyperGroup
+
+from orchestrator.commands.sweep_options import RerunOpt, SchedOpt, SchedulerName, SweepArgs, shared_options
 
 FIXED_COMMANDS = ("run", "optuna", "resume")
 STUDY_COMMAND = "__study__"
@@ -60,97 +61,40 @@ app = typer.Typer(cls=SweepGroup, no_args_is_help=True,
                        "numeric setting; `resume` continues a sweep.")
 
 
-class SchedulerName(str, Enum):
-    fifo = "fifo"
-    asha = "asha"
-
-
-BackendOpt = Annotated[BackendName, typer.Option(help="Where trials train: the embedded CPU engine or verl.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Model preset(s), comma-separated (default: the study's).")]
-SeedsOpt = Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds, e.g. 0,1,2 (default: the study's, else 0).")]
-SetOpt = Annotated[Optional[List[str]], typer.Option("--set", help="Sweep a setting: key=v1,v2 (any preset key, alpha_pos, entropy_coeff, clip_high, loss_agg, params.NAME, model, backend). Repeatable; axes multiply.")]
-StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="RL steps per trial (default: the preset's).")]
-SmokeOpt = Annotated[bool, typer.Option("--smoke", help="Shrink every trial to seconds (tests, quick start).")]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="The sweep's name (default: <study>-<plan hash>).")]
-ConfigOpt = Annotated[Optional[str], typer.Option("--config", help="A YAML file overriding preset values.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the planned trials and exit.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="With --dry-run: print a JSON list.")]
-MaxConcOpt = Annotated[Optional[int], typer.Option("--max-concurrent", help="At most this many trials at once.")]
-GpusOpt = Annotated[Optional[float], typer.Option("--gpus-per-trial", help="GPUs Tune reserves per trial (default: embedded 0, verl its preset's).")]
-CpusOpt = Annotated[Optional[float], typer.Option("--cpus-per-trial", help="CPUs Tune reserves per trial (= its torch threads; default 1).")]
-SchedOpt = Annotated[SchedulerName, typer.Option("--scheduler", help="fifo runs every trial to the end; asha stops weak ones early.")]
-FailOpt = Annotated[int, typer.Option("--max-failures", help="Retries of a failed trial.")]
-ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Submit to the Ray cluster of this launcher YAML.")]
-RerunOpt = Annotated[bool, typer.Option("--rerun", help="Run every trial again, even one whose key already finished in the tracking store (by default it is reused, not rerun).")]
-AddressOpt = Annotated[Optional[str], typer.Option("--address", help="Submit to a running Ray cluster's head (address).")]
-StorageOpt = Annotated[Optional[str], typer.Option("--storage", help="A folder every node mounts (path or file:// URI): Tune state, trial checkpoints and the sweep state live there, so retried trials resume on any node and `asym sweep resume --storage` works from any node. Needed on a multi-node cluster (default: ./.asym; a cluster file's `metadata: {storage: PATH}`).")]
-
-
 @app.command(STUDY_COMMAND, hidden=True, context_settings={"help_option_names": ["--help", "-h"]})
+@shared_options
 def sweep_study(
     ctx: typer.Context,
-    backend: BackendOpt = BackendName.embedded,
-    model: ModelOpt = None,
-    seeds: SeedsOpt = None,
-    steps: StepsOpt = None,
-    smoke: SmokeOpt = False,
-    name: NameOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-    max_concurrent: MaxConcOpt = None,
-    gpus_per_trial: GpusOpt = None,
-    cpus_per_trial: CpusOpt = None,
-    scheduler: SchedOpt = SchedulerName.fifo,
-    max_failures: FailOpt = 2,
-    sets: SetOpt = None,
     alpha_pos: Annotated[Optional[str], typer.Option("--alpha-pos", help="grid: comma-separated alpha_pos values.")] = None,
     alpha_neg: Annotated[Optional[str], typer.Option("--alpha-neg", help="grid: comma-separated alpha_neg values.")] = None,
-    cluster: ClusterOpt = None,
-    address: AddressOpt = None,
+    scheduler: SchedOpt = SchedulerName.fifo,
     rerun: RerunOpt = False,
-    storage: StorageOpt = None,
+    *,
+    args: SweepArgs,
 ) -> None:
     """Run the study named by this command as a sweep."""
     from experiments.plan import parse_float_list
 
     study = ctx.info_name
-    trials, _ = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial, sets,
+    trials, _ = _plan(study, args,
                       alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
                       alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
-    from orchestrator.sweep import SweepOptions, default_name
+    from orchestrator.sweep import default_name
 
-    options = SweepOptions(name=default_name(study, trials) if name is None else name, study=study, max_concurrent=max_concurrent,
-                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                           scheduler=scheduler.value, max_failures=max_failures,
-                           storage=_storage(storage, cluster, address))
-    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
+    options = _options(args, _name(args, lambda: default_name(study, trials)), study, scheduler=scheduler.value)
+    _dispatch(ctx, trials, options, args, rerun=rerun)
 
 
 @app.command("run")
+@shared_options
 def sweep_run(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="A study file (YAML; see README 'Your own studies').")],
-    backend: BackendOpt = BackendName.embedded,
-    model: ModelOpt = None,
-    seeds: SeedsOpt = None,
-    steps: StepsOpt = None,
-    smoke: SmokeOpt = False,
-    name: NameOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-    max_concurrent: MaxConcOpt = None,
-    gpus_per_trial: GpusOpt = None,
-    cpus_per_trial: CpusOpt = None,
-    scheduler: SchedOpt = SchedulerName.fifo,
-    max_failures: FailOpt = 2,
-    sets: SetOpt = None,
     search_trials: Annotated[Optional[int], typer.Option("--trials", help="With a `search:` section: how many Optuna trials (default: the file's).")] = None,
-    cluster: ClusterOpt = None,
-    address: AddressOpt = None,
+    scheduler: SchedOpt = SchedulerName.fifo,
     rerun: RerunOpt = False,
-    storage: StorageOpt = None,
+    *,
+    args: SweepArgs,
 ) -> None:
     """Run a study file: its methods x axes x seeds as a grid, or its `search:` ranges with Optuna."""
     from experiments.study_file import load_study_file
@@ -160,22 +104,19 @@ def sweep_run(
         from dataclasses import replace
 
         search = study.search if search_trials is None else replace(study.search, trials=search_trials)
-        _optuna(ctx, study, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
-                max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage)
+        _optuna(ctx, study, search, args)
         return
     if search_trials is not None:
         raise ValueError(f"--trials goes with a study file that has a `search:` section ({file} has none)")
-    trials, _ = _plan(study, backend.value, model, seeds, steps, smoke, config, gpus_per_trial, sets)
-    from orchestrator.sweep import SweepOptions, default_name
+    trials, _ = _plan(study, args)
+    from orchestrator.sweep import default_name
 
-    options = SweepOptions(name=name or default_name(study.name, trials), study=study.name,
-                           max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                           gpus_per_trial=gpus_per_trial, scheduler=scheduler.value, max_failures=max_failures,
-                           storage=_storage(storage, cluster, address))
-    _dispatch(ctx, trials, options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address, rerun=rerun)
+    options = _options(args, _name(args, lambda: default_name(study.name, trials)), study.name, scheduler=scheduler.value)
+    _dispatch(ctx, trials, options, args, rerun=rerun)
 
 
 @app.command("optuna")
+@shared_options
 def sweep_optuna(
     ctx: typer.Context,
     alpha_pos_range: Annotated[str, typer.Option("--alpha-pos-range", help="lo,hi of alpha_pos.")] = "0,1",
@@ -183,23 +124,8 @@ def sweep_optuna(
     ranges: Annotated[Optional[List[str]], typer.Option("--range", help="Search another numeric setting too: key=lo,hi (e.g. entropy_coeff=0,0.02, lr=1e-4,1e-2). Repeatable.")] = None,
     trials: Annotated[int, typer.Option("--trials", help="How many Optuna trials.")] = 8,
     search_seed: Annotated[int, typer.Option("--search-seed", help="Seed of Optuna's TPE sampler.")] = 0,
-    backend: BackendOpt = BackendName.embedded,
-    model: ModelOpt = None,
-    seeds: Annotated[Optional[str], typer.Option("--seeds", help="The training seed (one).")] = None,
-    steps: StepsOpt = None,
-    smoke: SmokeOpt = False,
-    name: NameOpt = None,
-    config: ConfigOpt = None,
-    dry_run: DryRunOpt = False,
-    as_json: JsonOpt = False,
-    max_concurrent: MaxConcOpt = None,
-    gpus_per_trial: GpusOpt = None,
-    cpus_per_trial: CpusOpt = None,
-    max_failures: FailOpt = 2,
-    sets: SetOpt = None,
-    cluster: ClusterOpt = None,
-    address: AddressOpt = None,
-    storage: StorageOpt = None,
+    *,
+    args: SweepArgs,
 ) -> None:
     """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
     from experiments.plan import parse_float_list
@@ -219,27 +145,37 @@ def sweep_optuna(
         lo, hi = _range(parse_float_list(bounds, name=f"--range {key.strip()}", nonnegative=False), f"--range {key.strip()}")
         found[key.strip()] = SearchRange(key.strip(), lo, hi, source="--range")
     search = Search(tuple(found.values()), trials=trials, seed=search_seed)
-    _optuna(ctx, OPTUNA_STUDY, search, backend.value, model, seeds, steps, smoke, name, config, dry_run, as_json,
-            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage)
+    _optuna(ctx, OPTUNA_STUDY, search, args)
 
 
-def _optuna(ctx, study, search, backend, model, seeds, steps, smoke, name, config, dry_run, as_json,
-            max_concurrent, gpus_per_trial, cpus_per_trial, max_failures, sets, cluster, address, storage) -> None:
+def _optuna(ctx, study, search, args: SweepArgs) -> None:
     """An Optuna sweep: the planner checks both ends of every range now, and plans every sample later."""
-    _, plan_options = _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, sets)
+    _, plan_options = _plan(study, args)
     from experiments.plan import plan_sampled
 
     ends = [plan_sampled(study, plan_options, {r.key: getattr(r, end) for r in search.ranges})
             for end in ("low", "high")]
     template = ends[0]
-    from orchestrator.sweep import SweepOptions, default_name
+    from orchestrator.sweep import default_name
 
-    options = SweepOptions(name=name or default_name(study.name, [template], repr(search)), study=study.name,
-                           max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                           gpus_per_trial=gpus_per_trial, max_failures=max_failures, search=search,
-                           storage=_storage(storage, cluster, address))
-    _dispatch(ctx, [template], options, dry_run=dry_run, as_json=as_json, cluster=cluster, address=address,
-              planner=(study, plan_options))
+    options = _options(args, _name(args, lambda: default_name(study.name, [template], repr(search))), study.name, search=search)
+    _dispatch(ctx, [template], options, args, planner=(study, plan_options))
+
+
+def _name(args: SweepArgs, default) -> str:
+    return default() if args.name is None else args.name  # "" is refused by SweepOptions, not replaced
+
+
+def _options(args: SweepArgs, name: str, study: str, **extra):
+    from orchestrator.sweep import SweepOptions
+
+    if args.as_json and not args.dry_run:
+        raise ValueError("--json goes with --dry-run")
+    if args.cluster and args.address:
+        raise ValueError("pass --cluster FILE or --address ADDR, not both")
+    return SweepOptions(name=name, study=study, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+                        gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+                        storage=_storage(args.storage, args.cluster, args.address), **extra)
 
 
 @app.command("resume")
@@ -256,17 +192,17 @@ def sweep_resume(
 # --- shared steps ------------------------------------------------------------------------------------
 
 
-def _plan(study, backend, model, seeds, steps, smoke, config, gpus_per_trial, sets, *, alpha_pos=None,
-          alpha_neg=None):
+def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None):
     """(the planned trials, the planner's options: what a search replans each sample with)."""
     from experiments.plan import parse_seeds, parse_set, plan
 
+    backend = args.backend.value
     options = dict(
-        backend=backend, models=[m.strip() for m in model.split(",")] if model else None,
-        seeds=parse_seeds(seeds) if seeds is not None else None, steps=steps, smoke=smoke,
-        alpha_pos=alpha_pos, alpha_neg=alpha_neg, config_file=config,
-        overrides={"gpus_per_trial": int(gpus_per_trial)} if backend == "verl" and gpus_per_trial else None,
-        axes=tuple(parse_set(text) for text in sets or ()),
+        backend=backend, models=[m.strip() for m in args.model.split(",")] if args.model else None,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None, steps=args.steps, smoke=args.smoke,
+        alpha_pos=alpha_pos, alpha_neg=alpha_neg, config_file=args.config,
+        overrides={"gpus_per_trial": int(args.gpus_per_trial)} if backend == "verl" and args.gpus_per_trial else None,
+        axes=tuple(parse_set(text) for text in args.sets or ()),
     )
     return plan(study, **options), options
 
@@ -288,12 +224,8 @@ def _range(values: list[float], name: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def _dispatch(ctx: typer.Context, trials, options, *, dry_run: bool, as_json: bool, cluster, address,
-              planner=None, rerun: bool = False) -> None:
-    if as_json and not dry_run:
-        raise ValueError("--json goes with --dry-run")
-    if cluster and address:
-        raise ValueError("pass --cluster FILE or --address ADDR, not both")
+def _dispatch(ctx: typer.Context, trials, options, args: SweepArgs, *, planner=None, rerun: bool = False) -> None:
+    dry_run, as_json, cluster, address = args.dry_run, args.as_json, args.cluster, args.address  # checked by _options
     if dry_run:
         _print_plan(trials, options, as_json)
         return
