@@ -120,3 +120,27 @@ def test_tier_by_tier_warmup_loss_equals_the_padded_batch_loss(policy):
     for p, g in zip(policy.parameters(), expected):
         torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-4)
     policy.zero_grad()
+
+
+def test_shared_prompt_logprobs_and_gradients_equal_the_full_forward(policy, prompts):
+    """Each distinct prompt run once (rows shuffled as in a PPO mini-batch): same log-probs,
+    entropies and gradients as running every row's prompt + response."""
+    ids, valid = prompts
+    s = generate(policy, ids, valid, 4, 8, 1.0, 1.0, torch.Generator().manual_seed(8))
+    full_ids, full_valid = expand_prompts(ids, valid, 4)
+    rows = torch.randperm(len(full_ids), generator=torch.Generator().manual_seed(9))[:40]
+    args = (full_ids[rows], full_valid[rows], s.responses[rows], s.response_mask[rows], 0.7, True)
+    results = []
+    for share in (False, True):
+        policy.zero_grad()
+        logp, entropy = response_logprobs(policy, *args, share_prompts=share)
+        m = args[3]
+        ((logp * m).sum() + (entropy * m).sum()).backward()
+        results.append((logp[m].detach(), entropy[m].detach(), [p.grad.clone() for p in policy.parameters()]))
+    policy.zero_grad()
+    (lp_a, ent_a, grads_a), (lp_b, ent_b, grads_b) = results
+    assert args[3].sum() > 0 and args[3][:, 1:].any()  # responses longer than one token
+    torch.testing.assert_close(lp_b, lp_a, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent_b, ent_a, atol=1e-5, rtol=0)
+    for a, b in zip(grads_a, grads_b):  # round-off relative to the gradient's scale (sums over ~200 tokens)
+        torch.testing.assert_close(b, a, atol=1e-5 * float(a.abs().max()), rtol=1e-4)

@@ -17,4 +17,4 @@ This file imports nothing, so ``import tinyrlvr.config`` stays torch-free.
 # The engine's version in a trial's identity (design, "Trial identity"): bump it with any change that
 # alters what a trial computes (sampling, loss, update, evaluation), so finished trials of the older
 # engine are not reused by sweeps of the newer one.
-ENGINE_VERSION = "tinyrlvr-1"
+ENGINE_VERSION = "tinyrlvr-2"  # 2: shared-prompt log-prob passes, explicit no-grad attention (round-off differs)
