@@ -134,3 +134,59 @@ def test_sweep_stop_stops_a_running_job(stack):
     assert job in stopped.stdout
     logs = run([ASYM, "sweep", "logs", job, "--follow", "--address", head.dashboard], env, 240)
     assert logs.returncode == 1 and "STOPPED" in logs.stderr, (logs.stdout[-2000:], logs.stderr[-2000:])
+
+
+JOB_STATUS = """
+import sys
+from ray.job_submission import JobSubmissionClient
+print(JobSubmissionClient(sys.argv[1]).get_job_status(sys.argv[2]).value)
+"""
+RAY_JOB_TRIAL = """
+import dataclasses, json, sys
+from pathlib import Path
+
+from experiments.plan import parse_set, plan
+from orchestrator.backends.verl import VerlBackend
+from orchestrator.backends.verl.render import RenderPaths
+
+fake, workdir = sys.argv[1], Path(sys.argv[2])
+trial = dataclasses.replace(plan("main", backend="verl", models=["qwen3-4b"], axes=(parse_set("nnodes=2"),))[-1], steps=4)
+environ = {"MLFLOW_RUN_ID": "0123abcd", "MLFLOW_TRACKING_URI": "sqlite:////tmp/none.db", "PATH": "/usr/bin"}
+seen = []
+def attempt(*argv):
+    backend = VerlBackend(paths=RenderPaths("/data", "/ckpt"), entrypoint=[sys.executable, fake, *argv], poll_s=0.2,
+                          environ=environ)
+    backend.run(trial, lambda step, metrics: seen.append(step), workdir)
+error = None
+try:
+    attempt("0", "2", "1")  # verl's job dies after step 2 (as on a lost node): the trial's retry follows
+except RuntimeError as exc:
+    error = str(exc).splitlines()[0]
+attempt("2", "4")  # the retry resumes at its checkpointed step 2
+logs = {p.name: p.read_text() for p in sorted((workdir / "logs").glob("attempt-*.log"))}
+print(json.dumps({"multi_node": trial.settings_dict()["nnodes"], "seen": seen, "error": error, "logs": logs}))
+"""
+
+
+def test_a_multi_node_verl_trial_runs_as_ray_jobs_on_the_head(stack, tmp_path):
+    """The Ray Job path of multi-node verl trials (``execution.run_job``) on a real job server: each
+    attempt is one Ray Job on the head (verl's training process replaced by the stand-in that logs
+    through verl's real file logger, tests/fixtures/verl/fake_verl.py); its metrics stream back
+    through the shared metrics file while the job runs, a failed job is a one-line error with the
+    job's log fetched from the head, and the retry reports only the steps after its checkpoint."""
+    head, _, env = stack
+    fake = Path(__file__).parent / "fixtures" / "verl" / "fake_verl.py"
+    done = run([sys.executable, "-c", RAY_JOB_TRIAL, str(fake), str(tmp_path)],
+               {**env, "ASYM_RAY_JOB_ADDRESS": head.dashboard}, 300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["multi_node"] == 2
+    assert out["seen"] == [0, 1, 2, 3, 4], "every step once across the two jobs"
+    assert out["error"].startswith("verl job asym-") and "-a1 ended FAILED" in out["error"], out["error"]
+    assert sorted(out["logs"]) == ["attempt-1.log", "attempt-2.log"]
+    assert all("could not fetch" not in text for text in out["logs"].values()), out["logs"]
+    first = out["error"].split()[2]
+    for job, status in ((first, "FAILED"), (first.removesuffix("-a1") + "-a2", "SUCCEEDED")):
+        info = run([sys.executable, "-c", JOB_STATUS, head.dashboard, job], env, 120)
+        assert info.returncode == 0, info.stderr[-2000:]
+        assert info.stdout.strip().splitlines()[-1] == status, job
