@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,24 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
-ASYM = [sys.executable, "-m", "orchestrator.cli"]
 
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-
-
-def _client(cwd: Path):
-    from orchestrator.tracking import make_client
-
-    return make_client(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
-
-
-def _trial_runs(client):
-    from experiments import tracking_names as names
-
-    exp = client.get_experiment_by_name(names.EXPERIMENT)
-    return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{names.TAG_KIND}` = 'trial'"))
+from benchmarks.asym_runs import first_steps, run_asym, store_client, sweep_runs  # noqa: E402
 
 
 def warm_base_models(steps: int) -> None:
@@ -62,26 +45,13 @@ def warm_base_models(steps: int) -> None:
 
 def startup(work: Path) -> dict[str, float]:
     cwd = work / "startup"
-    cwd.mkdir()
     t0 = time.time()
-    proc = subprocess.run([*ASYM, "sweep", "isolation", "--smoke", "--seeds", "0", "--steps", "3", "--name", "bench"],
-                          cwd=cwd, env=_env(), capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
-    client = _client(cwd)
-    first0 = first1 = float("inf")
-    run_start = float("inf")
-    for run in _trial_runs(client):
-        run_start = min(run_start, run.info.start_time / 1000)
-        for m in client.get_metric_history(run.info.run_id, "eval/mean_accuracy"):
-            if m.step == 0:
-                first0 = min(first0, m.timestamp / 1000)
-        for m in client.get_metric_history(run.info.run_id, "train/entropy"):
-            if m.step == 1:
-                first1 = min(first1, m.timestamp / 1000)
-    parent = client.search_runs([client.get_experiment_by_name("asym").experiment_id],
-                                filter_string="tags.`asym.kind` = 'sweep'")[0]
+    wall = run_asym(["sweep", "isolation", "--smoke", "--seeds", "0", "--steps", "3", "--name", "bench"], cwd)
+    client = store_client(cwd)
+    runs = sweep_runs(client)
+    first0, first1 = first_steps(client, runs)
+    run_start = min(run.info.start_time / 1000 for run in runs)
+    (parent,) = sweep_runs(client, kind="sweep")
     return {"to_parent_run_s": parent.info.start_time / 1000 - t0, "to_first_trial_run_s": run_start - t0,
             "to_first_step0_s": first0 - t0, "to_first_step1_s": first1 - t0, "sweep_wall_s": wall}
 
@@ -100,15 +70,9 @@ def bare(steps: int) -> float:
 
 def swept(work: Path, steps: int) -> dict[str, float]:
     cwd = work / "swept"
-    cwd.mkdir()
-    t0 = time.time()
-    proc = subprocess.run([*ASYM, "sweep", "grid", "--alpha-pos", "1", "--alpha-neg", "0.5", "--seeds", "0",
-                           "--steps", str(steps), "--cpus-per-trial", "2", "--name", "bench"],
-                          cwd=cwd, env=_env(), capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"sweep failed:\n{proc.stderr[-3000:]}")
-    (run,) = _trial_runs(_client(cwd))
+    wall = run_asym(["sweep", "grid", "--alpha-pos", "1", "--alpha-neg", "0.5", "--seeds", "0", "--steps", str(steps),
+                     "--cpus-per-trial", "2", "--name", "bench"], cwd)
+    (run,) = sweep_runs(store_client(cwd))
     results = sorted((cwd / ".asym" / "sweeps" / "bench").glob("*/result.json"))
     last = json.loads(results[0].read_text().splitlines()[-1])
     return {"trial_s": float(last["time_total_s"]), "mlflow_run_s": (run.info.end_time - run.info.start_time) / 1000,

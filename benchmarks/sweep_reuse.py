@@ -13,33 +13,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
+
+from benchmarks.asym_runs import run_asym, store_client, sweep_runs  # noqa: E402
+from experiments import tracking_names as names  # noqa: E402
 
 
 def sweep(cwd: Path, study: str, name: str, steps: int, smoke: bool, extra=()) -> dict:
-    from mlflow import MlflowClient
-
-    argv = [sys.executable, "-m", "orchestrator.cli", "sweep", study, "--seeds", "0", "--steps", str(steps),
-            "--name", name, *(["--smoke"] if smoke else []), *extra]
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    t0 = time.time()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{study} failed:\n{proc.stderr[-3000:]}")
-    client = MlflowClient(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("asym")
-    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`asym.kind` = 'trial' and tags.`asym.sweep` = '{name}'")
-    reused = [r for r in runs if "asym.reused_from" in r.data.tags]
-    saved_s = sum((client.get_run(r.data.tags["asym.reused_from"]).info.end_time
-                   - client.get_run(r.data.tags["asym.reused_from"]).info.start_time) / 1000 for r in reused)
-    return {"study": study, "name": name, "trials": len(runs), "reused": len(reused), "wall": wall,
+    client_runs = ["sweep", study, "--seeds", "0", "--steps", str(steps), "--name", name,
+                   *(["--smoke"] if smoke else []), *extra]
+    wall = run_asym(client_runs, cwd)
+    client = store_client(cwd)
+    runs = sweep_runs(client, name)
+    origins = [client.get_run(r.data.tags[names.TAG_REUSED_FROM]) for r in runs if names.TAG_REUSED_FROM in r.data.tags]
+    saved_s = sum((o.info.end_time - o.info.start_time) / 1000 for o in origins)
+    return {"study": study, "name": name, "trials": len(runs), "reused": len(origins), "wall": wall,
             "trial_s_saved": saved_s, "load": os.getloadavg()[0]}
 
 

@@ -27,12 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
 
-
-def _env(tree: Path | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)
-    return env
+from benchmarks.asym_runs import asym_env, first_steps, run_asym, store_client, sweep_runs  # noqa: E402
+from experiments import tracking_names as names  # noqa: E402
 
 
 def _load() -> str:
@@ -41,31 +37,14 @@ def _load() -> str:
 
 def run(cwd: Path, tree: Path | None, sweep: str, steps: int, name: str) -> dict[str, float]:
     """Launch one sweep; seconds from launch to its first step 0 / step 1, and the command's wall."""
-    from mlflow import MlflowClient
-
-    cwd.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", sweep, "--smoke", "--seeds", "0",
-                           "--steps", str(steps), "--name", name],
-                          cwd=cwd, env=_env(tree), capture_output=True, text=True)
-    wall = time.time() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"sweep failed ({tree or 'this tree'}):\n{proc.stderr[-3000:]}")
-    client = MlflowClient(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("asym")
-    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`asym.kind` = 'trial' and tags.`asym.sweep` = '{name}'")
-    first0 = first1 = float("inf")
-    for r in runs:
-        if "asym.reused_from" in r.data.tags:
-            continue
-        for m in client.get_metric_history(r.info.run_id, "eval/mean_accuracy"):
-            if m.step == 0:
-                first0 = min(first0, m.timestamp / 1000)
-        for m in client.get_metric_history(r.info.run_id, "train/entropy"):
-            if m.step == 1:
-                first1 = min(first1, m.timestamp / 1000)
+    wall = run_asym(["sweep", sweep, "--smoke", "--seeds", "0", "--steps", str(steps), "--name", name], cwd,
+                    asym_env(tree))
+    client = store_client(cwd)
+    runs = sweep_runs(client, name)
+    first0, first1 = first_steps(client, runs)
     return {"step0": first0 - t0, "step1": first1 - t0, "wall": wall, "trials": len(runs),
-            "reused": sum("asym.reused_from" in r.data.tags for r in runs), "load": os.getloadavg()[0]}
+            "reused": sum(names.TAG_REUSED_FROM in r.data.tags for r in runs), "load": os.getloadavg()[0]}
 
 
 def main() -> None:
