@@ -31,12 +31,16 @@ from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL
 VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
 EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
-# a base model trained on demonstrations that are wrong more often than right, so most groups have
-# p < 1/2 while its correct answers stay the confident ones (c+ > c-): kappa < 0, the regime where
-# Proposition 1 says the two channels swap roles (issue 11; nobody has shown it).
+# kappa < 0, the regime where Proposition 1 says the two channels swap roles (issue 11; nobody has
+# shown it): a task the model genuinely cannot do yet. Only the hard tiers 3 and 4 (same model shape),
+# clean demonstrations weighted 1:2, stopped at step 470, just as carrying starts to be learnt: about
+# 8% of answers right, the right ones the confident ones (c+ > c-), and RL does not lift them within
+# 50 steps, so kappa stays < 0. (A base taught to be noisy, 60-75% wrong demonstrations from the
+# default base, gave kappa-hat < 0 at step 0 only: RL removed the noise within a few steps.)
 EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
     "embedded-tiny": {},
-    "embedded-kappa-neg": {"warmup_relearn_steps": 500, "warmup_relearn_corrupt_frac": [0.6, 0.65, 0.7, 0.75]},
+    "embedded-kappa-neg": {"tiers": [3, 4], "warmup_steps": 470, "warmup_corrupt_frac": [0.0, 0.0],
+                           "warmup_tier_weights": [1.0, 2.0]},
 }
 MODELS_BY_BACKEND = {"embedded": EMBEDDED_MODELS, "verl": VERL_MODELS}
 ALL_MODELS = EMBEDDED_MODELS + VERL_MODELS
