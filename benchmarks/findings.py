@@ -8,6 +8,7 @@ Parts (each a set of configurations x the same seeds, common random numbers):
   Proposition 1 does not cover: how much of each gap comes from mixed groups.
 - ``flip``: GRPO, EntDecrease, EntIncrease: the flip should order entropy EntIncrease > GRPO > EntDecrease.
 - ``kappa-neg``: the isolation methods on ``embedded-kappa-neg`` (kappa < 0): the channels should swap.
+- ``kappa-neg-control``: the same with uniform groups zeroed (most of that base's groups are none-solved).
 
 Entropy is the mean of ``train/entropy`` over a late window (20% of the run to its end); gaps are
 paired per seed (``analysis.stats.paired_gap``) and called real when larger than twice their standard
@@ -47,6 +48,10 @@ PARTS = {  # part -> (model preset, extra engine settings, {label: settings}, pr
     # Proposition 1 with kappa < 0: the positive channel lowers entropy, the negative one raises it.
     "kappa-neg": ("embedded-kappa-neg", {}, {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY},
                   ("Neg-Only", "REINFORCE", "Pos-Only")),
+    # The same with uniform groups zeroed: there most groups are none-solved, which Proposition 1 does not cover.
+    "kappa-neg-control": ("embedded-kappa-neg", {"zero_uniform_groups": True},
+                          {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY},
+                          ("Neg-Only", "REINFORCE", "Pos-Only")),
 }
 
 

@@ -84,8 +84,8 @@ class EngineConfig:
     warmup_corrupt_frac: tuple[float, ...] = (0.1, 0.2, 0.3, 0.45)  # one per tier, easy to hard
     warmup_tier_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # uniform: every tier converges by ~1000 steps
     # An optional second phase from the base model above, on demonstrations corrupted at other rates
-    # (0 steps: none). embedded-kappa-neg uses it: the same learnt addition, then taught to be wrong
-    # more often than right, so its groups fall below p = 1/2 while correct answers stay confident.
+    # (0 steps: none): the same learnt addition, then taught to be wrong more often than right. It was
+    # embedded-kappa-neg's recipe until RL was seen to remove such taught noise within a few steps.
     warmup_relearn_steps: int = 0
     warmup_relearn_corrupt_frac: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75)
     warmup_eval_every: int = 250  # checkpoints evaluated for the report (training-split prompts, T = 1)

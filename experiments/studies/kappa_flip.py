@@ -2,9 +2,10 @@
 
 Proposition 1 gives dH(Pos-Only) - dH(REINFORCE) ~ +eta alpha+ kappa and dH(Neg-Only) - dH(REINFORCE)
 ~ -eta alpha- kappa: with kappa < 0 the positive channel should lower entropy and the negative one
-raise it, the reverse of the paper's ordering. ``embedded-kappa-neg`` is a base model whose groups
-are mostly below p = 1/2 while its correct answers stay its confident ones (c+ > c-, log-odds < 0),
-so kappa-bar < 0. Same methods and values as the isolation study's Sec 3.1 rows [ours: the study].
+raise it, the reverse of the paper's ordering. ``embedded-kappa-neg`` is a base model that cannot do
+its task yet (tiers 3-4, about 8% right) and whose correct answers are its confident ones (c+ > c-,
+log-odds < 0), so kappa-bar < 0, and RL does not lift it above p = 1/2 within the run's first 50
+steps. Same methods and values as the isolation study's Sec 3.1 rows [ours: the study].
 """
 
 from experiments.spec import Study
