@@ -27,7 +27,7 @@ from orchestrator import tracking
 from experiments import tracking_names as names
 from orchestrator.mlflow_server import LocalServer, free_port
 
-from test_faults import STEPS, finish, steps_exactly_once, wait_for  # noqa: E402  (tests/ is on sys.path)
+from asym_process import finish, steps_exactly_once, wait_for  # noqa: E402  (tests/ is on sys.path)
 
 PASSWORD, TOKEN = "pw-9f8e7d6c5b", "tok-1a2b3c4d5e6f"
 SWEEP = "ui"
@@ -35,6 +35,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=20000"]
 OUTAGE_S = 20
+# long enough that the outage falls inside training (a smoke step is ~0.1 s on 2 cores), not after it
+STEPS = 120
 
 
 def chromium() -> str | None:
