@@ -88,7 +88,7 @@ def test_a_changed_base_model_content_gets_another_key(tmp_path, monkeypatch):
 def test_only_finished_runs_are_found_and_links_are_followed(store):
     client, experiment_id = store
     trials = stamp(plan("isolation", smoke=True, steps=3))
-    done, failed, killed, never = trials[0], trials[1], trials[2], trials[3]
+    done, failed, killed, _never = trials[0], trials[1], trials[2], trials[3]
     origin = _finished_trial(client, experiment_id, done, "old")
     _finished_trial(client, experiment_id, failed, "old", status="FAILED")
     _finished_trial(client, experiment_id, killed, "old", status="KILLED")
