@@ -243,17 +243,16 @@ def _check_semantics(path: Path, cfg: DictConfig) -> None:
             _flag_int(commands, flag, on_error=lambda v, k=key, f=flag: fail(k, f"{f}={v!r} is not a whole number"))
     if cfg.max_workers is not None and cfg.max_workers < 0:
         fail("max_workers", "must be 0 or more")
-    if cfg.metadata is not None:  # a mapping (Ray's schema checked that)
-        storage = cfg.metadata.get("storage")
-        if storage is not None and (not isinstance(storage, str) or not storage.strip()):
-            fail("metadata.storage", "must be the absolute path of a folder every node mounts")
-        if storage is not None:
-            from experiments.tracking_names import check_storage
+    storage = (cfg.metadata or {}).get("storage")  # metadata is a mapping (Ray's schema checked that)
+    if storage is not None:
+        from experiments.tracking_names import check_storage
 
-            try:
-                check_storage(storage, on_this_machine=False)
-            except UserError as exc:
-                fail("metadata.storage", str(exc).removeprefix(f"--storage {storage}: "))
+        if not isinstance(storage, str) or not storage.strip():
+            fail("metadata.storage", "must be the absolute path of a folder every node mounts")
+        try:
+            check_storage(storage, on_this_machine=False)
+        except UserError as exc:
+            fail("metadata.storage", str(exc).removeprefix(f"--storage {storage}: "))
 
     if cfg.provider.type == "local":
         if not cfg.provider.head_ip:

@@ -120,11 +120,15 @@ def sweep_dir(name: str, workdir: Path | None = None, storage: str | None = None
     return storage_root(storage, workdir) / "sweeps" / name
 
 
+def resume_command(name: str, storage: str | None = None) -> str:
+    """What a user types to continue the sweep (shown in the banner and in errors)."""
+    return f"asym sweep resume {name}" + (f" --storage {storage}" if storage else "")
+
+
 def check_new_sweep(name: str, workdir: Path | None = None, storage: str | None = None) -> None:
     if sweep_dir(name, workdir, storage).exists():
-        hint = f" --storage {storage}" if storage else ""
         raise UserError(f"sweep '{name}' already exists in {sweep_dir(name, workdir, storage)}; continue it with "
-                        f"`asym sweep resume {name}{hint}`, or choose another --name")
+                        f"`{resume_command(name, storage)}`, or choose another --name")
 
 
 def check_storage_for(nodes: int, storage: str | None) -> None:
@@ -343,7 +347,6 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 trials = stamp(trials)  # a restored sweep's trials carry the identity they started with
             if service.fresh:  # nothing to reuse: Ray starts while the store is made and the server boots
                 started_ray = _init_ray()
-                check_storage_for(_alive_nodes(), options.storage)
             early = service.early_client()
             experiment_id = tracking.with_retries(
                 lambda: tracking.ensure_experiment(early, _artifact_root(workdir, options.storage)), deadline_s=60,
@@ -355,8 +358,8 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             to_run = [t for t in trials if t.key not in found]
             if (to_run or options.is_optuna or restore) and not started_ray:
                 started_ray = _init_ray()  # the server boots meanwhile
-            if to_run or options.is_optuna or restore:
-                check_storage_for(_alive_nodes(), options.storage)
+            if to_run or options.is_optuna or restore:  # before the parent run: a refused sweep leaves none
+                check_storage_for(len(_alive_nodes()), options.storage)
             parent_run_id = tracking.with_retries(
                 lambda: tracking.open_sweep_run(early, experiment_id, sweep=options.name, study=options.study,
                                                 params=_sweep_params(trials, options)),
@@ -367,8 +370,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                           + (f", {len(reused)} reused from finished runs (same key; --rerun runs them again), "
                              f"{len(to_run)} to run" if found else "")
                           + f"; MLflow {tracking.redact(service.uri)} (parent run {parent_run_id}); "
-                          f"resume with `asym sweep resume {options.name}"
-                          + (f" --storage {options.storage}" if options.storage else "") + "`", highlight=False)
+                          f"resume with `{resume_command(options.name, options.storage)}`", highlight=False)
             if not restore:
                 _write_state(trials, options, workdir)
             note_client = service.client() if to_run or options.is_optuna or restore else early
@@ -501,12 +503,11 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         trial_dirname_creator=_trial_dirname,
         reuse_actors=True,  # trials of one shape run in one warm worker, one after another (no restart)
     )
-    import ray
 
     from orchestrator.packing import cap_pending_trials, longest_first, trial_size
     from orchestrator.trial import trial_resources
 
-    alive = [node for node in ray.nodes() if node["Alive"]]
+    alive = _alive_nodes()
     gpu_nodes = [node for node in alive if node["Resources"].get("GPU")]
     cap_pending_trials(len(gpu_nodes or alive))  # so Ray places the trials' placement groups in LPT order
     packed = longest_first(trials, lambda t: trial_size(trial_resources(t, options.cpus_per_trial, options.gpus_per_trial), t.steps))
@@ -608,10 +609,10 @@ def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[st
     return params
 
 
-def _alive_nodes() -> int:
+def _alive_nodes() -> list[dict]:
     import ray
 
-    return sum(1 for node in ray.nodes() if node["Alive"])
+    return [node for node in ray.nodes() if node["Alive"]]
 
 
 def _artifact_root(workdir: Path | None, storage: str | None = None) -> str | None:

@@ -66,3 +66,16 @@ def steps_exactly_once(client, run, steps: int) -> None:
     assert entropy == list(range(1, steps + 1)), f"{run.info.run_name}: entropy steps {entropy}"
     evals = {m.step for m in client.get_metric_history(run.info.run_id, M.EVAL_MEAN_ACCURACY)}
     assert {0, steps} <= evals, run.info.run_name
+
+
+def check_resumed_sweep(client, finished_before: dict, n_trials: int, steps: int) -> None:
+    """After `asym sweep resume`: every trial FINISHED with each step once, the ones that had finished
+    before (run id -> end time) untouched, and the sweep's parent run FINISHED."""
+    trials = runs_of(client, names.KIND_TRIAL)
+    assert len(trials) == n_trials and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        steps_exactly_once(client, run, steps)
+        if run.info.run_id in finished_before:
+            assert run.info.end_time == finished_before[run.info.run_id], f"{run.info.run_name} was run again"
+    (parent,) = runs_of(client, names.KIND_SWEEP)
+    assert parent.info.status == "FINISHED"

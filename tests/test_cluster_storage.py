@@ -16,7 +16,7 @@ import os
 import signal
 
 import pytest
-from asym_process import finish, runs_of, start_asym, steps_exactly_once, wait_for
+from asym_process import check_resumed_sweep, finish, runs_of, start_asym, wait_for
 
 from experiments import tracking_names as names
 
@@ -86,14 +86,7 @@ def test_shared_storage_survives_a_lost_worker_and_a_killed_driver(sim, tmp_path
 
     code, err = finish(start_asym(["sweep", "resume", SWEEP, "--storage", str(shared)], node_b, env=env), timeout=600)
     assert code == 0, err[-3000:]
-    trials = runs_of(client, names.KIND_TRIAL)
-    assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}
-    for run in trials:
-        steps_exactly_once(client, run, STEPS)
-        if run.info.run_id in finished_before:
-            assert run.info.end_time == finished_before[run.info.run_id], f"{run.info.run_name} was run again"
-    (parent,) = runs_of(client, names.KIND_SWEEP)
-    assert parent.info.status == "FINISHED"
+    check_resumed_sweep(client, finished_before, n_trials=4, steps=STEPS)
     restarts = _restarts(shared / "sweeps" / SWEEP)
     assert restarts, "no trial was restarted after the node loss"
     assert all(first > 1 for first in restarts), f"a retried trial started again from step 1: {restarts}"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from asym_process import finish, runs_of, start_asym, steps_exactly_once, wait_for
+from asym_process import check_resumed_sweep, finish, runs_of, start_asym, wait_for
 
 from estimators import metric_names as M
 from experiments import tracking_names as names
@@ -99,14 +99,8 @@ def test_server_killed_then_ctrl_c_then_resume(tmp_path):
 
     code, err = finish(start_asym(["sweep", "resume", "cc"], tmp_path))
     assert code == 0, err[-3000:]
-    trials = runs_of(client, names.KIND_TRIAL)
-    assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}
-    for run in trials:
-        steps_exactly_once(client, run, STEPS)
-        if run.info.run_id in before:
-            assert run.info.end_time == before[run.info.run_id], f"{run.info.run_name} was run again"
+    check_resumed_sweep(client, before, n_trials=4, steps=STEPS)
     (parent,) = runs_of(client, names.KIND_SWEEP)
-    assert parent.info.status == "FINISHED"
     note = parent.data.tags[names.NOTE]
     assert "4 trials (4 finished); sweep finished" in note and "asym sweep grid --alpha-pos 0.5,0.9" in note
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from asym_process import finish, start_asym
+from asym_process import finish, runs_of, start_asym
 
 from estimators import metric_names as M
 from experiments import tracking_names as names
@@ -30,17 +30,10 @@ def _client(cwd: Path):
     return MlflowClient(f"sqlite:///{cwd / '.asym' / 'mlflow' / 'mlflow.db'}")
 
 
-def _runs(client, kind: str) -> list:
-    exp = client.get_experiment_by_name(names.EXPERIMENT)
-    if exp is None:
-        return []
-    return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`{names.TAG_KIND}` = '{kind}'"))
-
-
 def _check_complete_sweep(client, n_trials: int) -> list:
-    (parent,) = _runs(client, names.KIND_SWEEP)
+    (parent,) = runs_of(client, names.KIND_SWEEP)
     assert parent.info.status == "FINISHED"
-    children = _runs(client, names.KIND_TRIAL)
+    children = runs_of(client, names.KIND_TRIAL)
     assert len(children) == n_trials
     assert len({c.data.tags[names.TAG_TRIAL_KEY] for c in children}) == n_trials
     for child in children:
@@ -113,14 +106,14 @@ def test_killed_driver_is_resumed_without_rerunning_finished_trials(tmp_path):
             if client is None and (tmp_path / ".asym" / "trials" / "iso2").exists():
                 client = _client(tmp_path)  # the store's schema exists once a trial started
             if client is not None:
-                finished = [r for r in _runs(client, names.KIND_TRIAL) if r.info.status == "FINISHED"]
+                finished = [r for r in runs_of(client, names.KIND_TRIAL) if r.info.status == "FINISHED"]
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and whatever shares its process group
         proc.communicate()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     before = {r.info.run_id: (r.info.end_time, _step0_time(client, r.info.run_id)) for r in finished}
-    assert len(_runs(client, names.KIND_TRIAL)) < 4 or any(r.info.status != "FINISHED" for r in _runs(client, names.KIND_TRIAL))
+    assert len(runs_of(client, names.KIND_TRIAL)) < 4 or any(r.info.status != "FINISHED" for r in runs_of(client, names.KIND_TRIAL))
 
     try:
         code, err = finish(start_asym(["sweep", "resume", "iso2"], tmp_path), timeout=420)  # reaps the killed driver's server

@@ -304,13 +304,14 @@ def _text(value) -> str:
 def _finish(outcome) -> None:
     from rich.console import Console
 
+    from orchestrator.sweep import resume_command
+
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
     reused = sum(bool(r.get("reused")) for r in outcome.results)
     if outcome.interrupted:
         console.print(f"sweep {outcome.name}: interrupted with {done}/{outcome.planned} trials done; the others "
-                      f"ended KILLED; continue with `asym sweep resume {outcome.name}{_storage_flag(outcome)}`",
-                      highlight=False)
+                      f"ended KILLED; continue with `{resume_command(outcome.name, outcome.storage)}`", highlight=False)
         raise typer.Exit(130)
     console.print(f"sweep {outcome.name}: {done}/{len(outcome.results)} trials done"
                   + (f" ({reused} reused)" if reused else "") + "; MLflow parent run "
@@ -320,10 +321,6 @@ def _finish(outcome) -> None:
             if r["status"] == "ERROR":
                 console.print(f"  {r['name']}: {r['error']}", highlight=False, markup=False)
         raise typer.Exit(1)
-
-
-def _storage_flag(outcome) -> str:
-    return f" --storage {outcome.storage}" if outcome.storage else ""
 
 
 def _ui_hint(uri: str, storage: str | None = None) -> str:
