@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -36,6 +37,7 @@ from orchestrator.mlflow_server import free_port
 class SimulatedCluster:
     cluster: object  # ray.cluster_utils.Cluster
     workers: list  # ray._private.node.Node, in the order they were added
+    dashboard: str | None = None  # http://127.0.0.1:PORT: the head's dashboard and job server, when started
 
     @property
     def address(self) -> str:
@@ -54,24 +56,40 @@ class SimulatedCluster:
 @contextmanager
 def simulated_cluster(
     workers: int = 2, gpus_per_worker: int = 4, cpus_per_worker: int = 4, head_cpus: int = 1, connect: bool = True,
+    dashboard: bool = False, head_resources: Mapping[str, float] | None = None,
 ) -> Iterator[SimulatedCluster]:
-    """A head with no GPUs and `workers` nodes with `gpus_per_worker` logical GPUs each; torn down on exit."""
+    """A head with no GPUs and `workers` nodes with `gpus_per_worker` logical GPUs each; torn down on exit.
+
+    `dashboard`: the head also runs Ray's dashboard with its job server (Ray Jobs, without token
+    authentication); `head_resources`: custom resources the head declares (the verl backend's
+    admission units, `orchestrator.backends.verl.admission`)."""
     import ray
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     private_tmp = tempfile.mkdtemp(prefix="asc", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    previous_tmp = os.environ.get("RAY_TMPDIR")
+    previous = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "PATH")}
     os.environ["RAY_TMPDIR"] = private_tmp
+    # the interpreter's bin folder leads PATH, as on a node with the environment activated: a Ray
+    # Job's entrypoint (`python -m ...`) finds this interpreter
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), previous["PATH"] or ""])
     cluster = None
     try:
         node_defaults = {"object_store_memory": 80 * 1024 * 1024, "include_dashboard": False}
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus, "num_gpus": 0, **node_defaults})
+        head_args = {"num_cpus": head_cpus, "num_gpus": 0, **node_defaults, "resources": dict(head_resources or {})}
+        dashboard_url = None
+        if dashboard:
+            port = free_port()
+            head_args.update(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port)
+            dashboard_url = f"http://127.0.0.1:{port}"
+        cluster = Cluster(initialize_head=True, head_node_args=head_args)
         added = [cluster.add_node(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, **node_defaults)
                  for _ in range(workers)]
         cluster.wait_for_nodes()
-        sim = SimulatedCluster(cluster=cluster, workers=added)
+        sim = SimulatedCluster(cluster=cluster, workers=added, dashboard=dashboard_url)
+        if dashboard_url:
+            _wait_for_job_server(dashboard_url)
         if connect:
             ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
             _wait_for_gpus(workers * gpus_per_worker)
@@ -81,11 +99,23 @@ def simulated_cluster(
             ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
-        if previous_tmp is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous_tmp
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         shutil.rmtree(private_tmp, ignore_errors=True)
+
+
+def _wait_for_job_server(dashboard: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(dashboard + "/api/jobs/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the simulated head's job server {dashboard} did not come up in {timeout_s:.0f} s")
 
 
 def _wait_for_gpus(expected: int, timeout_s: float = 60.0) -> None:

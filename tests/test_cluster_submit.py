@@ -190,3 +190,25 @@ def test_a_multi_node_verl_trial_runs_as_ray_jobs_on_the_head(stack, tmp_path):
         info = run([sys.executable, "-c", JOB_STATUS, head.dashboard, job], env, 120)
         assert info.returncode == 0, info.stderr[-2000:]
         assert info.stdout.strip().splitlines()[-1] == status, job
+
+
+STOP_EARLIER = """
+import sys, time
+from ray.job_submission import JobSubmissionClient
+from orchestrator.backends.verl.execution import stop_earlier_jobs
+client, stem = JobSubmissionClient(sys.argv[1]), sys.argv[2]
+client.submit_job(entrypoint="sleep 300", submission_id=stem + "-a1")
+while client.get_job_status(stem + "-a1").value != "RUNNING":
+    time.sleep(0.2)
+stop_earlier_jobs(client, stem + "-a3")  # attempt 2 was never submitted (it died first)
+print(client.get_job_status(stem + "-a1").value)
+"""
+
+
+def test_a_retry_stops_the_earlier_attempts_job_left_running(stack):
+    """A trial process lost with its node leaves its verl job running; the retry stops it before it
+    submits its own (two verl jobs must not share a cluster: admission.JOB_RESOURCE)."""
+    head, _, env = stack
+    done = run([sys.executable, "-c", STOP_EARLIER, head.dashboard, f"asym-stop-{uuid.uuid4().hex[:6]}"], env, 180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "STOPPED"

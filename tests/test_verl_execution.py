@@ -86,3 +86,47 @@ def test_backend_guards_gpus_and_data_before_running(tmp_path, trial):
 
     prepare(tmp_path / "data", Path(__file__).parent / "fixtures" / "math")
     b.prepare([trial])  # all six files are there
+
+
+def test_an_attempt_that_logged_nothing_keeps_its_number_and_verl_is_told_what_was_logged(tmp_path, trial):
+    """Ray Job submission ids are used once: attempt 2 is numbered 2 even when attempt 1 died before
+    verl logged a line; verl gets the last step earlier attempts logged (LOGGED_THROUGH_ENV)."""
+    from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV, next_attempt
+
+    with pytest.raises(RuntimeError, match="logged no metrics"):
+        backend("-c", "pass").run(trial, lambda *a: None, tmp_path)
+    assert next_attempt(tmp_path)[0] == 2
+    probe = f"import os; open({str(tmp_path / 'seen')!r}, 'w').write(os.environ['{LOGGED_THROUGH_ENV}'])"
+    with pytest.raises(RuntimeError):
+        backend("-c", probe).run(trial, lambda *a: None, tmp_path)
+    assert (tmp_path / "seen").read_text() == "-1"
+    with pytest.raises(RuntimeError):
+        backend(str(FAKE), "0", "2", "1").run(trial, lambda *a: None, tmp_path)
+    with pytest.raises(RuntimeError):
+        backend("-c", probe).run(trial, lambda *a: None, tmp_path)
+    assert (tmp_path / "seen").read_text() == "2"
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == [f"attempt-{k}.jsonl" for k in range(1, 6)]
+
+
+def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged():
+    """A resumed verl run re-validates at its checkpoint's step and re-runs the steps after it;
+    ``trainer.LoggedOnce`` drops those before verl's MLflow and file loggers."""
+    from orchestrator.backends.verl.trainer import LoggedOnce, logged_through_step
+
+    class Tracking:  # verl's Tracking's interface: log(data, step) and finish()
+        def __init__(self):
+            self.logged, self.finished = [], False
+
+        def log(self, data, step, backend=None):
+            self.logged.append(step)
+
+        def finish(self):
+            self.finished = True
+
+    inner = Tracking()
+    logger = LoggedOnce(inner, logged_through_step({"ASYM_VERL_LOGGED_THROUGH_STEP": "2"}))
+    for step in (2, 3, 3, 4):  # re-validation at 2, then the steps after the checkpoint
+        logger.log({"val-core/x": 1.0}, step=step)
+    logger.finish()
+    assert inner.logged == [3, 3, 4] and inner.finished
+    assert logged_through_step({}) == -1

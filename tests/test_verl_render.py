@@ -131,3 +131,23 @@ def test_multi_node_trial_joins_the_cluster_in_its_own_namespace_and_bad_input_i
         render_overrides(dataclasses.replace(trial, backend="embedded"), PATHS)
     with pytest.raises(ValueError, match="lacks verl settings"):
         render_overrides(dataclasses.replace(trial, settings=()), PATHS)
+
+
+def test_a_cpu_trial_over_two_nodes_joins_the_clusters_logical_gpus():
+    """cpu-tiny with nnodes=2: one training process per node, no private Ray (Ray refuses num_cpus /
+    num_gpus when joining a cluster); save_every is verl's save_freq; two processes on one node refused."""
+    from experiments.plan import parse_set
+
+    (one,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0])
+    (two,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
+                  axes=(parse_set("nnodes=2"), parse_set("save_every=1")))
+    single, multi = render_overrides(one, PATHS), render_overrides(two, PATHS)
+    assert "+ray_kwargs.ray_init.address=local" in single and "ray_kwargs.ray_init.num_cpus=16" in single
+    assert "trainer.save_freq=50" in single and "trainer.save_freq=1" in multi
+    assert "trainer.nnodes=2" in multi and "trainer.n_gpus_per_node=1" in multi and "trainer.device=cpu" in multi
+    assert not any(o.split("=")[0].lstrip("+").startswith("ray_kwargs.ray_init.") and "namespace" not in o
+                   for o in multi), multi
+    assert "save_every" not in dict(one.settings)  # quiet at its default: existing trial keys stay
+    with pytest.raises(ValueError, match="one training process per node"):
+        plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
+             axes=(parse_set("n_gpus_per_node=2"),))

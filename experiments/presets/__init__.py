@@ -57,7 +57,7 @@ Layer = tuple[str, Mapping[str, Any]]  # (where it came from, values)
 # verl keys added with the CPU mode: left out of a trial's settings at their defaults, so GPU trials
 # keep their keys (resume, golden files) and settings stay what they were before these keys existed
 QUIET_DEFAULTS = {"device": "cuda", "rollout_name": "vllm", "attn_implementation": None, "use_kl_loss": False,
-                  "task": "math", "logp_gain_every": 1}
+                  "task": "math", "logp_gain_every": 1, "save_every": 50}
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, 
 def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
     """Reject settings verl would refuse (or silently misuse) before anything starts."""
     for key in ("train_batch_size", "ppo_mini_batch_size", "max_response_length", "max_prompt_length",
-                "ppo_epochs", "eval_every", "n_gpus_per_node", "nnodes"):
+                "ppo_epochs", "eval_every", "n_gpus_per_node", "nnodes", "save_every"):
         if v[key] < 1:
             raise ValueError(f"preset {model}: {key} must be >= 1, got {v[key]}")
     if v["logp_gain_every"] < 0:
@@ -314,7 +314,8 @@ def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
     if v["use_kl_loss"]:
         raise ValueError(f"preset {model}: device cpu cannot use use_kl_loss (verl's reference model is offloaded "
                          f"to pinned memory, which needs CUDA); set use_kl_loss false")
-    if v["n_gpus_per_node"] * v["nnodes"] != 1:
-        raise ValueError(f"preset {model}: device cpu runs one training process; set n_gpus_per_node 1 and nnodes 1")
+    if v["n_gpus_per_node"] != 1:
+        raise ValueError(f"preset {model}: device cpu runs one training process per node; set n_gpus_per_node 1 "
+                         f"(nnodes > 1 spreads a trial over several nodes of a Ray cluster)")
     if v["task"] != "addition":
         raise ValueError(f"preset {model}: device cpu runs the embedded task; set task addition")

@@ -62,6 +62,9 @@ class VerlPreset:
     # train/logp_gain_correct (Fig 2 d,h): one extra actor forward of the batch after the update every
     # this many steps; 0 = never [ours: the paper does not say how often it measured it]
     logp_gain_every: int = 1
+    # verl's trainer.save_freq: a checkpoint (and resume point) every this many steps [NF] ours: a 4B
+    # FSDP checkpoint is tens of GB; the CPU preset's runs are short, so tests checkpoint every step
+    save_every: int = 50
     # trial-level
     steps: int = 300  # training steps [NF] ours (the paper gives none)
     clip: float = 0.2  # PPO epsilon [NF] ours = verl's default (spec section 5)

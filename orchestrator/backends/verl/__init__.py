@@ -17,8 +17,8 @@ Contract with the orchestrator (``VerlBackend.run(trial, report, workdir)``):
 - Tune reserves the resources of ``admission.trial_resources(trial)`` (GPUs on one node, or
   admission units for a multi-node Ray Job); ``configure_runtime(cpus, gpus)`` receives what the
   trial got and ``run`` refuses a single-node trial with fewer GPUs than its preset needs;
-  ``prepare(trials)`` checks the data files before the sweep starts; ``checkpoint_every`` is verl's
-  ``save_freq``; ``workdir`` is deterministic per trial key and must be
+  ``prepare(trials)`` checks the data files before the sweep starts; ``checkpoint_every`` is 1 (every
+  reported step is flushed to MLflow; verl's ``save_freq`` is the preset's ``save_every``); ``workdir`` is deterministic per trial key and must be
   on shared storage for multi-node trials (the job writes its metrics file there).
 - Paths: ``$ASYM_DATA_DIR`` (from ``asym data prepare``) and ``$ASYM_CHECKPOINT_DIR``
   (``render.default_paths``) must name the same folders on every GPU node.
@@ -33,7 +33,6 @@ from typing import Mapping, Sequence
 from experiments.spec import TrialSpec
 from orchestrator.backends.verl.render import (
     ENTRYPOINT,
-    SAVE_EVERY,
     TRAIN_FILE,
     RenderPaths,
     default_paths,
@@ -48,7 +47,10 @@ from estimators.errors import UserError
 
 class VerlBackend:
     name = "verl"
-    checkpoint_every = SAVE_EVERY  # verl's save_freq: the orchestrator makes metrics durable there
+    # The orchestrator makes metrics durable every this many steps. Every step on verl: a retried
+    # attempt skips the steps its predecessors' metrics files hold, so those must be in MLflow; the
+    # flush runs in the trial process's metrics stream, beside (not inside) verl's training loop.
+    checkpoint_every = 1
 
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
@@ -97,7 +99,7 @@ class VerlBackend:
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         from orchestrator.backends.verl.admission import trial_resources
 
-        if is_cpu(trial):
+        if is_cpu(trial) and not is_multi_node(trial):  # a multi-node CPU trial is admitted as a GPU one
             from orchestrator.backends.verl.cpu.settings import trial_cpus
 
             return {"CPU": trial_cpus()}

@@ -7,9 +7,14 @@ The trial process itself is a CPU stub scheduled by Tune with the resources of
 2. starts verl through our entry point with the environment of ``trial_env`` (verl's runtime env
    variables, ``MLFLOW_RUN_ID`` / ``MLFLOW_TRACKING_URI`` handed over by the orchestrator, verl's file
    logger pointed at this attempt's JSONL, our estimator plugin module);
-3. streams that JSONL back through ``report`` as verl writes it (``metrics.map_metrics``), skipping steps an
-   earlier attempt already reported (verl resumes from the last checkpoint: ``trainer.resume_mode=auto``
-   and a deterministic checkpoint folder), and fails loudly when verl exits non-zero or logged nothing.
+3. streams that JSONL back through ``report`` as verl writes it (``metrics.map_metrics``), and fails
+   loudly when verl exits non-zero or logged nothing. verl resumes from the last checkpoint
+   (``trainer.resume_mode=auto``, a deterministic checkpoint folder) and re-runs the steps after it;
+   steps an earlier attempt logged are dropped twice over: inside verl, before its loggers
+   (``LOGGED_THROUGH_ENV``, read by ``trainer.LoggedOnce``: verl's own MLflow keys), and here.
+
+A multi-node attempt is a Ray Job; before submitting it, earlier attempts' jobs still running (a
+trial process lost with its node leaves its job behind) are stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from orchestrator.backends.verl.metrics import map_metrics
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ESTIMATOR_PLUGIN = "estimators.verl_adapter"
 NCCL_ENV = {"NCCL_CUMEM_ENABLE": "0"}  # verl/plugin/platform/platform_cuda.py; vLLM weight sync needs it
+# The last step earlier attempts logged: our trainer drops verl's own log calls up to it
+# (trainer.LoggedOnce), so a resumed attempt's re-validation and re-run steps reach MLflow once.
+LOGGED_THROUGH_ENV = "ASYM_VERL_LOGGED_THROUGH_STEP"
 
 Reporter = Callable[[int, Mapping[str, float]], None]
 
@@ -82,10 +90,13 @@ def attempt_files(workdir: Path) -> list[Path]:
 
 
 def next_attempt(workdir: Path) -> tuple[int, Path]:
-    """(k, path) of the next attempt's JSONL; earlier files stay (one file per attempt)."""
+    """(k, path) of the next attempt's JSONL, made empty now: an attempt that dies before verl logs
+    anything still takes its number (a Ray Job's submission id is used once). Earlier files stay."""
     (workdir / "metrics").mkdir(parents=True, exist_ok=True)
     k = len(attempt_files(workdir)) + 1
-    return k, workdir / "metrics" / f"attempt-{k}.jsonl"
+    path = workdir / "metrics" / f"attempt-{k}.jsonl"
+    path.touch()
+    return k, path
 
 
 def reported_steps(workdir: Path) -> int:
@@ -180,6 +191,45 @@ def run_local(command: Sequence[str], env: Mapping[str, str], workdir: Path, log
         raise RuntimeError(f"verl exited with code {process.returncode}; last lines of {log_file}:\n{_tail_of(log_file)}")
 
 
+def job_server_address(address: str | None = None) -> str:
+    """The Ray Job server the trial submits to: ``address``, else ``$ASYM_RAY_JOB_ADDRESS`` (set by
+    ``asym sweep --cluster/--address``), else the dashboard of the cluster this process is connected
+    to (a Tune trial on the sweep's cluster), else Ray's default on this machine."""
+    if address or os.environ.get("ASYM_RAY_JOB_ADDRESS"):
+        return address or os.environ["ASYM_RAY_JOB_ADDRESS"]
+    try:
+        import ray
+        from ray.dashboard.utils import ray_address_to_api_server_url
+
+        if ray.is_initialized():  # the cluster's GCS knows where its dashboard listens
+            return ray_address_to_api_server_url(ray.get_runtime_context().gcs_address)
+    except Exception:  # not connected, or no dashboard registered: fall back to the default
+        pass
+    return "http://127.0.0.1:8265"
+
+
+def stop_earlier_jobs(client, submission_id: str, timeout_s: float = 120.0) -> None:
+    """Stop this trial's earlier attempts that still run (``<id>-a1 .. -a<k-1>``): a trial process
+    lost with its node leaves its job behind, and two verl jobs must not share the cluster (their
+    TransferQueue controllers collide, admission.JOB_RESOURCE)."""
+    stem, _, k = submission_id.rpartition("-a")
+    running = []
+    for j in range(1, int(k)):
+        try:
+            status = client.get_job_status(f"{stem}-a{j}")
+        except RuntimeError:  # never submitted (the attempt died first)
+            continue
+        if not status.is_terminal():
+            client.stop_job(f"{stem}-a{j}")
+            running.append(f"{stem}-a{j}")
+    deadline = time.monotonic() + timeout_s
+    while running and time.monotonic() < deadline:
+        running = [job for job in running if not client.get_job_status(job).is_terminal()]
+        time.sleep(1.0)
+    if running:
+        raise RuntimeError(f"earlier attempts {', '.join(running)} of this trial did not stop in {timeout_s:.0f} s")
+
+
 def run_job(command: Sequence[str], env: Mapping[str, str], submission_id: str, log_file: Path, tail: JsonlTail,
             stream: MetricsStream, poll_s: float, pending_timeout_s: float, address: str | None = None) -> None:
     """verl as one Ray Job on the shared cluster (multi-node trials); its metrics file must be on
@@ -188,7 +238,8 @@ def run_job(command: Sequence[str], env: Mapping[str, str], submission_id: str, 
 
     from orchestrator.backends.verl.admission import PlacementGroupWatchdog, owned_by_job
 
-    client = JobSubmissionClient(address or os.environ.get("ASYM_RAY_JOB_ADDRESS", "http://127.0.0.1:8265"))
+    client = JobSubmissionClient(job_server_address(address))
+    stop_earlier_jobs(client, submission_id)
     client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)
     watchdog = None
@@ -229,7 +280,8 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
     skip = reported_steps(workdir)
     log_file = workdir / "logs" / f"attempt-{attempt}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    env = {**trial_env(metrics_file, os.environ if environ is None else environ, trial.plugins), **(extra_env or {})}
+    env = {**trial_env(metrics_file, os.environ if environ is None else environ, trial.plugins), **(extra_env or {}),
+           LOGGED_THROUGH_ENV: str(skip)}
     command = [*entrypoint, *overrides]
     tail, stream = JsonlTail(metrics_file), MetricsStream(report, skip)
     if multi_node:

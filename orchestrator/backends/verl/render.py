@@ -203,7 +203,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         f"trainer.total_epochs={TOTAL_EPOCHS_CAP}",
         f"trainer.test_freq={int(s.get('eval_every', 10))}",  # every 10 steps [v2]
         "trainer.val_before_train=true",  # step 0 = the starting model
-        f"trainer.save_freq={SAVE_EVERY}",
+        f"trainer.save_freq={int(s.get('save_every', SAVE_EVERY))}",
         "trainer.max_actor_ckpt_to_keep=1",
         "trainer.resume_mode=auto",
         f"trainer.default_local_dir={checkpoint_dir(trial, paths)}",
@@ -217,7 +217,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
 
         out = render_embedded_task(list(val_n(trial)), out)
         if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
-            out = cpu_overrides(out)
+            out = cpu_overrides(out, multi_node=is_multi_node(trial))
     return out
 
 

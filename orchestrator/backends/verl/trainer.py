@@ -14,13 +14,16 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   After the actor update, every ``trainer.asym_logp_gain_every`` steps (the preset's
   ``logp_gain_every``; 0 = never), one more ``compute_log_prob`` of the batch with the updated
   actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
-  ``timing_s/asym_logp_gain``.
+  ``timing_s/asym_logp_gain``. verl's loggers see no step an earlier attempt of the trial logged
+  (``LoggedOnce``): a resumed attempt's MLflow keys stay once per step.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
   MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import transfer_queue as tq
@@ -33,6 +36,7 @@ from verl.workers.utils.padding import response_from_nested
 
 from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
 from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
+from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
 from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
 
 ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
@@ -75,6 +79,30 @@ def logp_gain_every(config) -> int:
 VERL_SYNC_MODE = "sync"
 
 
+class LoggedOnce:
+    """verl's ``Tracking`` without the steps an earlier attempt of the trial logged (<= ``through``).
+
+    A resumed verl run re-validates at its checkpoint's step and re-runs the steps after it; both
+    were logged before the attempt died (to MLflow by verl's own logger and to the metrics file).
+    A step the dead attempt never logged (its checkpoint came before its log call) is logged now.
+    """
+
+    def __init__(self, tracking, through: int):
+        self._tracking, self.through = tracking, through
+
+    def log(self, data, step, *args, **kwargs):
+        if step <= self.through:
+            return None
+        return self._tracking.log(data, step, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._tracking, name)
+
+
+def logged_through_step(environ=os.environ) -> int:
+    return int(environ.get(LOGGED_THROUGH_ENV, "-1") or -1)
+
+
 @register_trainer(TRAINER_MODE)
 class AsymPPOTrainer(PPOTrainerSync):
     """verl's synchronous PPO trainer plus the paper's per-step diagnostics.
@@ -88,10 +116,24 @@ class AsymPPOTrainer(PPOTrainerSync):
     def trainer_mode(self) -> str:
         return VERL_SYNC_MODE
 
+    @property
+    def logger(self):
+        return self._asym_logger
+
+    @logger.setter
+    def logger(self, tracking) -> None:  # verl's fit() builds its Tracking and assigns it here
+        self._asym_logger = LoggedOnce(tracking, logged_through_step())
+
     @trainer_mode.setter
     def trainer_mode(self, selected: str) -> None:  # PPOTrainer.__init__ assigns the config's name
         if selected not in (TRAINER_MODE, VERL_SYNC_MODE):
             raise ValueError(f"AsymPPOTrainer runs as trainer.v1.trainer_mode={TRAINER_MODE}, got {selected!r}")
+
+    def _load_checkpoint(self):
+        super()._load_checkpoint()
+        if self.global_steps:  # verl logs this at INFO only; the trial's log should say it
+            print(f"asym: resumed from the checkpoint of step {self.global_steps} in "
+                  f"{self.config.trainer.default_local_dir}", flush=True)
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         batch = super()._step_once(metrics, timing_raw, sample_batch_size)

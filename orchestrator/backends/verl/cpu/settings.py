@@ -5,7 +5,8 @@ GPU-only settings of a CPU preset are refused at plan time by ``experiments.pres
 ``task_overrides`` points a rendered trial (``render.render_overrides``) at the embedded task: the
 exported model and task files, the exact reward, float32 (any device: ``cpu-tiny`` on one GPU is
 ``scripts/gpu_check.sh``'s sweep). ``cpu_overrides`` adds verl's CPU mode: FSDP2, one process of each
-kind, a private Ray with one logical GPU. Everything else stays as rendered for a GPU.
+kind, a private Ray with one logical GPU (a multi-node trial joins the cluster's logical GPUs, one
+training process per node). Everything else stays as rendered for a GPU.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def task_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, trai
     ]
 
 
-def cpu_overrides(overrides: Sequence[str]) -> list[str]:
-    """verl's CPU mode on top of a rendered trial (see the module docstring)."""
-    return list(overrides) + [
+def cpu_overrides(overrides: Sequence[str], multi_node: bool = False) -> list[str]:
+    """verl's CPU mode on top of a rendered trial (see the module docstring). A multi-node trial's
+    job joins the cluster, whose nodes declare their own (logical) CPUs and GPUs: Ray refuses
+    ``num_cpus`` / ``num_gpus`` when ``ray.init`` connects to an existing cluster."""
+    out = list(overrides) + [
         "actor_rollout_ref.actor.strategy=fsdp2",  # FSDP1's sync_module_states needs a GPU
         "actor_rollout_ref.ref.strategy=fsdp2",
         "critic.strategy=fsdp2",
@@ -68,12 +71,16 @@ def cpu_overrides(overrides: Sequence[str]) -> list[str]:
         "reward.num_workers=1",
         "data.dataloader_num_workers=0",
         "trainer.device=cpu",
-        "+ray_kwargs.ray_init.num_gpus=1",  # logical: verl places its worker on a GPU bundle
-        # logical CPUs: verl's ~10 actors each ask for one to be scheduled; two real cores run them all
-        f"ray_kwargs.ray_init.num_cpus={RAY_LOGICAL_CPUS}",
-        "+ray_kwargs.ray_init.include_dashboard=false",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",  # default 8 actors
     ]
+    if not multi_node:  # a private Ray (rendered address=local)
+        out += [
+            "+ray_kwargs.ray_init.num_gpus=1",  # logical: verl places its worker on a GPU bundle
+            # logical CPUs: verl's ~10 actors each ask for one to be scheduled; two real cores run them all
+            f"ray_kwargs.ray_init.num_cpus={RAY_LOGICAL_CPUS}",
+            "+ray_kwargs.ray_init.include_dashboard=false",
+        ]
+    return out
 
 
 def cpu_env() -> dict[str, str]:

@@ -1,0 +1,95 @@
+"""A multi-node verl trial for real: verl 0.9.1's own trainer in its CPU mode (the cpu-tiny preset)
+spread over two nodes of a Ray cluster simulated on this machine (cluster.local_sim: a real head with
+its job server and three worker nodes with one logical GPU each), submitted by `asym sweep --storage`
+as a Ray Job. A worker node running one of its two FSDP2 training processes is lost mid-trial: the
+job fails, the trial is retried as a second job on the surviving nodes, resumes from verl's sharded
+checkpoint in the shared folder, and MLflow holds every step once, verl's own keys included.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asym_process import finish, runs_of, start_asym, steps_exactly_once, wait_for
+
+from experiments import tracking_names as names
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("verl")
+
+STEPS = 4  # cpu-tiny evaluates every 2 steps; save_every=1 checkpoints every step
+SWEEP = "verl-nodes"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    from cluster.local_sim import simulated_cluster
+    from orchestrator.backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
+
+    # logical CPUs: verl's ~10 processes per job each ask for one; the head declares the admission
+    # units a multi-node verl trial holds (one GPU slot per worker GPU, one verl job at a time)
+    with simulated_cluster(workers=3, gpus_per_worker=1, cpus_per_worker=8, head_cpus=8, connect=False,
+                           dashboard=True, head_resources={ADMISSION_RESOURCE: 3, JOB_RESOURCE: 1}) as cluster:
+        yield cluster
+
+
+def _steps(path) -> list[int]:
+    return [json.loads(line)["step"] for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _actors(dashboard: str) -> list:
+    from ray.util.state import list_actors
+
+    return list_actors(address=dashboard, filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False)
+
+
+def _training_nodes(actors) -> set[str]:
+    """The nodes of verl's training processes (its colocated ``WorkerDict`` actors)."""
+    return {a.node_id for a in actors if "WorkerDict" in a.class_name}
+
+
+def test_a_two_node_verl_trial_survives_a_lost_node(sim, tmp_path):
+    from orchestrator.mlflow_server import store_paths
+    from orchestrator.tracking import make_client
+    from ray.job_submission import JobSubmissionClient
+
+    shared, node_a = tmp_path / "nfs", tmp_path / "node-a"
+    shared.mkdir(), node_a.mkdir()
+    proc = start_asym(["sweep", "grid", "--backend", "verl", "--model", "cpu-tiny", "--alpha-pos", "1",
+                       "--alpha-neg", "0.5", "--steps", str(STEPS), "--set", "nnodes=2", "--set", "save_every=1",
+                       "--max-failures", "2", "--storage", str(shared), "--name", SWEEP],
+                      node_a, env={"RAY_ADDRESS": sim.address})
+    try:
+        first = lambda: next(iter(sorted((shared / "trials" / SWEEP).glob("*/metrics/attempt-1.jsonl"))), None)  # noqa: E731
+        wait_for(lambda: first() is not None and 2 in _steps(first()), 420, "step 2 of the first job", proc, every=0.5)
+        workers = set(sim.worker_node_ids())
+        actors = _actors(sim.dashboard)
+        training = _training_nodes(actors) & workers
+        assert len(training) == 2, ("verl's two training processes are not on two worker nodes", workers,
+                                    sorted((a.class_name, a.node_id) for a in actors))
+        lost = sorted(training)[0]
+        sim.remove_worker(lost)  # a machine lost with one of the two ranks on it
+        code, err = finish(proc, timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    workdir = first().parents[1]
+    logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted((workdir / "logs").glob("*.log")))
+    assert code == 0, err[-3000:] + logs
+
+    client = make_client(store_paths(storage=shared)[0])
+    (run,) = runs_of(client, names.KIND_TRIAL)
+    assert run.info.status == "FINISHED"
+    steps_exactly_once(client, run, STEPS)  # every key, verl's actor/* and val-core/* too
+    assert "actor/pg_loss" in run.data.metrics and "actor/grad_norm" in run.data.metrics
+
+    # the first job died with the node; the retry was a second job that resumed from the checkpoint
+    before, after = _steps(workdir / "metrics" / "attempt-1.jsonl"), _steps(workdir / "metrics" / "attempt-2.jsonl")
+    assert after and min(after) == max(before) + 1 and max(after) == STEPS, (before, after)
+    retry_log = (workdir / "logs" / "attempt-2.log").read_text(errors="replace")
+    assert "asym: resumed from the checkpoint of step" in retry_log, retry_log[-3000:]
+    jobs = JobSubmissionClient(sim.dashboard)
+    key = workdir.name
+    assert jobs.get_job_status(f"asym-{key}-a1").value == "FAILED"
+    assert jobs.get_job_status(f"asym-{key}-a2").value == "SUCCEEDED"
