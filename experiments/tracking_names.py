@@ -113,3 +113,8 @@ def default_tracking_uri(workdir: Path | None = None, storage: str | Path | None
     if uri:
         return uri
     return f"sqlite:///{local_store_dir(workdir, storage) / 'mlflow.db'}"
+
+
+def storage_tracking_uri(storage: str | None) -> str | None:
+    """The tracking URI of a sweep run with ``--storage TEXT`` (checked), or None without one."""
+    return default_tracking_uri(storage=check_storage(storage)) if storage else None

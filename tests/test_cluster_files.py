@@ -64,6 +64,23 @@ def test_shipped_files_pass_our_schema_and_install_the_gpu_extra(path):
     assert any(count for count in gpus.values()), f"no node declares GPUs: {gpus}"
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_heads_declare_the_admission_of_verl_trials_over_several_nodes(path):
+    """orchestrator/backends/verl/admission.py: a trial of several nodes holds asym_gpu_slot units (one
+    per GPU it uses) and the one asym_verl_job unit; a head without them leaves such a trial pending."""
+    from orchestrator.backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
+
+    raw = yaml.safe_load(path.read_text())
+    types = raw.get("available_node_types") or {}
+    head = types.get(raw.get("head_node_type"), {}).get("resources", {})
+    if ADMISSION_RESOURCE in head:  # cloud files: the head node type's resources
+        gpus = sum(t["resources"].get("GPU", 0) * t.get("max_workers", 0) for t in types.values())
+        assert head[ADMISSION_RESOURCE] == gpus and head[JOB_RESOURCE] == 1, head
+    else:  # on-prem: the head's `ray start --resources`
+        start = " ".join(raw["head_start_ray_commands"])
+        assert f'"{ADMISSION_RESOURCE}": ' in start and f'"{JOB_RESOURCE}": 1' in start, start
+
+
 def test_gpu_counts_and_dashboard_port_are_read_from_the_file():
     assert load_cluster_file(ROOT / "cluster" / "aws-8xh100.yaml").gpus_per_node()["gpu8"] == 8
     assert load_cluster_file(ROOT / "cluster" / "gcp-8xh100.yaml").gpus_per_node()["gpu8"] == 8

@@ -34,7 +34,7 @@ SWEEP = "ui"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--virtual-time-budget=20000"]
-OUTAGE_S = 20
+OUTAGE_S = 10
 # long enough that the outage falls inside training (a smoke step is ~0.1 s on 2 cores), not after it
 STEPS = 120
 

@@ -41,9 +41,9 @@ def report(
 
     settings = ReportSettings(ema=ema, select=select.value, select_on=select_on, kappa_steps=kappa_steps,
                               log_artifacts=not no_mlflow)
-    if tracking_uri is None and storage is not None:
-        from experiments.tracking_names import check_storage, default_tracking_uri
+    if tracking_uri is None:
+        from experiments.tracking_names import storage_tracking_uri
 
-        tracking_uri = default_tracking_uri(storage=check_storage(storage))
+        tracking_uri = storage_tracking_uri(storage)
     path = build_report(name, out or Path("reports") / name, tracking_uri=tracking_uri, settings=settings)
     typer.echo(f"report: {path}")

@@ -45,9 +45,9 @@ def register(sweep_app: typer.Typer) -> None:
 
         from analysis.cost import cost_by_configuration, estimated_finish, trial_costs
 
-        from experiments.tracking_names import check_storage, default_tracking_uri
+        from experiments.tracking_names import storage_tracking_uri
 
-        trials = trial_costs(name, default_tracking_uri(storage=check_storage(storage)) if storage else None)
+        trials = trial_costs(name, storage_tracking_uri(storage))
         table = Table(title=f"sweep {name} ({trials.attrs.get('status', '?').lower()}): "
                             f"{len(trials)} of {trials.attrs.get('planned', len(trials))} trials started")
         for column in ("configuration", "trials", "finished", "GPU-h used", "GPU-h projected", "CPU-h used", "CPU-h projected"):

@@ -45,7 +45,8 @@ def ui(
     if given:
         store_uri = given
     elif not (names.local_store_dir(storage=shared) / "mlflow.db").exists():
-        raise UserError(f"no MLflow store in {names.local_store_dir(storage=shared)}; run `asym sweep ...` or `asym train ...` here first")
+        first = f"`asym sweep ... --storage {storage}`" if shared else "`asym sweep ...` or `asym train ...` here"
+        raise UserError(f"no MLflow store in {names.local_store_dir(storage=shared)}; run {first} first")
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
