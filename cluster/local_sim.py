@@ -155,6 +155,7 @@ def sleep_trial(config: dict) -> None:
 @dataclass(frozen=True)
 class LocalHead:
     dashboard: str  # http://127.0.0.1:PORT
+    address: str  # 127.0.0.1:PORT of the head's GCS (what RAY_ADDRESS names to join it)
     client_env: dict  # what a job client needs: RAY_AUTH_MODE=token and the token file's path
     temp_dir: Path
     log_path: Path
@@ -192,7 +193,8 @@ def local_head(num_cpus: int = 2, num_gpus: int = 0, head_env: Mapping[str, str]
     dashboard = f"http://127.0.0.1:{dashboard_port}"
     try:
         _wait_for_dashboard(dashboard, process, log_path, timeout_s)
-        yield LocalHead(dashboard=dashboard, client_env=client_env, temp_dir=temp, log_path=log_path)
+        yield LocalHead(dashboard=dashboard, address=f"127.0.0.1:{gcs_port}", client_env=client_env, temp_dir=temp,
+                        log_path=log_path)
     finally:
         _stop_head(process, temp, gcs_port)
         shutil.rmtree(temp, ignore_errors=True)
