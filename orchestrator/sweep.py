@@ -29,7 +29,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from experiments.spec import Search, SearchRange, TrialSpec
 from orchestrator import tracking
@@ -138,6 +138,21 @@ def check_storage_for(nodes: int, storage: str | None) -> None:
         raise UserError(f"this Ray cluster has {nodes} nodes: pass --storage PATH (a folder every node mounts, "
                         "or `metadata: {storage: PATH}` in the cluster file) so retried trials resume from their "
                         "checkpoints and the sweep can be resumed from any node")
+
+
+STANDARD_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def check_declared_resources(needs: Mapping[str, Mapping[str, float]], declared: Mapping[str, float]) -> None:
+    """A trial asking for a custom resource the cluster does not declare (e.g. the admission units of
+    a verl trial over several nodes, ``backends/verl/admission.py``) would wait forever: refuse it.
+    Only custom resources are checked: CPUs and GPUs may still come with nodes an autoscaler adds."""
+    for trial, resources in needs.items():
+        for key, amount in resources.items():
+            if key not in STANDARD_RESOURCES and declared.get(key, 0.0) < amount:
+                raise UserError(f"trial '{trial}' needs {amount:g} {key}, which this Ray cluster declares "
+                                f"{declared.get(key, 0.0):g} of; start its head with ray start --head "
+                                f"--resources='{{\"asym_gpu_slot\": <GPUs>, \"asym_verl_job\": 1}}' (as cluster/*.yaml do)")
 
 
 # --- the tracking service ------------------------------------------------------------------------
@@ -360,6 +375,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
                 started_ray = _init_ray()  # the server boots meanwhile
             if to_run or options.is_optuna or restore:  # before the parent run: a refused sweep leaves none
                 check_storage_for(len(_alive_nodes()), options.storage)
+                check_declared_resources(_resources_of(to_run, options), _declared_resources())
             parent_run_id = tracking.with_retries(
                 lambda: tracking.open_sweep_run(early, experiment_id, sweep=options.name, study=options.study,
                                                 params=_sweep_params(trials, options)),
@@ -607,6 +623,18 @@ def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[st
         params.update(search="optuna", search_metric=options.search.metric,
                       **{f"range.{r.key}": str([r.low, r.high]) + (" log" if r.log else "") for r in options.search.ranges})
     return params
+
+
+def _resources_of(trials, options: SweepOptions) -> dict[str, dict[str, float]]:
+    from orchestrator.trial import trial_resources
+
+    return {t.name: trial_resources(t, options.cpus_per_trial, options.gpus_per_trial) for t in trials}
+
+
+def _declared_resources() -> dict[str, float]:
+    import ray
+
+    return dict(ray.cluster_resources())
 
 
 def _alive_nodes() -> list[dict]:

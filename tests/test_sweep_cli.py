@@ -175,3 +175,22 @@ def test_ui_serves_the_local_store_on_loopback(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_trial_needing_a_resource_the_cluster_lacks_is_refused_not_left_pending():
+    """A verl trial over several nodes holds admission units the head declares; on a cluster without
+    them Tune would keep it pending forever. CPUs and GPUs are not checked (an autoscaler adds nodes)."""
+    from experiments.plan import parse_set, plan
+    from orchestrator.sweep import SweepOptions, _resources_of, check_declared_resources
+    from estimators.errors import UserError
+
+    (trial,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
+                    axes=(parse_set("nnodes=2"),))
+    needs = _resources_of([trial], SweepOptions(study="grid", name="x"))
+    assert needs[trial.name] == {"CPU": 1.0, "asym_gpu_slot": 2.0, "asym_verl_job": 1.0}
+    with pytest.raises(UserError, match=r"needs 2 asym_gpu_slot, which this Ray cluster declares 0 of.*ray start --head"):
+        check_declared_resources(needs, {"CPU": 2.0})
+    with pytest.raises(UserError, match="needs 1 asym_verl_job"):
+        check_declared_resources(needs, {"CPU": 2.0, "asym_gpu_slot": 8.0})
+    check_declared_resources(needs, {"CPU": 0.0, "asym_gpu_slot": 2.0, "asym_verl_job": 1.0})
+    check_declared_resources({"t": {"CPU": 64.0, "GPU": 8.0}}, {"CPU": 2.0})  # nodes may come later
