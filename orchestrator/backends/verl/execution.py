@@ -191,12 +191,12 @@ def run_local(command: Sequence[str], env: Mapping[str, str], workdir: Path, log
         raise RuntimeError(f"verl exited with code {process.returncode}; last lines of {log_file}:\n{_tail_of(log_file)}")
 
 
-def job_server_address(address: str | None = None) -> str:
-    """The Ray Job server the trial submits to: ``address``, else ``$ASYM_RAY_JOB_ADDRESS`` (set by
-    ``asym sweep --cluster/--address``), else the dashboard of the cluster this process is connected
-    to (a Tune trial on the sweep's cluster), else Ray's default on this machine."""
-    if address or os.environ.get("ASYM_RAY_JOB_ADDRESS"):
-        return address or os.environ["ASYM_RAY_JOB_ADDRESS"]
+def job_server_address() -> str:
+    """The Ray Job server the trial submits to: ``$ASYM_RAY_JOB_ADDRESS`` (set by ``asym sweep
+    --cluster/--address``), else the dashboard of the cluster this process is connected to (a Tune
+    trial on the sweep's cluster), else Ray's default on this machine."""
+    if os.environ.get("ASYM_RAY_JOB_ADDRESS"):
+        return os.environ["ASYM_RAY_JOB_ADDRESS"]
     try:
         import ray
         from ray.dashboard.utils import ray_address_to_api_server_url
@@ -230,16 +230,14 @@ def stop_earlier_jobs(client, submission_id: str, timeout_s: float = 120.0) -> N
         raise RuntimeError(f"earlier attempts {', '.join(running)} of this trial did not stop in {timeout_s:.0f} s")
 
 
-def run_job(command: Sequence[str], env: Mapping[str, str], submission_id: str, log_file: Path, tail: JsonlTail,
-            stream: MetricsStream, poll_s: float, pending_timeout_s: float, address: str | None = None) -> None:
-    """verl as one Ray Job on the shared cluster (multi-node trials); its metrics file must be on
-    storage both the job's driver and this trial process see."""
-    from ray.job_submission import JobStatus, JobSubmissionClient
+def run_job(client, command: Sequence[str], env: Mapping[str, str], submission_id: str, log_file: Path,
+            tail: JsonlTail, stream: MetricsStream, poll_s: float, pending_timeout_s: float) -> None:
+    """verl as one Ray Job on the shared cluster (multi-node trials; ``client``: a JobSubmissionClient);
+    its metrics file must be on storage both the job's driver and this trial process see."""
+    from ray.job_submission import JobStatus
 
     from orchestrator.backends.verl.admission import PlacementGroupWatchdog, owned_by_job
 
-    client = JobSubmissionClient(job_server_address(address))
-    stop_earlier_jobs(client, submission_id)
     client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)
     watchdog = None
@@ -277,6 +275,12 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
     ``extra_env`` goes on top of ``trial_env`` (the CPU mode's switches, ``cpu.settings.cpu_env``)."""
     workdir = Path(workdir)
     attempt, metrics_file = next_attempt(workdir)
+    submission_id, jobs = f"asym-{trial.key}-a{attempt}", None
+    if multi_node:  # first: a job left running would log more steps while this attempt starts
+        from ray.job_submission import JobSubmissionClient
+
+        jobs = JobSubmissionClient(job_server_address())
+        stop_earlier_jobs(jobs, submission_id)
     skip = reported_steps(workdir)
     log_file = workdir / "logs" / f"attempt-{attempt}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -285,7 +289,7 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
     command = [*entrypoint, *overrides]
     tail, stream = JsonlTail(metrics_file), MetricsStream(report, skip)
     if multi_node:
-        run_job(command, env, f"asym-{trial.key}-a{attempt}", log_file, tail, stream, poll_s, pending_timeout_s)
+        run_job(jobs, command, env, submission_id, log_file, tail, stream, poll_s, pending_timeout_s)
     else:
         run_local(command, env, workdir, log_file, tail, stream, poll_s)
     if stream.records == 0:
