@@ -28,12 +28,12 @@ from torch import Tensor
 
 from estimators.advantages import _safe_div, check_binary_rewards, group_inverse
 
-W_REINFORCE_LAMBDA = 0.1  # Zhu et al. Sec 4: "lambda = 0.1" weights PSR inside W-REINFORCE
-UNLIKELINESS_BETA = 0.25  # He et al.: beta_rank = 0.25
-# Cheng et al.'s shaping constants; alpha = 0.4 and kappa = 2 are the values we read in the paper's
-# setup. [ours] where it does not hold for the embedded task: we keep them as they are.
-ENTROPY_ADV_ALPHA = 0.4
-ENTROPY_ADV_KAPPA = 2.0
+from estimators.comparator_constants import (  # noqa: F401  (re-exported: comp.W_REINFORCE_LAMBDA, ...)
+    ENTROPY_ADV_ALPHA,
+    ENTROPY_ADV_KAPPA,
+    UNLIKELINESS_BETA,
+    W_REINFORCE_LAMBDA,
+)
 
 
 def psr(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alpha_neg: float = 0.0) -> Tensor:

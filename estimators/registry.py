@@ -16,21 +16,42 @@ imports such modules by dotted path or through the ``asym.estimators`` entry poi
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from torch import Tensor
+from estimators import comparator_constants as comp
 
-from estimators import advantages as adv
-from estimators import comparators as comp
+if TYPE_CHECKING:
+    from torch import Tensor
 
-EstimatorFn = Callable[..., Tensor]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
-TokenShaping = Callable[[Tensor, Tensor, Tensor], Tensor]  # (token_adv, token_entropy, mask) -> (N, T)
+EstimatorFn = Callable[..., "Tensor"]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
+TokenShaping = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]  # (token_adv, token_entropy, mask) -> (N, T)
 OPTIONAL_INPUTS = ("seq_logprob",)
 # The one name all our estimators take in verl's registry (``estimators.verl_adapter`` registers it;
 # the verl renderer selects it); the variant is a name of this registry.
 VERL_ESTIMATOR_NAME = "asym_grpo"
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """``module.name``, imported on its first call: the built-in entries name their torch functions
+    this way, so planning (the CLI, the sweep driver) reads the registry without importing torch."""
+
+    module: str
+    name: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args, **kwargs)
+
+
+def _adv(name: str) -> Lazy:
+    return Lazy("estimators.advantages", name)
+
+
+def _comp(name: str) -> Lazy:
+    return Lazy("estimators.comparators", name)
 
 
 @dataclass(frozen=True)
@@ -183,30 +204,30 @@ def compute_token_advantages(name: str, rewards: Tensor, group_ids: Tensor, resp
 
 
 for _entry in (
-    Estimator("reinforce", adv.reinforce, "REINFORCE", 0.0, 0.0, (), source="AsymGRPO paper eq 2: A = 2r - 1"),
-    Estimator("grpo", adv.grpo, "GRPO", 0.5, 0.5, (), source="AsymGRPO paper eq 4 (Shao et al. 2402.03300)"),
-    Estimator("asym", adv.asym, "AsymGRPO", 0.9, 0.4, ("alpha_pos", "alpha_neg"), source="AsymGRPO paper eq 8"),
-    Estimator("pos-only", adv.pos_only, "Pos-Only", 0.5, 0.0, ("alpha_pos",), source="AsymGRPO paper Sec 3.1"),
-    Estimator("neg-only", adv.neg_only, "Neg-Only", 0.0, 0.5, ("alpha_neg",), source="AsymGRPO paper Sec 3.1"),
-    Estimator("ent-decrease", adv.ent_decrease, "EntDecrease", 0.5, 0.5, (), alpha_family=False,
+    Estimator("reinforce", _adv("reinforce"), "REINFORCE", 0.0, 0.0, (), source="AsymGRPO paper eq 2: A = 2r - 1"),
+    Estimator("grpo", _adv("grpo"), "GRPO", 0.5, 0.5, (), source="AsymGRPO paper eq 4 (Shao et al. 2402.03300)"),
+    Estimator("asym", _adv("asym"), "AsymGRPO", 0.9, 0.4, ("alpha_pos", "alpha_neg"), source="AsymGRPO paper eq 8"),
+    Estimator("pos-only", _adv("pos_only"), "Pos-Only", 0.5, 0.0, ("alpha_pos",), source="AsymGRPO paper Sec 3.1"),
+    Estimator("neg-only", _adv("neg_only"), "Neg-Only", 0.0, 0.5, ("alpha_neg",), source="AsymGRPO paper Sec 3.1"),
+    Estimator("ent-decrease", _adv("ent_decrease"), "EntDecrease", 0.5, 0.5, (), alpha_family=False,
               source="AsymGRPO paper Sec 3.2 (flip test)"),
-    Estimator("ent-increase", adv.ent_increase, "EntIncrease", 0.5, 0.5, (), alpha_family=False,
+    Estimator("ent-increase", _adv("ent_increase"), "EntIncrease", 0.5, 0.5, (), alpha_family=False,
               source="AsymGRPO paper Sec 3.2 (flip test)"),
-    Estimator("dr-grpo", adv.dr_grpo, "Dr.GRPO", 0.0, 0.0, (), alpha_family=False,
+    Estimator("dr-grpo", _adv("dr_grpo"), "Dr.GRPO", 0.0, 0.0, (), alpha_family=False,
               source="Liu et al. 2503.20783 (Dr.GRPO): r - mean(r), no std"),
     # comparators (estimators/comparators.py): their constants are fixed at the sources' values
-    Estimator("psr", comp.psr, "PSR", 0.0, 0.0, (), alpha_family=False,
+    Estimator("psr", _comp("psr"), "PSR", 0.0, 0.0, (), alpha_family=False,
               source="Zhu et al. 2506.01347: A = r (correct only)"),
-    Estimator("nsr", comp.nsr, "NSR", 0.0, 0.0, (), alpha_family=False,
+    Estimator("nsr", _comp("nsr"), "NSR", 0.0, 0.0, (), alpha_family=False,
               source="Zhu et al. 2506.01347: A = r - 1 (wrong only)"),
-    Estimator("w-reinforce", comp.w_reinforce, "W-REINFORCE", 0.0, 0.0, (), alpha_family=False,
+    Estimator("w-reinforce", _comp("w_reinforce"), "W-REINFORCE", 0.0, 0.0, (), alpha_family=False,
               source=f"Zhu et al. 2506.01347: A = {comp.W_REINFORCE_LAMBDA:g} correct, -1 wrong"),
-    Estimator("unlikeliness", comp.unlikeliness, "Unlikeliness", 0.0, 0.0, (), alpha_family=False,
+    Estimator("unlikeliness", _comp("unlikeliness"), "Unlikeliness", 0.0, 0.0, (), alpha_family=False,
               source=f"He et al. 2506.02355: r(1 - {comp.UNLIKELINESS_BETA:g} rank/G), then GRPO",
               inputs=("seq_logprob",)),
-    Estimator("entropy-adv", adv.grpo, "Entropy-adv", 0.5, 0.5, (), alpha_family=False,
+    Estimator("entropy-adv", _adv("grpo"), "Entropy-adv", 0.5, 0.5, (), alpha_family=False,
               source=f"Cheng et al. 2506.14758: GRPO + min({comp.ENTROPY_ADV_ALPHA:g} H_t, |A_t|/{comp.ENTROPY_ADV_KAPPA:g})",
-              token_shaping=comp.entropy_shaping),
+              token_shaping=_comp("entropy_shaping")),
 ):
     register(_entry)
 BUILTIN = frozenset(ESTIMATORS)  # the paper's estimators; any other name came from a user's module

@@ -499,8 +499,14 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
         return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False)
     live = LiveTable(title=f"sweep {options.name}", total_steps={t.name: t.steps for t in trials}, console=console)
+    # Tune's default loggers, less TensorBoard's: its TBXLoggerCallback imports tensorboardX and so
+    # torch into the driver (a second before the first trial starts); MLflow is where metrics go.
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     run_config = tune.RunConfig(
-        name=options.name, storage_path=str(directory.parent), verbose=0, callbacks=[live],
+        name=options.name, storage_path=str(directory.parent), verbose=0,
+        callbacks=[live, JsonLoggerCallback(), CSVLoggerCallback()],
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
     )
     if options.is_optuna:

@@ -22,7 +22,6 @@ hashes the weights themselves (a trial's identity includes it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -35,43 +34,23 @@ import torch
 from filelock import FileLock
 
 from tinyrlvr import seeding
+from tinyrlvr.base_model_files import (  # noqa: F401  (re-exported)
+    SHIPPED_DIR,
+    base_model_path,
+    content_hash,
+    shipped_base_model_path,
+)
 from tinyrlvr.evaluate import accuracy_by_tier, problem_set
 from tinyrlvr.model import ModelShape, Policy
 from tinyrlvr.task import OUTPUT_VOCAB, PAD, encode_prompts, sample_problems, target_responses
 
 log = logging.getLogger(__name__)
 WARMUP_VALIDATION_SEED = 7  # validation prompts come from the training split, not the eval split
-SHIPPED_DIR = Path(__file__).resolve().parent / "base_models"
-
-
-def shipped_base_model_path(cfg) -> Path:
-    """Where the package ships the base model for ``cfg`` (it may not exist for custom settings)."""
-    return SHIPPED_DIR / f"base-{cfg.base_model_key()}.pt"
-
-
-def base_model_path(cfg) -> Path:
-    """Where the base model for ``cfg`` is found: the shipped file if any, else the cache (may not exist yet)."""
-    shipped = shipped_base_model_path(cfg)
-    if shipped.exists():
-        return shipped
-    return Path(cfg.cache_dir).expanduser() / f"base-{cfg.base_model_key()}.pt"
 
 
 def base_model_ready(cfg) -> bool:
     """True when no warm-up is needed to start a run of ``cfg``."""
     return base_model_path(cfg).exists()
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of the base model's tensors (not of the file: torch.save's zip layout is not canonical)."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    digest = hashlib.sha256()
-    for name in sorted(blob["state_dict"]):
-        tensor = blob["state_dict"][name].contiguous()
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def get_base_model(cfg) -> Path:

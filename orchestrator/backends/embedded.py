@@ -52,7 +52,7 @@ class EmbeddedBackend:
         """Make (or load) every base model the trials need, once, before the sweep starts."""
         from rich.console import Console
 
-        from tinyrlvr.base_model import base_model_path, get_base_model
+        from tinyrlvr.base_model_files import base_model_path
 
         console = Console(stderr=True)
         seen: set[str] = set()
@@ -65,6 +65,8 @@ class EmbeddedBackend:
             if path.exists():
                 continue
             # The first run on a machine warms the base model up (minutes): say so, or it looks hung.
+            from tinyrlvr.base_model import get_base_model
+
             console.print(f"making the embedded base model once (supervised warm-up, ~2-3 min on 2 cores; cached at {path})")
             with console.status("warming up the base model..."):
                 get_base_model(cfg)
@@ -73,9 +75,10 @@ class EmbeddedBackend:
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """The engine's version and the base model's content hash (its weights, not its file)."""
         from tinyrlvr import ENGINE_VERSION
-        from tinyrlvr.base_model import base_model_path
+        from tinyrlvr.base_model_files import base_model_path
 
-        return {"engine": ENGINE_VERSION, "base_model": _content_hash(base_model_path(self.engine_config(trial)))}
+        cfg = self.engine_config(trial)
+        return {"engine": ENGINE_VERSION, "base_model": _content_hash(base_model_path(cfg), cfg.cache_dir)}
 
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         from tinyrlvr.trainer import train
@@ -90,13 +93,14 @@ class EmbeddedBackend:
 
 
 @functools.lru_cache(maxsize=None)
-def _hash_of(path: str, mtime_ns: int, size: int) -> str:
-    from tinyrlvr.base_model import content_hash
+def _hash_of(path: str, mtime_ns: int, size: int, cache_dir: str) -> str:
+    from tinyrlvr.base_model_files import cached_content_hash
 
-    return content_hash(Path(path))
+    return cached_content_hash(Path(path), cache_dir)
 
 
-def _content_hash(path: Path) -> str:
-    """``content_hash`` once per file version (a sweep stamps many trials of one base model)."""
+def _content_hash(path: Path, cache_dir) -> str:
+    """``content_hash`` once per file version (a sweep stamps many trials of one base model; the
+    driver of the next sweep reads it from the cache, without importing torch)."""
     stat = path.stat()
-    return _hash_of(str(path), stat.st_mtime_ns, stat.st_size)
+    return _hash_of(str(path), stat.st_mtime_ns, stat.st_size, str(cache_dir))
