@@ -73,7 +73,7 @@ def test_shared_storage_survives_a_lost_worker_and_a_killed_driver(sim, tmp_path
             return 2 <= len(done) < 4
 
         wait_for(half_done, 300, "two trials finished after the node loss", proc, every=0.3)
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver's machine goes too (its mlflow server with it)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver goes (its mlflow server, in a session of its own, stays)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -84,8 +84,14 @@ def test_shared_storage_survives_a_lost_worker_and_a_killed_driver(sim, tmp_path
     finished_before = {r.info.run_id: r.info.end_time for r in runs_of(client, names.KIND_TRIAL)
                        if r.info.status == "FINISHED"}
 
-    code, err = finish(start_asym(["sweep", "resume", SWEEP, "--storage", str(shared)], node_b, env=env), timeout=600)
+    from orchestrator.mlflow_server import reap_orphans, run_dir
+
+    try:
+        code, err = finish(start_asym(["sweep", "resume", SWEEP, "--storage", str(shared)], node_b, env=env), timeout=600)
+    finally:  # node A "came back": the next asym command there reaps the killed driver's server
+        reaped = reap_orphans(run_dir(node_a))
     assert code == 0, err[-3000:]
+    assert len(reaped) == 1, "the SIGKILLed driver's mlflow server (its own session) was not an orphan to reap"
     check_resumed_sweep(client, finished_before, n_trials=4, steps=STEPS)
     restarts = _restarts(shared / "sweeps" / SWEEP)
     assert restarts, "no trial was restarted after the node loss"

@@ -9,6 +9,8 @@ checkpoint in the shared folder, and MLflow holds every step once, verl's own ke
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 from asym_process import finish, runs_of, start_asym, steps_exactly_once, wait_for
@@ -73,7 +75,10 @@ def test_a_two_node_verl_trial_survives_a_lost_node(sim, tmp_path):
         code, err = finish(proc, timeout=600)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+        from orchestrator.mlflow_server import reap_orphans, run_dir
+
+        reap_orphans(run_dir(node_a))  # the sweep's own server, when the sweep was killed
     workdir = first().parents[1]
     logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted((workdir / "logs").glob("*.log")))
     assert code == 0, err[-3000:] + logs

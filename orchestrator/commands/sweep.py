@@ -324,9 +324,11 @@ def _finish(outcome) -> None:
 
 
 def _ui_hint(uri: str, storage: str | None = None) -> str:
+    import os
+
     from orchestrator.tracking import redact
 
-    if not uri.startswith("http://127.0.0.1"):
-        return redact(uri)
+    if os.environ.get("MLFLOW_TRACKING_URI") or not uri.startswith("http://127.0.0.1"):
+        return redact(uri)  # the user's own server (on loopback too): not the store `asym ui` serves
     where = f"{storage}/mlflow" if storage else ".asym/mlflow"
     return f"{where} (open it with `asym ui{' --storage ' + storage if storage else ''}`)"
