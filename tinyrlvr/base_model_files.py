@@ -8,6 +8,7 @@ per machine and kept under ``<cache_dir>/content-hashes/``; later sweeps read it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -44,9 +45,15 @@ def content_hash(path: Path) -> str:
 
 
 def cached_content_hash(path: Path, cache_dir: str | Path) -> str:
-    """``content_hash(path)``, computed once per version of the file."""
+    """``content_hash(path)``, computed once per version of the file (a sweep stamps many trials of
+    one base model; the next sweep's driver reads it back without torch)."""
     stat = Path(path).stat()
-    version = hashlib.sha256(f"{Path(path).resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:24]
+    return _hash_of_version(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size, str(cache_dir))
+
+
+@functools.lru_cache(maxsize=None)
+def _hash_of_version(path: str, mtime_ns: int, size: int, cache_dir: str) -> str:
+    version = hashlib.sha256(f"{path}|{mtime_ns}|{size}".encode()).hexdigest()[:24]
     record = Path(cache_dir).expanduser() / "content-hashes" / version
     try:
         return record.read_text().strip()

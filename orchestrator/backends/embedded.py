@@ -8,7 +8,6 @@ base model is made once by the driver (``prepare``) before any trial starts.
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Iterable
@@ -75,10 +74,10 @@ class EmbeddedBackend:
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """The engine's version and the base model's content hash (its weights, not its file)."""
         from tinyrlvr import ENGINE_VERSION
-        from tinyrlvr.base_model_files import base_model_path
+        from tinyrlvr.base_model_files import base_model_path, cached_content_hash
 
         cfg = self.engine_config(trial)
-        return {"engine": ENGINE_VERSION, "base_model": _content_hash(base_model_path(cfg), cfg.cache_dir)}
+        return {"engine": ENGINE_VERSION, "base_model": cached_content_hash(base_model_path(cfg), cfg.cache_dir)}
 
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
         from tinyrlvr.trainer import train
@@ -90,17 +89,3 @@ class EmbeddedBackend:
         if self.device:
             return self.device
         return "cpu"
-
-
-@functools.lru_cache(maxsize=None)
-def _hash_of(path: str, mtime_ns: int, size: int, cache_dir: str) -> str:
-    from tinyrlvr.base_model_files import cached_content_hash
-
-    return cached_content_hash(Path(path), cache_dir)
-
-
-def _content_hash(path: Path, cache_dir) -> str:
-    """``content_hash`` once per file version (a sweep stamps many trials of one base model; the
-    driver of the next sweep reads it from the cache, without importing torch)."""
-    stat = path.stat()
-    return _hash_of(str(path), stat.st_mtime_ns, stat.st_size, str(cache_dir))
