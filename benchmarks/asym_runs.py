@@ -64,3 +64,14 @@ def first_steps(client, runs) -> tuple[float, float]:
             if m.step == 1:
                 first1 = min(first1, m.timestamp / 1000)
     return first0, first1
+
+
+def start_phases(client, sweep: str, t0: float) -> dict[str, float]:
+    """Seconds from ``t0`` (the command's launch) to the sweep's parent run, its first trial run, and
+    the first step 0 and step 1 its trials logged."""
+    runs = sweep_runs(client, sweep)
+    (parent,) = sweep_runs(client, sweep, kind="sweep")
+    step0, step1 = first_steps(client, runs)
+    return {"parent run": parent.info.start_time / 1000 - t0,
+            "trial run": min(run.info.start_time for run in runs) / 1000 - t0,
+            "step 0": step0 - t0, "step 1": step1 - t0}

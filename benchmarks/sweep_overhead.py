@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
 
-from benchmarks.asym_runs import first_steps, run_asym, store_client, sweep_runs  # noqa: E402
+from benchmarks.asym_runs import run_asym, start_phases, store_client, sweep_runs  # noqa: E402
 
 
 def warm_base_models(steps: int) -> None:
@@ -47,13 +47,9 @@ def startup(work: Path) -> dict[str, float]:
     cwd = work / "startup"
     t0 = time.time()
     wall = run_asym(["sweep", "isolation", "--smoke", "--seeds", "0", "--steps", "3", "--name", "bench"], cwd)
-    client = store_client(cwd)
-    runs = sweep_runs(client)
-    first0, first1 = first_steps(client, runs)
-    run_start = min(run.info.start_time / 1000 for run in runs)
-    (parent,) = sweep_runs(client, kind="sweep")
-    return {"to_parent_run_s": parent.info.start_time / 1000 - t0, "to_first_trial_run_s": run_start - t0,
-            "to_first_step0_s": first0 - t0, "to_first_step1_s": first1 - t0, "sweep_wall_s": wall}
+    phases = start_phases(store_client(cwd), "bench", t0)
+    return {"to_parent_run_s": phases["parent run"], "to_first_trial_run_s": phases["trial run"],
+            "to_first_step0_s": phases["step 0"], "to_first_step1_s": phases["step 1"], "sweep_wall_s": wall}
 
 
 def bare(steps: int) -> float:

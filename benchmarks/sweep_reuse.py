@@ -26,9 +26,9 @@ from experiments import tracking_names as names  # noqa: E402
 
 
 def sweep(cwd: Path, study: str, name: str, steps: int, smoke: bool, extra=()) -> dict:
-    client_runs = ["sweep", study, "--seeds", "0", "--steps", str(steps), "--name", name,
+    argv = ["sweep", study, "--seeds", "0", "--steps", str(steps), "--name", name,
                    *(["--smoke"] if smoke else []), *extra]
-    wall = run_asym(client_runs, cwd)
+    wall = run_asym(argv, cwd)
     client = store_client(cwd)
     runs = sweep_runs(client, name)
     origins = [client.get_run(r.data.tags[names.TAG_REUSED_FROM]) for r in runs if names.TAG_REUSED_FROM in r.data.tags]

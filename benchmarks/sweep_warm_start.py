@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)  # benchmarks/estimators.py would shadow the estimators package
 
-from benchmarks.asym_runs import asym_env, first_steps, run_asym, store_client, sweep_runs  # noqa: E402
+from benchmarks.asym_runs import asym_env, run_asym, start_phases, store_client  # noqa: E402
 
 PHASES = ("parent run", "trial run", "step 0", "step 1", "whole")
 
@@ -34,12 +34,7 @@ def one_sweep(cwd: Path, name: str, alpha_neg: float, env: dict[str, str], clien
     t0 = time.time()
     wall = run_asym(["sweep", "grid", "--alpha-pos", "0", "--alpha-neg", f"{alpha_neg:g}", "--smoke", "--steps", "2",
                      "--name", name], cwd, env)
-    client = client or store_client(cwd)
-    (trial,) = sweep_runs(client, name)
-    (parent,) = sweep_runs(client, name, kind="sweep")
-    step0, step1 = first_steps(client, [trial])
-    return {"parent run": parent.info.start_time / 1000 - t0, "trial run": trial.info.start_time / 1000 - t0,
-            "step 0": step0 - t0, "step 1": step1 - t0, "whole": wall, "load": os.getloadavg()[0]}
+    return {**start_phases(client or store_client(cwd), name, t0), "whole": wall, "load": os.getloadavg()[0]}
 
 
 def main() -> None:
