@@ -10,6 +10,7 @@ non-zero, logs nothing, or stops early.
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -108,25 +109,20 @@ def test_an_attempt_that_logged_nothing_keeps_its_number_and_verl_is_told_what_w
     assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == [f"attempt-{k}.jsonl" for k in range(1, 6)]
 
 
-def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged():
+def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged(tmp_path, monkeypatch):
     """A resumed verl run re-validates at its checkpoint's step and re-runs the steps after it;
-    ``trainer.LoggedOnce`` drops those before verl's MLflow and file loggers."""
+    ``trainer.LoggedOnce`` drops those before verl's own ``Tracking`` (here with its file backend)."""
+    from verl.utils.tracking import Tracking
+
     from orchestrator.backends.verl.trainer import LoggedOnce, logged_through_step
 
-    class Tracking:  # verl's Tracking's interface: log(data, step) and finish()
-        def __init__(self):
-            self.logged, self.finished = [], False
-
-        def log(self, data, step, backend=None):
-            self.logged.append(step)
-
-        def finish(self):
-            self.finished = True
-
-    inner = Tracking()
-    logger = LoggedOnce(inner, logged_through_step({"ASYM_VERL_LOGGED_THROUGH_STEP": "2"}))
-    for step in (2, 3, 3, 4):  # re-validation at 2, then the steps after the checkpoint
-        logger.log({"val-core/x": 1.0}, step=step)
-    logger.finish()
-    assert inner.logged == [3, 3, 4] and inner.finished
+    metrics = tmp_path / "attempt-2.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(metrics))
+    logger = LoggedOnce(Tracking(project_name="asym", experiment_name="t", default_backend=["file"]),
+                        logged_through_step({"ASYM_VERL_LOGGED_THROUGH_STEP": "2"}))
+    logger.log(data={"val-core/x": 1.0}, step=2)  # the re-validation at the checkpoint's step
+    for step in (3, 4):
+        logger.log(data={"actor/pg_loss": 0.1 * step}, step=step)
+    logger.finish()  # verl's other calls reach its Tracking
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [3, 4]
     assert logged_through_step({}) == -1

@@ -16,7 +16,6 @@ engine itself (that runs in tests/test_verl_cpu.py's sweep, whose rollout log-pr
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
