@@ -22,7 +22,10 @@ from experiments import tracking_names as names
 
 pytestmark = pytest.mark.slow
 
-STEPS = 60  # checkpoints every 10 steps (the embedded backend's cadence)
+# Checkpoints every 10 steps (the embedded backend's cadence). Long enough that the retried trials,
+# resumed from step 10 or so, are still running when the survivors have finished: a smoke step is
+# ~50 ms, and shorter trials could all finish between two polls, ending the sweep before the kill.
+STEPS = 120
 SWEEP = "shared"
 
 

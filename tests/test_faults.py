@@ -29,7 +29,12 @@ from experiments import tracking_names as names
 from orchestrator.mlflow_server import LocalServer, run_dir, store_paths
 from orchestrator.tracking import server_is_up
 
-STEPS = 11  # > the engine's checkpoint cadence (10): a resumed trial restarts from a checkpoint
+# A smoke step is ~50 ms and a warm trial process starts in well under a second, so a trial of a few
+# dozen steps can start and finish between two polls of the store (metrics land every 2 s): CI once
+# saw the second pair of trials come and go unseen. 200 steps keep a trial's first half (what
+# "early" means below) several seconds long on any machine, and well past the engine's checkpoint
+# cadence (10), so the interrupted trial resumes from a checkpoint, not from step 0.
+STEPS = 200
 
 
 def store_client(cwd: Path):
@@ -69,10 +74,10 @@ def test_server_killed_then_ctrl_c_then_resume(tmp_path):
         wait_for(lambda: (server_info(tmp_path) or first)["server_pid"] != first["server_pid"] and server_is_up(uri),
                  60, "the driver to restart its server", proc)
 
-        def mid_sweep() -> bool:  # one trial done, another early in its run: Ctrl-C must stop it
+        def mid_sweep() -> bool:  # one trial done, another in the first half of its run: Ctrl-C must stop it
             runs = runs_of(client, names.KIND_TRIAL)
             early = [r for r in runs if r.info.status == "RUNNING"
-                     and max((m.step for m in client.get_metric_history(r.info.run_id, M.ENTROPY)), default=0) < 5]
+                     and max((m.step for m in client.get_metric_history(r.info.run_id, M.ENTROPY)), default=0) < STEPS // 2]
             return any(r.info.status == "FINISHED" for r in runs) and bool(early)
 
         wait_for(mid_sweep, 240, "one finished trial and one early in its run", proc, every=0.3)
