@@ -495,15 +495,16 @@ def _tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_r
     resources = functools.partial(placement, cpus=options.cpus_per_trial, gpus=options.gpus_per_trial)
     trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
     directory = sweep_dir(options.name, workdir, options.storage)
+    # Tune's default loggers, less TensorBoard's: its TBXLoggerCallback imports tensorboardX and so
+    # torch into the driver (a second before the first trial starts); MLflow is where metrics go.
+    # A restored Tuner adds the defaults again unless this is set, so it is set for both.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     if restore:
         return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False)
     live = LiveTable(title=f"sweep {options.name}", total_steps={t.name: t.steps for t in trials}, console=console)
-    # Tune's default loggers, less TensorBoard's: its TBXLoggerCallback imports tensorboardX and so
-    # torch into the driver (a second before the first trial starts); MLflow is where metrics go.
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     run_config = tune.RunConfig(
         name=options.name, storage_path=str(directory.parent), verbose=0,
         callbacks=[live, JsonLoggerCallback(), CSVLoggerCallback()],

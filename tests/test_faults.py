@@ -104,6 +104,8 @@ def test_server_killed_then_ctrl_c_then_resume(tmp_path):
 
     code, err = finish(start_asym(["sweep", "resume", "cc"], tmp_path))
     assert code == 0, err[-3000:]
+    tensorboard = list((tmp_path / ".asym" / "sweeps").rglob("events.out.tfevents*"))
+    assert not tensorboard, f"Tune's TensorBoard logger came back with the restored sweep: {tensorboard}"
     check_resumed_sweep(client, before, n_trials=4, steps=STEPS)
     (parent,) = runs_of(client, names.KIND_SWEEP)
     note = parent.data.tags[names.NOTE]
