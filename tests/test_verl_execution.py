@@ -126,3 +126,19 @@ def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged(tmp_path, monk
     logger.finish()  # verl's other calls reach its Tracking
     assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [3, 4]
     assert logged_through_step({}) == -1
+
+
+def test_a_job_server_that_does_not_answer_is_one_line_naming_where_its_address_came_from(monkeypatch):
+    import socket
+
+    from orchestrator.backends.verl.execution import job_client
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ASYM_RAY_JOB_ADDRESS", f"http://127.0.0.1:{port}")
+    with pytest.raises(RuntimeError) as err:
+        job_client()  # Ray's real JobSubmissionClient, refused
+    message = str(err.value)
+    assert "\n" not in message and f"no Ray Job server at http://127.0.0.1:{port} (from $ASYM_RAY_JOB_ADDRESS)" in message
+    assert "asym sweep --cluster FILE" in message, message

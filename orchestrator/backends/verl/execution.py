@@ -191,21 +191,37 @@ def run_local(command: Sequence[str], env: Mapping[str, str], workdir: Path, log
         raise RuntimeError(f"verl exited with code {process.returncode}; last lines of {log_file}:\n{_tail_of(log_file)}")
 
 
-def job_server_address() -> str:
-    """The Ray Job server the trial submits to: ``$ASYM_RAY_JOB_ADDRESS`` (set by ``asym sweep
-    --cluster/--address``), else the dashboard of the cluster this process is connected to (a Tune
-    trial on the sweep's cluster), else Ray's default on this machine."""
+def job_server_address() -> tuple[str, str]:
+    """The Ray Job server the trial submits to, and where that address came from:
+    ``$ASYM_RAY_JOB_ADDRESS`` (set by ``asym sweep --cluster/--address``), else the dashboard of the
+    cluster this process is connected to (a Tune trial on the sweep's cluster), else Ray's default
+    on this machine."""
     if os.environ.get("ASYM_RAY_JOB_ADDRESS"):
-        return os.environ["ASYM_RAY_JOB_ADDRESS"]
+        return os.environ["ASYM_RAY_JOB_ADDRESS"], "$ASYM_RAY_JOB_ADDRESS"
+    why = "not connected to a Ray cluster"
     try:
         import ray
         from ray.dashboard.utils import ray_address_to_api_server_url
 
         if ray.is_initialized():  # the cluster's GCS knows where its dashboard listens
-            return ray_address_to_api_server_url(ray.get_runtime_context().gcs_address)
-    except Exception:  # not connected, or no dashboard registered: fall back to the default
-        pass
-    return "http://127.0.0.1:8265"
+            return ray_address_to_api_server_url(ray.get_runtime_context().gcs_address), "the cluster's dashboard"
+    except Exception as exc:  # no dashboard registered: fall back to the default, and say why
+        why = f"the cluster's dashboard address is unknown ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return "http://127.0.0.1:8265", f"Ray's default, as {why}"
+
+
+def job_client():
+    """A ``JobSubmissionClient`` on ``job_server_address()``; a server that does not answer is a
+    one-line error naming the address, where it came from and how to set it."""
+    from ray.job_submission import JobSubmissionClient
+
+    address, source = job_server_address()
+    try:
+        return JobSubmissionClient(address)
+    except ConnectionError as exc:
+        raise RuntimeError(f"no Ray Job server at {address} (from {source}) for a verl trial over several nodes: "
+                           f"{str(exc).splitlines()[0]}; start the head with its dashboard, or set "
+                           "ASYM_RAY_JOB_ADDRESS (`asym sweep --cluster FILE` sets it)") from None
 
 
 def stop_earlier_jobs(client, submission_id: str, timeout_s: float = 120.0) -> None:
@@ -277,9 +293,7 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
     attempt, metrics_file = next_attempt(workdir)
     submission_id, jobs = f"asym-{trial.key}-a{attempt}", None
     if multi_node:  # first: a job left running would log more steps while this attempt starts
-        from ray.job_submission import JobSubmissionClient
-
-        jobs = JobSubmissionClient(job_server_address())
+        jobs = job_client()
         stop_earlier_jobs(jobs, submission_id)
     skip = reported_steps(workdir)
     log_file = workdir / "logs" / f"attempt-{attempt}.log"
