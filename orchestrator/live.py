@@ -66,10 +66,10 @@ class LiveTable(Callback):
         self._set(trial, "DONE")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
-        self._set(trial, "RETRYING")
+        self._set(trial, "RETRYING", why=failure_line(_latest_error(trial)))
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._set(trial, "ERROR")
+        self._set(trial, "ERROR", why=failure_line(_latest_error(trial)))
 
     def on_experiment_end(self, trials, **info) -> None:
         if self._live is None:
@@ -111,7 +111,9 @@ class LiveTable(Callback):
             step = row.get("step")
             step_text = "-" if step is None else (f"{int(step)}/{total}" if total else str(int(step)))
             cells = [_fmt(row.get(label)) for label, _ in COLUMNS]
-            table.add_row(name, row.get("state", "PENDING") + (f" ({row['note']})" if row.get("note") else ""),
+            note = row.get("note") or ""
+            note = note if len(note) <= 80 else note[:77] + "..."
+            table.add_row(name, row.get("state", "PENDING") + (f" ({note})" if note else ""),
                           step_text, *cells)
         return table
 
@@ -119,15 +121,18 @@ class LiveTable(Callback):
         name = _trial_name(trial)
         return self.rows.setdefault(name, {"state": "PENDING"})
 
-    def _set(self, trial, state: str) -> None:
+    def _set(self, trial, state: str, why: str | None = None) -> None:
         row = self._row(trial)
-        if row.get("state") == state:
+        if row.get("state") == state and not why:
             return
         row["state"] = state
+        if why or state == "RUNNING":  # a retry's reason shows until the trial runs again
+            row["note"] = why
         if self._live is None:
             extra = "" if row.get("step") is None else f" step {int(row['step'])}"
             acc = row.get("eval acc")
             extra += "" if acc is None else f" eval acc {acc:.3f}"
+            extra += f": {why}" if why else ""
             self.console.print(f"[sweep] {_trial_name(trial)}: {state}{extra}", highlight=False, markup=False)
         self._redraw(force=True)
 
@@ -147,6 +152,29 @@ def _trial_name(trial) -> str:
         return spec_from_config(trial.config).name
     except (AttributeError, KeyError, TypeError):
         return str(trial)
+
+
+def _latest_error(trial) -> BaseException | None:
+    """The exception of the trial's latest failure: Tune pickles it next to the trial's error.txt
+    (Trial.handle_error) before it calls the callbacks."""
+    try:
+        import cloudpickle
+
+        with open(trial.pickled_error_file, "rb") as f:
+            return cloudpickle.load(f)
+    except Exception:  # no pickled error (a restore failure) or unreadable: the state alone is shown
+        return None
+
+
+def failure_line(error: BaseException | None, limit: int = 300) -> str | None:
+    """'RuntimeError: verl job ... lost 4 actor(s) ...': the type and first line of what the trial
+    raised (a RayTaskError's cause: the trainable's own exception), cut at ``limit`` characters."""
+    if error is None:
+        return None
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip()
+    line = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _fmt(value: Any) -> str:

@@ -253,21 +253,23 @@ def run_job(client, command: Sequence[str], env: Mapping[str, str], submission_i
     from ray.job_submission import JobStatus
 
     from orchestrator.backends.verl.admission import PlacementGroupWatchdog, owned_by_job
+    from orchestrator.backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
 
     client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)
-    watchdog = None
+    watchdogs = []  # once the job's driver runs: its placement groups, and its actors lost with a node
     try:
         while True:
             status = client.get_job_status(submission_id)
             stream.feed(tail.read_new())
             if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
                 break
-            if watchdog is None:
+            if not watchdogs:
                 driver = client.get_job_info(submission_id).driver_info
                 if driver is not None and driver.id:
-                    watchdog = PlacementGroupWatchdog(pending_timeout_s, owner=owned_by_job(driver.id))
-            if watchdog is not None:
+                    watchdogs = [PlacementGroupWatchdog(pending_timeout_s, owner=owned_by_job(driver.id)),
+                                 NodeLossWatchdog(submission_id, dead_actors_of(client.get_address(), driver.id))]
+            for watchdog in watchdogs:
                 watchdog.check()
             time.sleep(poll_s)
     except BaseException:
