@@ -44,3 +44,60 @@ def test_the_watchdog_asks_once_a_period_skips_a_silent_state_api_and_raises_on_
     now[0] = 10.0
     with pytest.raises(NodeLost, match=r"^verl job asym-k-a1 lost 1 actor\(s\) \(AgentLoopWorkerTQ\) on node 97978d63"):
         watch.check()
+
+
+HOLDER = """
+import sys, time
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+ray.init()
+
+@ray.remote(num_cpus=0)
+class Rollouts:  # stands in for verl's agent-loop worker: an actor of the job on a worker node
+    def ping(self):
+        return 1
+
+actor = Rollouts.options(scheduling_strategy=NodeAffinitySchedulingStrategy(sys.argv[1], soft=False)).remote()
+ray.get(actor.ping.remote())
+print("holding", flush=True)
+time.sleep(600)  # like verl polling for rollouts that will never come
+"""
+
+
+@pytest.mark.slow
+def test_on_a_real_cluster_the_watchdog_finds_a_jobs_actor_lost_with_its_node(tmp_path):
+    """A Ray Job on a simulated cluster (cluster.local_sim: real head, job server and worker node)
+    keeps an actor on the worker and waits; the worker is removed; the job stays RUNNING, and the
+    watchdog, asking Ray's state API, raises NodeLost naming the actor."""
+    import time
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from cluster.local_sim import simulated_cluster
+    from orchestrator.backends.verl.job_watch import dead_actors_of
+
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    with simulated_cluster(workers=1, gpus_per_worker=0, cpus_per_worker=1, head_cpus=1, connect=False,
+                           dashboard=True) as sim:
+        jobs = JobSubmissionClient(sim.dashboard)
+        (worker,) = sim.worker_node_ids()
+        job = jobs.submit_job(entrypoint=f"python {script} {worker}", entrypoint_num_cpus=0)
+        try:
+            deadline = time.monotonic() + 120
+            while "holding" not in jobs.get_job_logs(job):
+                assert time.monotonic() < deadline and not jobs.get_job_status(job).is_terminal(), jobs.get_job_logs(job)
+                time.sleep(0.5)
+            watch = NodeLossWatchdog(job, dead_actors_of(sim.dashboard, jobs.get_job_info(job).driver_info.id),
+                                     every_s=1.0)
+            watch.check()  # all alive: nothing raised
+            sim.remove_worker(worker)
+            deadline = time.monotonic() + 120
+            with pytest.raises(NodeLost, match=rf"^verl job {job} lost 1 actor\(s\) \(Rollouts\) on node {worker[:8]}"):
+                while time.monotonic() < deadline:
+                    watch.check()
+                    time.sleep(1.0)
+            assert jobs.get_job_status(job) == JobStatus.RUNNING  # the job itself would have waited on
+        finally:
+            jobs.stop_job(job)

@@ -69,5 +69,5 @@ class NodeLossWatchdog:
             return
         lost = lost_with_their_node(dead)
         if lost:
-            raise NodeLost(f"verl job {self.submission_id} lost {describe(lost)} with its node; verl would wait "
+            raise NodeLost(f"verl job {self.submission_id} lost {describe(lost)}, which died; verl would wait "
                            "for them forever, so asym stopped the job (the trial's retry resumes from its last checkpoint)")
