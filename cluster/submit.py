@@ -22,7 +22,7 @@ from typing import Any
 
 from cluster.head import REPO_ROOT, dashboard_url
 from cluster.tracking_check import require_shared_tracking_uri, secret_names_set
-from estimators.errors import UserError
+from estimators.errors import UserError, first_line
 from experiments.tracking_names import ASYM_DIR
 
 # Kept out of the uploaded working directory (gitignore patterns, relative to the checkout).
@@ -52,7 +52,7 @@ def submit_sweep(argv: list[str], cluster_file: str | None, address: str | None)
     try:
         return client.submit_job(**request)
     except Exception as exc:  # noqa: BLE001 - any refusal from the head becomes one line
-        raise UserError(f"the Ray head at {head} refused the job: {_first_line(exc)}") from None
+        raise UserError(f"the Ray head at {head} refused the job: {first_line(exc)}") from None
 
 
 def build_job_request(argv: list[str], env: Mapping[str, str], head: str | None = None,
@@ -92,14 +92,10 @@ def connect(head: str):
     try:
         return JobSubmissionClient(head)
     except Exception as exc:  # noqa: BLE001 - ConnectionError, auth errors, bad versions
-        raise UserError(f"cannot reach the Ray head at {head}: {_first_line(exc)}") from None
+        raise UserError(f"cannot reach the Ray head at {head}: {first_line(exc)}") from None
 
 
 def _submission_id(argv: list[str]) -> str:
     study = re.sub(r"[^a-z0-9-]+", "-", argv[0].lower()).strip("-") or "sweep"
     return f"asym-{study}-{uuid.uuid4().hex[:8]}"
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from estimators.errors import first_line
 from estimators.metric_names import EVAL_MEAN_ACCURACY
 from experiments.spec import Axis, Method, Search, SearchRange, Study
 
@@ -112,7 +113,7 @@ def load_study_file(path: str | Path) -> Study:
     try:
         raw = OmegaConf.create(text)
     except Exception as exc:  # yaml errors
-        raise StudyFileError(f"{path}: not valid YAML: {_one_line(exc)}") from None
+        raise StudyFileError(f"{path}: not valid YAML: {first_line(exc)}") from None
     if not OmegaConf.is_dict(raw):
         raise StudyFileError(f"{path}: a study file is a mapping (name:, methods:, axes:, ...)")
     data = _typed(StudySchema, raw, "", path, lines)
@@ -245,7 +246,7 @@ def _line_map(text: str, path: Path) -> dict[str, int]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise StudyFileError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or _one_line(exc)}") from None
+        raise StudyFileError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or first_line(exc)}") from None
     lines: dict[str, int] = {}
 
     def walk(node, key: str) -> None:
@@ -284,14 +285,10 @@ def _schema_message(exc: OmegaConfBaseException, key: str) -> str:
     if kind == "MissingMandatoryValue":
         return f"field '{leaf}' is required"
     if kind in ("ValidationError", "ConfigTypeError"):
-        return f"field '{leaf}': {_one_line(exc).split('    ')[0]}"
-    return _one_line(exc)
+        return f"field '{leaf}': {first_line(exc).split('    ')[0]}"
+    return first_line(exc)
 
 
 def _pairs(mapping: dict) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(mapping.items()))
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from estimators import metric_names as M
+from estimators.errors import first_line
 
 COLUMNS = (("entropy", M.ENTROPY), ("reward", M.REWARD_MEAN), ("eval acc", M.EVAL_MEAN_ACCURACY))
 
@@ -111,8 +112,7 @@ class LiveTable(Callback):
             step = row.get("step")
             step_text = "-" if step is None else (f"{int(step)}/{total}" if total else str(int(step)))
             cells = [_fmt(row.get(label)) for label, _ in COLUMNS]
-            note = row.get("note") or ""
-            note = note if len(note) <= 80 else note[:77] + "..."
+            note = _shorten(row.get("note") or "", 80)
             table.add_row(name, row.get("state", "PENDING") + (f" ({note})" if note else ""),
                           step_text, *cells)
         return table
@@ -172,9 +172,11 @@ def failure_line(error: BaseException | None, limit: int = 300) -> str | None:
     if error is None:
         return None
     cause = getattr(error, "cause", None) or error
-    text = str(cause).strip()
-    line = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return _shorten(f"{type(cause).__name__}: {first_line(cause)}" if str(cause).strip() else type(cause).__name__, limit)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fmt(value: Any) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from experiments import tracking_names as names
-from estimators.errors import UserError
+from estimators.errors import UserError, first_line
 
 KIND_STANDALONE = "train"  # TAG_KIND of a run made by `asym train` (no sweep, no parent)
 MAX_METRICS_PER_BATCH = 900  # MLflow accepts 1000 per log_batch
@@ -231,7 +231,7 @@ def with_retries(call: Callable[[], Any], *, deadline_s: float, what: str) -> An
             return call()
         except Exception as exc:  # connection refused, 5xx, "database is locked", ...
             if time.monotonic() - start + delay > deadline_s:
-                raise TrackingError(f"could not {what} within {deadline_s:.0f} s: {redact_text(_one_line(exc))}") from exc
+                raise TrackingError(f"could not {what} within {deadline_s:.0f} s: {redact_text(first_line(exc, limit=300))}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -488,7 +488,3 @@ def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

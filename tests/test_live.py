@@ -47,3 +47,11 @@ def test_failure_line_is_the_cause_and_first_line_cut_to_its_limit():
     assert failure_line(None) is None
     assert failure_line(ValueError("")) == "ValueError"
     assert failure_line(KeyError("x" * 500), limit=40) == "KeyError: '" + "x" * 26 + "..."
+
+
+def test_first_line_of_an_exception_for_one_line_errors():
+    from estimators.errors import first_line
+
+    assert first_line(RuntimeError("  no server at X\n  Traceback ...")) == "no server at X"
+    assert first_line(ConnectionError()) == "ConnectionError"
+    assert first_line(RuntimeError("y" * 400), limit=300) == "y" * 297 + "..."

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator.backends.verl.render import TRAIN_SOURCE
-from estimators.errors import UserError
+from estimators.errors import UserError, first_line
 
 INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."  # verl's MATH recipe
 BENCHMARK_SOURCES = ("math500", "aime24", "aime25", "amc23", "olympiadbench")  # = presets' val_n keys
@@ -131,8 +131,7 @@ def read_hub(source: str) -> list[dict[str, Any]]:
 
         return list(load_dataset(hf.path, hf.name, split=hf.split))
     except Exception as exc:  # offline, gated, renamed: the user should use --from
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot load {hf.path} from the Hugging Face Hub ({first}); "
+        raise UserError(f"cannot load {hf.path} from the Hugging Face Hub ({first_line(exc)}); "
                         f"download it elsewhere and pass --from DIR") from None
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from estimators.errors import first_line
 from experiments.spec import TrialSpec
 from orchestrator.backends.verl.metrics import map_metrics
 
@@ -206,7 +207,7 @@ def job_server_address() -> tuple[str, str]:
         if ray.is_initialized():  # the cluster's GCS knows where its dashboard listens
             return ray_address_to_api_server_url(ray.get_runtime_context().gcs_address), "the cluster's dashboard"
     except Exception as exc:  # no dashboard registered: fall back to the default, and say why
-        why = f"the cluster's dashboard address is unknown ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        why = f"the cluster's dashboard address is unknown ({first_line(exc)})"
     return "http://127.0.0.1:8265", f"Ray's default, as {why}"
 
 
@@ -220,7 +221,7 @@ def job_client():
         return JobSubmissionClient(address)
     except ConnectionError as exc:
         raise RuntimeError(f"no Ray Job server at {address} (from {source}) for a verl trial over several nodes: "
-                           f"{str(exc).splitlines()[0]}; start the head with its dashboard, or set "
+                           f"{first_line(exc)}; start the head with its dashboard, or set "
                            "ASYM_RAY_JOB_ADDRESS (`asym sweep --cluster FILE` sets it)") from None
 
 

@@ -44,7 +44,7 @@ def dead_actors_of(address: str, job_id_hex: str) -> Callable[[], list[Mapping[s
 
         found = list_actors(address=address, filters=[("job_id", "=", job_id_hex), ("state", "=", "DEAD")],
                             detail=True, limit=1000, raise_on_missing_output=False)
-        return [a if isinstance(a, Mapping) else dataclasses.asdict(a) for a in found]
+        return [dataclasses.asdict(a) for a in found]  # ActorState records, as plain dicts
 
     return list_dead
 
