@@ -32,8 +32,8 @@ from orchestrator.tracking import server_is_up
 # A smoke step is ~50 ms and a warm trial process starts in well under a second, so a trial of a few
 # dozen steps can start and finish between two polls of the store (metrics land every 2 s): CI once
 # saw the second pair of trials come and go unseen. 200 steps keep a trial's first half (what
-# "early" means below) several seconds long on any machine, and well past the engine's checkpoint
-# cadence (10), so the interrupted trial resumes from a checkpoint, not from step 0.
+# "early" means below) several seconds long on any machine; the resume must then log each step once
+# whether the interrupted trial had reached a checkpoint (every 10 steps) or not.
 STEPS = 200
 
 
