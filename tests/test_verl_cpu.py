@@ -196,6 +196,13 @@ def test_real_verl_sweep_then_report(tmp_path, clean_env):
         assert set(h.get(mn.LOGP_GAIN_CORRECT, {})) <= {1, 2} and h.get(mn.LOGP_GAIN_CORRECT), sorted(h)
         assert all(math.isfinite(v) for v in h[mn.LOGP_GAIN_CORRECT].values())
         assert sorted(h.get("timing_s/asym_logp_gain", {})) == [1, 2] and sorted(h["timing_s/update_actor"]) == [1, 2]
+        # verl trained (issue 26): a gradient on every step, weights moved from the base by step 2
+        # (the CPU rollout's copy after verl's weight sync), and a log-prob gain on correct rollouts.
+        # Checked once with AdamW.step patched to a no-op in cpu/plugin.register (every verl
+        # process): grad_norm stays > 0, weight_change and the gain are exactly 0, and this fails.
+        assert all(math.isfinite(v) and v > 0 for v in h["actor/grad_norm"].values()), h["actor/grad_norm"]
+        assert h.get("asym_cpu/weight_change", {}).get(2, 0.0) > 0, h.get("asym_cpu/weight_change")
+        assert all(abs(v) > 1e-7 for v in h[mn.LOGP_GAIN_CORRECT].values()), h[mn.LOGP_GAIN_CORRECT]
         # the rollout server's log-probs are the FSDP actor's: same weights (verl's weight sync), float32
         assert max(h["training/rollout_probs_diff_max"].values()) < 1e-4
         assert sorted(h[mn.eval_accuracy("tier1")]) == [0, 2] and sorted(h[mn.EVAL_MEAN_ACCURACY]) == [0, 2]

@@ -14,7 +14,8 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   After the actor update, every ``trainer.asym_logp_gain_every`` steps (the preset's
   ``logp_gain_every``; 0 = never), one more ``compute_log_prob`` of the batch with the updated
   actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
-  ``timing_s/asym_logp_gain``. verl's loggers see no step an earlier attempt of the trial logged
+  ``timing_s/asym_logp_gain``. With the CPU rollout, each step also logs how far verl's weight sync
+  moved the served weights from the base model (``asym_cpu/weight_change``). verl's loggers see no step an earlier attempt of the trial logged
   (``LoggedOnce``): a resumed attempt's MLflow keys stay once per step.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
@@ -35,6 +36,7 @@ from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
 from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
+from orchestrator.backends.verl.cpu import PLATFORM_NAME as CPU_ROLLOUT_NAME
 from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
 from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
 from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
@@ -134,6 +136,16 @@ class AsymPPOTrainer(PPOTrainerSync):
         if self.global_steps:  # verl logs this at INFO only; the trial's log should say it
             print(f"asym: resumed from the checkpoint of step {self.global_steps} in "
                   f"{self.config.trainer.default_local_dir}", flush=True)
+
+    def _consume_sync_metrics(self) -> dict:
+        """verl's weight-sync metrics of the step; with our CPU rollout also how far the synced
+        weights have moved from the base model (the CPU tests' proof that verl's update trained)."""
+        metrics = super()._consume_sync_metrics()
+        if self.config.actor_rollout_ref.rollout.name == CPU_ROLLOUT_NAME:
+            from orchestrator.backends.verl.cpu.rollout import served_weight_metrics
+
+            metrics.update(served_weight_metrics())
+        return metrics
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         batch = super()._step_once(metrics, timing_raw, sample_batch_size)
