@@ -21,6 +21,7 @@ CHECKPOINT_EVERY = 10  # steps between engine checkpoints (a retry repeats at mo
 class EmbeddedBackend:
     name = "embedded"
     checkpoint_every = CHECKPOINT_EVERY
+    doctor_needs = {"embedded": ("python", "torch")}  # `asym doctor`'s checks (orchestrator/doctor.py)
 
     def __init__(self, threads: int | None = None, device: str | None = None):
         self.threads = threads  # None: all cores of this machine

@@ -51,6 +51,11 @@ class VerlBackend:
     # attempt skips the steps its predecessors' metrics files hold, so those must be in MLflow; the
     # flush runs in the trial process's metrics stream, beside (not inside) verl's training loop.
     checkpoint_every = 1
+    # `asym doctor` (orchestrator/doctor.py): the checks each mode needs; flash-attn is optional (sdpa)
+    doctor_needs = {
+        "verl-cpu": ("python", "torch", "verl", "verl CPU stack", "verl pins"),
+        "verl": ("python", "torch CUDA build", "GPUs", "NVIDIA driver", "vllm", "verl", "verl pins", "preset models"),
+    }
 
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
