@@ -148,15 +148,11 @@ def check_verl_pins() -> Check:
 
 
 def check_hf_cache() -> Check:
-    from orchestrator.backends.verl.models import hub_offline
+    from orchestrator.backends.verl.models import hub_cache, hub_offline
 
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return Check("HF cache", True, "huggingface_hub not installed (verl brings it)")
     offline = " (HF_HUB_OFFLINE=1: nothing is downloaded)" if hub_offline() else ""
-    state = "exists" if os.path.isdir(constants.HF_HUB_CACHE) else "not created yet"
-    return Check("HF cache", True, f"{constants.HF_HUB_CACHE} ({state}){offline}")
+    cache = hub_cache()
+    return Check("HF cache", True, f"{cache} ({'exists' if cache.is_dir() else 'not created yet'}){offline}")
 
 
 def check_preset_models() -> Check:

@@ -27,6 +27,9 @@ class EmbeddedBackend:
         self.threads = threads  # None: all cores of this machine
         self.device = device  # None: cuda when this trial was given a GPU, else cpu
 
+    def preflight(self, trials) -> None:
+        """Nothing to check before a sweep: the engine and its base models are local."""
+
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         """One CPU per trial by default: trials run side by side, one torch thread each."""
         return {"CPU": 1.0}

@@ -90,6 +90,20 @@ class VerlBackend:
             raise UserError(f"{paths.data_dir} lacks {', '.join(missing)}; run `asym data prepare --out "
                             f"{paths.data_dir}` (or set ASYM_DATA_DIR to where the files are)")
 
+    def preflight(self, trials) -> None:
+        """Before anything is written or started: each GPU trial's base model can be read or fetched
+        (a local path exists; offline, the HF cache has it) and a one-node trial on a local Ray fits
+        this machine's GPUs. One-line UserError otherwise."""
+        from orchestrator.backends.verl.admission import gpus_per_trial
+        from orchestrator.backends.verl.models import check_gpus, check_model_source
+
+        for trial in trials:
+            if uses_embedded_task(trial):
+                continue  # made on first use from the embedded base model
+            check_model_source(str(trial.settings_dict()["hf_path"]), trial.model)
+            if not is_cpu(trial) and not is_multi_node(trial):
+                check_gpus(gpus_per_trial(trial), trial.name)
+
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """verl's version and the model's path (with its revision when the preset pins one): the
         weights live on the Hub or shared storage, so their name stands in for their hash."""
@@ -135,7 +149,14 @@ class VerlBackend:
             # resume` finds them: under --storage on a cluster (every node mounts it), else ./.asym
             # (Tune's working dir, which default_paths would use, changes per session)
             paths = RenderPaths(paths.data_dir, str(Path(workdir) / "checkpoints"))
-        run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, paths),
+        overrides = render_overrides(trial, paths)
+        if not is_cpu(trial):  # flash-attention 2 where this node has it, else sdpa; the log says which
+            from orchestrator.backends.verl.models import attention_override
+
+            extra, line = attention_override(trial.settings_dict())
+            overrides += extra
+            print(line, flush=True)
+        run_trial(trial, report, Path(workdir), overrides=overrides,
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
                   pending_timeout_s=self.pending_timeout_s, environ=self.environ, extra_env=extra_env)
 

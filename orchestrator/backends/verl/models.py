@@ -28,13 +28,21 @@ def looks_like_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1
 
 
+def hub_cache(environ=os.environ) -> Path:
+    """The Hugging Face hub cache as the environment names it now (huggingface_hub reads it once, at import)."""
+    if environ.get("HF_HUB_CACHE"):
+        return Path(environ["HF_HUB_CACHE"]).expanduser()
+    home = environ.get("HF_HOME") or os.path.join(environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
 def cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of ``repo_id`` holding its config.json, if the HF cache has one."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(repo_id, "config.json")
+    found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache())
     return Path(found).parent if isinstance(found, str) else None
 
 
@@ -67,3 +75,26 @@ def check_model_source(name: str, model: str = "") -> None:
 def attention_implementation() -> str:
     """flash-attention 2 when the ``flash_attn`` package is importable, else PyTorch's sdpa."""
     return FLASH_ATTENTION if importlib.util.find_spec("flash_attn") is not None else SDPA
+
+
+def attention_override(settings) -> tuple[list[str], str]:
+    """(the override, one line for the trial's log) for a GPU trial whose preset sets no attention."""
+    if settings.get("attn_implementation"):
+        return [], f"asym: attention {settings['attn_implementation']} (the preset's)"
+    chosen = attention_implementation()
+    why = "flash_attn importable" if chosen == FLASH_ATTENTION else "flash_attn not importable; pip install flash-attn for flash-attention 2"
+    return [f"+actor_rollout_ref.model.override_config.attn_implementation={chosen}"], f"asym: attention {chosen} ({why})"
+
+
+def check_gpus(needed: int, trial: str, environ=os.environ) -> None:
+    """One line when a one-node trial needs more GPUs than this machine shows. Only for a local Ray
+    (no RAY_ADDRESS): a cluster's nodes are checked by admission once Ray runs."""
+    if environ.get("RAY_ADDRESS"):
+        return
+    from experiments.presets.machine import visible_gpus
+
+    have = visible_gpus(environ)
+    if needed > have:
+        hint = ("; on a CPU machine use --model cpu-tiny (verl's CPU mode)" if have == 0
+                else f"; pass --gpus-per-trial {have} or fewer")
+        raise UserError(f"verl trial '{trial}' needs {needed} GPUs on one node; this machine shows {have}{hint}")
