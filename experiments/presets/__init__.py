@@ -304,9 +304,10 @@ def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
     GPU rollout servers (vLLM, SGLang, TensorRT-LLM), flash attention (CUDA kernels; verl's default
     when none is set), KL to a reference model (verl offloads it with ``CPUOffloadPolicy(pin_memory=True)``:
     pinned memory needs CUDA)."""
-    if v["device"] != "cpu":
-        if v["rollout_name"] == CPU_ROLLOUT_NAME:
-            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} needs device cpu")
+    if v["device"] != "cpu":  # our rollout serves the small embedded-task model from the CPU (gpu_check.sh)
+        if v["rollout_name"] == CPU_ROLLOUT_NAME and v["task"] != "addition":
+            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} serves the embedded task's small model "
+                             f"only (task addition); use rollout_name vllm")
         return
     if v["rollout_name"] != CPU_ROLLOUT_NAME:
         raise ValueError(f"preset {model}: device cpu cannot use rollout_name {v['rollout_name']} (a GPU server); "

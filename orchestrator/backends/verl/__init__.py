@@ -43,6 +43,7 @@ from orchestrator.backends.verl.render import (
     val_n,
 )
 from estimators.errors import UserError
+from experiments.presets.schema import CPU_ROLLOUT_NAME
 
 
 class VerlBackend:
@@ -139,7 +140,11 @@ class VerlBackend:
             from orchestrator.backends.verl.cpu.settings import cpu_env
 
             extra_env = cpu_env()
-        elif not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
+        elif trial.settings_dict().get("rollout_name") == CPU_ROLLOUT_NAME:  # on GPUs, our rollout only
+            from orchestrator.backends.verl.cpu.settings import rollout_only_env
+
+            extra_env = rollout_only_env()
+        if not is_cpu(trial) and not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
             raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "
                             f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())

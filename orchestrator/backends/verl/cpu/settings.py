@@ -92,6 +92,15 @@ def cpu_env() -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
+def rollout_only_env() -> dict[str, str]:
+    """A GPU trial served by our rollout (the embedded task, ``gpu_check.sh``): the rollout's
+    registrations without the CPU platform, in every verl process."""
+    from orchestrator.backends.verl.cpu import PLUGIN_MODULE, ROLLOUT_ONLY_ENV
+    from orchestrator.backends.verl.execution import ESTIMATOR_PLUGIN
+
+    return {ROLLOUT_ONLY_ENV: "1", "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}"}
+
+
 def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) -> list[str]:
     """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``);
     ``benchmarks``: the trial's validation sets (the renderer's ``val_n`` keys)."""
