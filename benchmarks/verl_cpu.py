@@ -1,10 +1,11 @@
 """verl's real trainer on a CPU (``cpu-tiny``) next to the embedded engine on the same model and batch.
 
-    python -m benchmarks.verl_cpu [--steps 5] [--rollouts serial,batched]
+    python -m benchmarks.verl_cpu [--steps 5] [--rollouts today,serial,batched]
 
-One run measures, one after another on the same machine: (1) one verl trial per CPU rollout server
-(``ASYM_CPU_ROLLOUT``: ``serial``, one request at a time, the server before issue 26; ``batched``,
-the requests a step sends decoded together, left-padded with one KV cache) through our entry point
+One run measures, one after another on the same machine: (1) one verl trial per variant
+(``VARIANTS``: ``today``, the state before issue 26: a server taking one request at a time and
+verl's 2 s replay-buffer poll; ``serial``: the same server, our 0.05 s poll; ``batched``: the
+requests of a step decoded together, left-padded with one KV cache, and the 0.05 s poll) through our entry point
 (verl's ``main_ppo``, private Ray, CPU mode): start-up (process start -> first training step logged)
 and seconds per training step (verl's own ``timing_s/step``: rollout, reward, log-probs,
 advantages, FSDP2 update, weight sync), and the largest rollout/actor log-prob gap verl measured
@@ -27,10 +28,15 @@ import time
 from pathlib import Path
 
 
+# what each run of the CPU rollout sets: "today" is the state before issue 26 (one request at a time,
+# verl's 2 s replay-buffer poll); "serial" isolates the poll; "batched" is the current default
+VARIANTS = {"today": {"ASYM_CPU_ROLLOUT": "serial", "ASYM_REPLAY_POLL_S": "2.0"},
+            "serial": {"ASYM_CPU_ROLLOUT": "serial"}, "batched": {"ASYM_CPU_ROLLOUT": "batched"}}
+
+
 def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
     from experiments.plan import plan
     from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
-    from orchestrator.backends.verl.cpu.rollout import MODE_ENV
     from orchestrator.backends.verl.cpu.settings import cpu_env
     from orchestrator.backends.verl.execution import PROJECT_ROOT, verl_runtime_env_vars
     from orchestrator.backends.verl.render import default_paths, render_overrides
@@ -43,7 +49,7 @@ def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
                   f"trainer.default_local_dir={workdir}/ckpt"]
     metrics = workdir / "metrics.jsonl"
     env = {**os.environ, **verl_runtime_env_vars(), **cpu_env(), "VERL_FILE_LOGGER_PATH": str(metrics),
-           "PYTHONPATH": str(PROJECT_ROOT), MODE_ENV: rollout}
+           "PYTHONPATH": str(PROJECT_ROOT), **VARIANTS[rollout]}
     start = time.perf_counter()
     with (workdir / "verl.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator.backends.verl.entry", *overrides], env=env,
@@ -94,7 +100,7 @@ def embedded_steps(steps: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--rollouts", default="serial,batched", help="CPU rollout servers to run, in order")
+    parser.add_argument("--rollouts", default="today,serial,batched", help=f"runs, in order, of {', '.join(VARIANTS)}")
     args = parser.parse_args()
     verl = {}
     for rollout in args.rollouts.split(","):
@@ -114,10 +120,11 @@ def main() -> None:
     for rollout, run in verl.items():
         v = statistics.median(run["step_s"])
         print(f"{rollout}: verl / embedded per step {v / e:.0f}x; trial wall {run['wall_s']:.1f} s")
-    if {"serial", "batched"} <= set(verl):
-        s_step, b_step = (statistics.median(verl[k]["step_s"]) for k in ("serial", "batched"))
-        s_gen, b_gen = (statistics.median(verl[k]["phases"]["gen"]) for k in ("serial", "batched"))
-        print(f"batched vs serial rollout: step {s_step / b_step:.2f}x faster, gen {s_gen / b_gen:.2f}x faster")
+    for old, new in (("today", "batched"), ("today", "serial"), ("serial", "batched")):
+        if {old, new} <= set(verl):
+            o_step, n_step = (statistics.median(verl[k]["step_s"]) for k in (old, new))
+            o_gen, n_gen = (statistics.median(verl[k]["phases"]["gen"]) for k in (old, new))
+            print(f"{new} vs {old}: step {o_step / n_step:.2f}x faster, gen {o_gen / n_gen:.2f}x faster")
     for rollout, run in verl.items():
         v = statistics.median(run["step_s"])
         print(f"verl's timers per step, {rollout} rollout (median s; share of timing_s/step):")
