@@ -3,9 +3,10 @@
     python -m benchmarks.verl_cpu [--steps 5] [--rollouts today,serial,batched]
 
 One run measures, one after another on the same machine: (1) one verl trial per variant
-(``VARIANTS``: ``today``, the state before issue 26: a server taking one request at a time and
-verl's 2 s replay-buffer poll; ``serial``: the same server, our 0.05 s poll; ``batched``: the
-requests of a step decoded together, left-padded with one KV cache, and the 0.05 s poll) through our entry point
+(``VARIANTS``: ``today``, the state before issue 26: a server taking one request at a time,
+verl's 2 s replay-buffer poll, micro-batches of 2x / 3x one sequence's tokens; ``serial``: the same
+server with our 0.05 s poll and one micro-batch per pass (``cpu.settings.CPU_TOKEN_BUDGET``);
+``batched``: that, with the requests of a step decoded together, left-padded with one KV cache) through our entry point
 (verl's ``main_ppo``, private Ray, CPU mode): start-up (process start -> first training step logged)
 and seconds per training step (verl's own ``timing_s/step``: rollout, reward, log-probs,
 advantages, FSDP2 update, weight sync), and the largest rollout/actor log-prob gap verl measured
@@ -32,6 +33,9 @@ from pathlib import Path
 # verl's 2 s replay-buffer poll); "serial" isolates the poll; "batched" is the current default
 VARIANTS = {"today": {"ASYM_CPU_ROLLOUT": "serial", "ASYM_REPLAY_POLL_S": "2.0"},
             "serial": {"ASYM_CPU_ROLLOUT": "serial"}, "batched": {"ASYM_CPU_ROLLOUT": "batched"}}
+# ... and "today" keeps the GPU token budgets per micro-batch (2x / 3x one sequence, render.py)
+TODAY_BUDGETS = {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu": 2,
+                 "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu": 3}
 
 
 def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
@@ -47,6 +51,11 @@ def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
                  if not o.startswith(("trainer.logger", "trainer.test_freq", "trainer.default_local_dir"))]
     overrides += ["trainer.logger=[console,file]", f"trainer.test_freq={steps}",
                   f"trainer.default_local_dir={workdir}/ckpt"]
+    if rollout == "today":
+        s = trial.settings_dict()
+        seq = int(s["max_prompt_length"]) + int(s["max_response_length"])
+        overrides = [o for o in overrides if o.split("=", 1)[0] not in TODAY_BUDGETS]
+        overrides += [f"{key}={k * seq}" for key, k in TODAY_BUDGETS.items()]
     metrics = workdir / "metrics.jsonl"
     env = {**os.environ, **verl_runtime_env_vars(), **cpu_env(), "VERL_FILE_LOGGER_PATH": str(metrics),
            "PYTHONPATH": str(PROJECT_ROOT), **VARIANTS[rollout]}
@@ -70,7 +79,9 @@ def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
     return {"wall_s": wall, "startup_s": (first_step or wall) - step_s[0], "step_s": step_s,
             "phases": {name: timer(f"timing_s/{name}") for name in PHASES},
             "probs_diff_max": max(timer("training/rollout_probs_diff_max") or [float("nan")]),
-            "batches": timer("asym_cpu/rollout_batches")}
+            "busy_s": timer("asym_cpu/rollout_busy_s"),
+            "timers": {k[len("timing_s/"):]: timer(k) for k in sorted({k for r in records if r["step"] >= 1
+                                                                       for k in r["data"] if k.startswith("timing_s/")})}}
 
 
 # verl's per-step timers shown beside our log-prob-gain pass (trainer.asym_logp_gain_every = 1)
@@ -125,6 +136,11 @@ def main() -> None:
             o_step, n_step = (statistics.median(verl[k]["step_s"]) for k in (old, new))
             o_gen, n_gen = (statistics.median(verl[k]["phases"]["gen"]) for k in (old, new))
             print(f"{new} vs {old}: step {o_step / n_step:.2f}x faster, gen {o_gen / n_gen:.2f}x faster")
+    for rollout, run in verl.items():
+        busy = [b - a for a, b in zip(run["busy_s"], run["busy_s"][1:])]  # cumulative: per-step increments
+        print(f"{rollout}: every verl timer (median s): " + ", ".join(
+            f"{k} {statistics.median(v):.3f}" for k, v in run["timers"].items() if v)
+            + (f"; rollout server decoding per step (median, steps 2+) {statistics.median(busy):.3f} s" if busy else ""))
     for rollout, run in verl.items():
         v = statistics.median(run["step_s"])
         print(f"verl's timers per step, {rollout} rollout (median s; share of timing_s/step):")

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from typing import Any, Optional
 
 import ray
@@ -49,9 +50,11 @@ def server_name(replica_rank: int, suffix: str = "") -> str:
 
 def served_weight_metrics(replica_rank: int = 0) -> dict[str, float]:
     """What the trainer logs per step from the CPU rollout (after verl's weight sync): how far the
-    served weights, i.e. the actor's, have moved from the base model's (L2), and the batches served."""
+    served weights, i.e. the actor's, have moved from the base model's (L2); the batches served and
+    the seconds spent decoding them, both cumulative (validation included)."""
     stats = ray.get(ray.get_actor(server_name(replica_rank)).stats.remote())
-    return {WEIGHT_CHANGE_METRIC: stats["weight_change"], "asym_cpu/rollout_batches": float(stats["batches"])}
+    return {WEIGHT_CHANGE_METRIC: stats["weight_change"], "asym_cpu/rollout_batches": float(stats["batches"]),
+            "asym_cpu/rollout_busy_s": stats["busy_s"]}
 
 
 def eos_ids(model_config) -> list[int]:
@@ -128,6 +131,7 @@ class CPURolloutServer:
         self.global_steps: Optional[int] = None
         self.requests = 0
         self.batches = 0
+        self.busy_s = 0.0  # seconds spent decoding (cumulative)
         self.weight_updates = 0
 
     # --- generation ------------------------------------------------------------------------
@@ -169,6 +173,7 @@ class CPURolloutServer:
         with self.lock:
             self.requests += n
             self.batches += 1
+            started = time.perf_counter()
             while not all(done):
                 out = self.model(input_ids=step_input, attention_mask=mask, position_ids=positions,
                                  past_key_values=past, use_cache=True)
@@ -187,6 +192,7 @@ class CPURolloutServer:
                 positions = positions[:, -1:] + 1
                 mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long)], dim=1)
             steps_now = self.global_steps
+            self.busy_s += time.perf_counter() - started
         return [TokenOutput(token_ids=t, log_probs=lp, stop_reason="completed", extra_fields={"global_steps": steps_now})
                 for t, lp in zip(tokens, logprobs)]
 
@@ -248,7 +254,8 @@ class CPURolloutServer:
         return await asyncio.to_thread(self._load, state, global_steps)
 
     async def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "batches": self.batches, "weight_updates": self.weight_updates,
+        return {"requests": self.requests, "batches": self.batches, "busy_s": self.busy_s,
+                "weight_updates": self.weight_updates,
                 "global_steps": self.global_steps, "mode": self.mode,
                 "weight_change": await asyncio.to_thread(self.weight_change)}
 
