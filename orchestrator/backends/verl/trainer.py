@@ -16,8 +16,9 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
   ``timing_s/asym_logp_gain``. With the CPU rollout, each step also logs how far verl's weight sync
   moved the served weights from the base model (``asym_cpu/weight_change``), and the replay buffer
-  polls every 0.05 s instead of verl's 2 s (``replay_poll_s``: a CPU step waited for the poll). verl's loggers see no step an earlier attempt of the trial logged
-  (``LoggedOnce``): a resumed attempt's MLflow keys stay once per step.
+  polls every 0.05 s instead of verl's 2 s (``replay_poll_s``: a CPU step waited for the poll).
+  verl's loggers see no step an earlier attempt of the trial logged (``LoggedOnce``): a resumed
+  attempt's MLflow keys stay once per step.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
   MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
