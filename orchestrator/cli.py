@@ -15,6 +15,7 @@ from orchestrator.commands import (
     base_model as base_model_cmd,
     cluster as cluster_cmd,
     data as data_cmd,
+    doctor as doctor_cmd,
     estimators as estimators_cmd,
     report as report_cmd,
     study as study_cmd,
@@ -42,6 +43,7 @@ app.add_typer(base_model_cmd.app, name="base-model")
 app.add_typer(cluster_cmd.app, name="cluster")
 train_cmd.register(app)
 ui_cmd.register(app)
+doctor_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

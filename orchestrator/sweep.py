@@ -301,6 +301,10 @@ def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pa
         raise ValueError("an Optuna sweep needs the planner's study and options")
     preflight()
     check_new_sweep(options.name, workdir, options.storage)
+    from orchestrator.backends import get_backend
+
+    for backend_name in sorted({t.backend for t in trials}):  # the backends' own one-line refusals
+        get_backend(backend_name).preflight([t for t in trials if t.backend == backend_name])
     return _execute(trials, options, workdir=workdir, console=console, restore=False, planner=planner, rerun=rerun)
 
 

@@ -9,6 +9,7 @@ checkpoint in the shared folder, and MLflow holds every step once, verl's own ke
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -92,6 +93,12 @@ def test_a_two_node_verl_trial_survives_a_lost_node(sim, tmp_path):
     assert run.info.status == "FINISHED"
     steps_exactly_once(client, run, STEPS)  # every key, verl's actor/* and val-core/* too
     assert "actor/pg_loss" in run.data.metrics and "actor/grad_norm" in run.data.metrics
+    # verl trained across the two nodes, through the retry (issue 26): a finite, non-zero gradient on
+    # every step, and the weights verl synced to the rollout after the last step differ from the base
+    history = lambda key: {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}  # noqa: E731
+    grad = history("actor/grad_norm")
+    assert sorted(grad) == list(range(1, STEPS + 1)) and all(math.isfinite(v) and v > 0 for v in grad.values()), grad
+    assert history("asym_cpu/weight_change").get(STEPS, 0.0) > 0, history("asym_cpu/weight_change")
 
     # the first job died with the node; the retry was a second job that resumed from the checkpoint
     before, after = _steps(workdir / "metrics" / "attempt-1.jsonl"), _steps(workdir / "metrics" / "attempt-2.jsonl")

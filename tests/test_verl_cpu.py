@@ -2,11 +2,12 @@
 
 Fast checks: the GPT-2 export computes the embedded base model's logits; the exact reward; the
 registrations inside a fresh ``import verl`` (and nothing without the switch); the version guard of
-the one patch; the CPU rollout server (greedy = the engine's argmax, EOS and length caps, log-probs,
-concurrent requests, weight updates); GPU-only settings of a CPU preset refused in one line (exit 2).
+the one patch; the CPU rollout server (greedy = the engine's argmax, EOS and length caps, concurrent
+requests batched with log-probs equal to a plain forward's, weight updates); GPU-only settings of a CPU preset refused in one line (exit 2).
 Slow: ``asym sweep grid --backend verl --model cpu-tiny`` with one trial through verl's real
 ``main_ppo`` (TaskRunnerV1, our trainer subclass, agent loop, reward loop, FSDP2 update, weight
-sync), its MLflow child runs holding the shared names next to verl's ``actor/*``, then ``asym report``.
+sync), its MLflow child runs holding the shared names next to verl's ``actor/*``, proof that verl
+learned (gradient, moved weights, log-prob gain), then ``asym report``.
 """
 
 from __future__ import annotations
@@ -133,16 +134,47 @@ def test_rollout_server_greedy_matches_the_engine_and_caps_length(server, export
     assert 1 <= len(sampled.token_ids) <= cfg.max_new_tokens
 
 
+def test_rollout_server_batches_concurrent_requests_and_its_logprobs_are_a_full_forwards(server):
+    """Requests that arrive together are decoded as one left-padded batch; each row's sampled log-probs
+    equal those of one plain forward of its own unpadded prompt + response (as verl's actor computes
+    them, the < 1e-4 the real sweep checks); the serial server samples from the same distributions."""
+    from orchestrator.backends.verl.cpu import rollout as R
+
+    prompts = [[13, 7, 10, 5, 11], [13, 4, 2, 10, 3, 9, 11], [13, 0, 10, 0, 11], [13, 9, 9, 10, 9, 9, 11]] * 2
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1}
+
+    async def concurrently():
+        return await asyncio.gather(*[server.generate(p, params, f"b{i}") for i, p in enumerate(prompts)])
+
+    before = asyncio.run(server.stats())["batches"]
+    outs = asyncio.run(concurrently())
+    assert asyncio.run(server.stats())["batches"] == before + 1  # one batch for the eight requests
+    worst = 0.0
+    for prompt, out in zip(prompts, outs):
+        ids = torch.tensor([prompt + out.token_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(server.model(input_ids=ids).logits[0].float(), -1)
+        want = logp[len(prompt) - 1:-1].gather(-1, torch.tensor(out.token_ids)[:, None])[:, 0]
+        worst = max(worst, float((want - torch.tensor(out.log_probs)).abs().max()))
+    assert worst < 1e-4, worst
+    serial = R.CPURolloutServer.__new__(R.CPURolloutServer)
+    serial.__dict__.update({**server.__dict__, "mode": "serial", "pending": [], "drainer": None})
+    one = asyncio.run(serial.generate(prompts[1], {"temperature": 0.0}, "s"))
+    assert one.token_ids == asyncio.run(server.generate(prompts[1], {"temperature": 0.0}, "g")).token_ids
+
+
 def test_rollout_server_takes_verls_weight_sync(server):
     state = asyncio.run(server.state_dict())
     names = [k.removeprefix("transformer.") for k in state]  # verl syncs the base model's names
     zeroed = {n: torch.zeros_like(state[k]) if n == "lm_head.weight" else state[k] for n, k in zip(names, state)}
     before = asyncio.run(server.generate([13, 7, 10, 5, 11], {"temperature": 0.0}, "a"))
     asyncio.run(server.update_weights(zeroed, global_steps=3))
+    assert asyncio.run(server.stats())["weight_change"] > 0  # moved from the weights loaded at start
     after = asyncio.run(server.generate([13, 7, 10, 5, 11], {"temperature": 0.0}, "b"))
     asyncio.run(server.update_weights({k: v for k, v in state.items()}, global_steps=4))
     assert after.token_ids != before.token_ids and after.extra_fields["global_steps"] == 3
-    assert asyncio.run(server.stats())["weight_updates"] == 2
+    stats = asyncio.run(server.stats())
+    assert stats["weight_updates"] == 2 and stats["weight_change"] == 0.0  # restored: the base's weights again
 
 
 def _asym() -> str:
@@ -196,6 +228,13 @@ def test_real_verl_sweep_then_report(tmp_path, clean_env):
         assert set(h.get(mn.LOGP_GAIN_CORRECT, {})) <= {1, 2} and h.get(mn.LOGP_GAIN_CORRECT), sorted(h)
         assert all(math.isfinite(v) for v in h[mn.LOGP_GAIN_CORRECT].values())
         assert sorted(h.get("timing_s/asym_logp_gain", {})) == [1, 2] and sorted(h["timing_s/update_actor"]) == [1, 2]
+        # verl trained (issue 26): a gradient on every step, weights moved from the base by step 2
+        # (the CPU rollout's copy after verl's weight sync), and a log-prob gain on correct rollouts.
+        # Checked once with AdamW.step patched to a no-op in cpu/plugin.register (every verl
+        # process): grad_norm stays > 0, weight_change and the gain are exactly 0, and this fails.
+        assert all(math.isfinite(v) and v > 0 for v in h["actor/grad_norm"].values()), h["actor/grad_norm"]
+        assert h.get("asym_cpu/weight_change", {}).get(2, 0.0) > 0, h.get("asym_cpu/weight_change")
+        assert all(abs(v) > 1e-7 for v in h[mn.LOGP_GAIN_CORRECT].values()), h[mn.LOGP_GAIN_CORRECT]
         # the rollout server's log-probs are the FSDP actor's: same weights (verl's weight sync), float32
         assert max(h["training/rollout_probs_diff_max"].values()) < 1e-4
         assert sorted(h[mn.eval_accuracy("tier1")]) == [0, 2] and sorted(h[mn.EVAL_MEAN_ACCURACY]) == [0, 2]

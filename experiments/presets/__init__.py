@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from experiments.presets.machine import gpus_per_node_default
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
 
 VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
@@ -243,6 +244,9 @@ def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, 
 
 def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
     """Reject settings verl would refuse (or silently misuse) before anything starts."""
+    if v["n_gpus_per_node"] is None:  # one node with --gpus-per-trial: those; else this machine's
+        one_node = v["nnodes"] == 1 and v["gpus_per_trial"] is not None
+        v["n_gpus_per_node"] = v["gpus_per_trial"] if one_node else gpus_per_node_default()
     for key in ("train_batch_size", "ppo_mini_batch_size", "max_response_length", "max_prompt_length",
                 "ppo_epochs", "eval_every", "n_gpus_per_node", "nnodes", "save_every"):
         if v[key] < 1:
@@ -300,9 +304,10 @@ def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
     GPU rollout servers (vLLM, SGLang, TensorRT-LLM), flash attention (CUDA kernels; verl's default
     when none is set), KL to a reference model (verl offloads it with ``CPUOffloadPolicy(pin_memory=True)``:
     pinned memory needs CUDA)."""
-    if v["device"] != "cpu":
-        if v["rollout_name"] == CPU_ROLLOUT_NAME:
-            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} needs device cpu")
+    if v["device"] != "cpu":  # our rollout serves the small embedded-task model from the CPU (gpu_check.sh)
+        if v["rollout_name"] == CPU_ROLLOUT_NAME and v["task"] != "addition":
+            raise ValueError(f"preset {model}: rollout_name {CPU_ROLLOUT_NAME} serves the embedded task's small model "
+                             f"only (task addition); use rollout_name vllm")
         return
     if v["rollout_name"] != CPU_ROLLOUT_NAME:
         raise ValueError(f"preset {model}: device cpu cannot use rollout_name {v['rollout_name']} (a GPU server); "

@@ -48,7 +48,9 @@ class VerlPreset:
     eval_temperature: float = 0.4  # main tables [v1*, two notes]
     eval_top_p: float = 1.0  # [v1*]
     val_n: Optional[Dict[str, int]] = None  # None: DEFAULT_VAL_N, Avg@5 / Avg@10 [v2]; a preset's own replaces it
-    n_gpus_per_node: int = 4  # "4x NVIDIA H100", one node [v2, App G]
+    # None: this machine's CUDA GPUs, or the paper's 4 ("4x NVIDIA H100", one node [v2, App G]) when
+    # it shows none (machine.py); a cluster's GPU nodes differ from its head: set it there
+    n_gpus_per_node: Optional[int] = None
     nnodes: int = 1  # "a single node" [v2, App H]
     gpus_per_trial: Optional[int] = None  # None: n_gpus_per_node * nnodes
     enable_thinking: bool = False  # Qwen3-4B "non-thinking mode" [v2]; unused by Qwen2.5 templates

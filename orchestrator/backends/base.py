@@ -31,6 +31,10 @@ class Backend(Protocol):
     def configure_runtime(self, cpus: float, gpus: float) -> None:
         """Called in the trial's process with the resources Tune gave it, before ``run``."""
 
+    def preflight(self, trials: Iterable[TrialSpec]) -> None:
+        """Called by the sweep's driver before anything is written or started: raise a one-line
+        ``UserError`` for a trial that cannot run here (a missing model, more GPUs than there are)."""
+
     def prepare(self, trials: Iterable[TrialSpec]) -> None:
         """Called once by the sweep's driver before any trial starts (base models, data files)."""
 

@@ -21,10 +21,14 @@ CHECKPOINT_EVERY = 10  # steps between engine checkpoints (a retry repeats at mo
 class EmbeddedBackend:
     name = "embedded"
     checkpoint_every = CHECKPOINT_EVERY
+    doctor_needs = {"embedded": ("python", "torch")}  # `asym doctor`'s checks (orchestrator/doctor.py)
 
     def __init__(self, threads: int | None = None, device: str | None = None):
         self.threads = threads  # None: all cores of this machine
         self.device = device  # None: cuda when this trial was given a GPU, else cpu
+
+    def preflight(self, trials) -> None:
+        """Nothing to check before a sweep: the engine and its base models are local."""
 
     def resources(self, trial: TrialSpec) -> dict[str, float]:
         """One CPU per trial by default: trials run side by side, one torch thread each."""

@@ -43,6 +43,7 @@ from orchestrator.backends.verl.render import (
     val_n,
 )
 from estimators.errors import UserError
+from experiments.presets.schema import CPU_ROLLOUT_NAME
 
 
 class VerlBackend:
@@ -51,6 +52,11 @@ class VerlBackend:
     # attempt skips the steps its predecessors' metrics files hold, so those must be in MLflow; the
     # flush runs in the trial process's metrics stream, beside (not inside) verl's training loop.
     checkpoint_every = 1
+    # `asym doctor` (orchestrator/doctor.py): the checks each mode needs; flash-attn is optional (sdpa)
+    doctor_needs = {
+        "verl-cpu": ("python", "torch", "verl", "verl CPU stack", "verl pins"),
+        "verl": ("python", "torch CUDA build", "GPUs", "NVIDIA driver", "vllm", "verl", "verl pins", "preset models"),
+    }
 
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
@@ -84,6 +90,20 @@ class VerlBackend:
         if missing:
             raise UserError(f"{paths.data_dir} lacks {', '.join(missing)}; run `asym data prepare --out "
                             f"{paths.data_dir}` (or set ASYM_DATA_DIR to where the files are)")
+
+    def preflight(self, trials) -> None:
+        """Before anything is written or started: each GPU trial's base model can be read or fetched
+        (a local path exists; offline, the HF cache has it) and a one-node trial on a local Ray fits
+        this machine's GPUs. One-line UserError otherwise."""
+        from orchestrator.backends.verl.admission import gpus_per_trial
+        from orchestrator.backends.verl.models import check_gpus, check_model_source
+
+        for trial in trials:
+            if uses_embedded_task(trial):
+                continue  # made on first use from the embedded base model
+            check_model_source(str(trial.settings_dict()["hf_path"]), trial.model)
+            if not is_cpu(trial) and not is_multi_node(trial):
+                check_gpus(gpus_per_trial(trial), trial.name)
 
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """verl's version and the model's path (with its revision when the preset pins one): the
@@ -120,7 +140,11 @@ class VerlBackend:
             from orchestrator.backends.verl.cpu.settings import cpu_env
 
             extra_env = cpu_env()
-        elif not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
+        elif trial.settings_dict().get("rollout_name") == CPU_ROLLOUT_NAME:  # on GPUs, our rollout only
+            from orchestrator.backends.verl.cpu.settings import rollout_only_env
+
+            extra_env = rollout_only_env()
+        if not is_cpu(trial) and not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
             raise UserError(f"verl trial '{trial.name}' needs {gpus_per_trial(trial)} GPUs on one node but its Tune "
                             f"trial reserved {self.reserved_gpus:g}; pass --gpus-per-trial {gpus_per_trial(trial)}")
         entrypoint = self.entrypoint or (list(ENTRYPOINT) if multi_node else local_entrypoint())
@@ -130,7 +154,14 @@ class VerlBackend:
             # resume` finds them: under --storage on a cluster (every node mounts it), else ./.asym
             # (Tune's working dir, which default_paths would use, changes per session)
             paths = RenderPaths(paths.data_dir, str(Path(workdir) / "checkpoints"))
-        run_trial(trial, report, Path(workdir), overrides=render_overrides(trial, paths),
+        overrides = render_overrides(trial, paths)
+        if not is_cpu(trial):  # flash-attention 2 where this node has it, else sdpa; the log says which
+            from orchestrator.backends.verl.models import attention_override
+
+            extra, line = attention_override(trial.settings_dict())
+            overrides += extra
+            print(line, flush=True)
+        run_trial(trial, report, Path(workdir), overrides=overrides,
                   entrypoint=entrypoint, multi_node=multi_node, poll_s=self.poll_s,
                   pending_timeout_s=self.pending_timeout_s, environ=self.environ, extra_env=extra_env)
 

@@ -14,8 +14,11 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   After the actor update, every ``trainer.asym_logp_gain_every`` steps (the preset's
   ``logp_gain_every``; 0 = never), one more ``compute_log_prob`` of the batch with the updated
   actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
-  ``timing_s/asym_logp_gain``. verl's loggers see no step an earlier attempt of the trial logged
-  (``LoggedOnce``): a resumed attempt's MLflow keys stay once per step.
+  ``timing_s/asym_logp_gain``. With the CPU rollout, each step also logs how far verl's weight sync
+  moved the served weights from the base model (``asym_cpu/weight_change``), and the replay buffer
+  polls every 0.05 s instead of verl's 2 s (``replay_poll_s``: a CPU step waited for the poll).
+  verl's loggers see no step an earlier attempt of the trial logged (``LoggedOnce``): a resumed
+  attempt's MLflow keys stay once per step.
 - ``AsymRLDataset``: verl's ``RLHFDataset`` that gives each validation row its own number of
   samples (``__rollout_n__``, read by verl's agent loop) from ``data.asym_val_n``: Avg@5 for
   MATH-500 and OlympiadBench, Avg@10 for AIME and AMC (spec section 6) in one validation pass.
@@ -35,6 +38,7 @@ from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
 from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
+from orchestrator.backends.verl.cpu import PLATFORM_NAME as CPU_ROLLOUT_NAME
 from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
 from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
 from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
@@ -77,6 +81,18 @@ def logp_gain_every(config) -> int:
 
 
 VERL_SYNC_MODE = "sync"
+# verl 0.9.1's replay buffer polls for finished rollouts every 2 s (ReplayBuffer's poll_interval, not
+# in its config): a CPU step's rollout takes a fraction of that, so the step waits for the poll. With
+# our CPU rollout we poll every CPU_REPLAY_POLL_S [ours]; ASYM_REPLAY_POLL_S overrides (benchmarks).
+CPU_REPLAY_POLL_S = 0.05
+REPLAY_POLL_ENV = "ASYM_REPLAY_POLL_S"
+
+
+def replay_poll_s(config, environ=os.environ) -> float | None:
+    """Seconds between the replay buffer's polls, or None for verl's own (GPU runs)."""
+    if environ.get(REPLAY_POLL_ENV):
+        return float(environ[REPLAY_POLL_ENV])
+    return CPU_REPLAY_POLL_S if config.actor_rollout_ref.rollout.name == CPU_ROLLOUT_NAME else None
 
 
 class LoggedOnce:
@@ -134,6 +150,22 @@ class AsymPPOTrainer(PPOTrainerSync):
         if self.global_steps:  # verl logs this at INFO only; the trial's log should say it
             print(f"asym: resumed from the checkpoint of step {self.global_steps} in "
                   f"{self.config.trainer.default_local_dir}", flush=True)
+
+    def on_init_end(self):
+        super().on_init_end()
+        poll = replay_poll_s(self.config)
+        if poll is not None:
+            self.replay_buffer.poll_interval = poll
+
+    def _consume_sync_metrics(self) -> dict:
+        """verl's weight-sync metrics of the step; with our CPU rollout also how far the synced
+        weights have moved from the base model (the CPU tests' proof that verl's update trained)."""
+        metrics = super()._consume_sync_metrics()
+        if self.config.actor_rollout_ref.rollout.name == CPU_ROLLOUT_NAME:
+            from orchestrator.backends.verl.cpu.rollout import served_weight_metrics
+
+            metrics.update(served_weight_metrics())
+        return metrics
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         batch = super()._step_once(metrics, timing_raw, sample_batch_size)

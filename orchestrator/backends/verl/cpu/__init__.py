@@ -18,5 +18,7 @@ GPU-only settings. This package's ``__init__`` imports neither verl nor torch.
 
 from experiments.presets.schema import CPU_ROLLOUT_NAME as PLATFORM_NAME  # VERL_PLATFORM and rollout.name
 ENABLE_ENV = "VERL_PLATFORM"
+# our rollout alone (no CPU platform): a GPU trial of the embedded task served by it (gpu_check.sh)
+ROLLOUT_ONLY_ENV = "ASYM_CPU_ROLLOUT_ONLY"
 PLUGIN_MODULE = "orchestrator.backends.verl.cpu.plugin"
-__all__ = ["ENABLE_ENV", "PLATFORM_NAME", "PLUGIN_MODULE"]
+__all__ = ["ENABLE_ENV", "PLATFORM_NAME", "PLUGIN_MODULE", "ROLLOUT_ONLY_ENV"]

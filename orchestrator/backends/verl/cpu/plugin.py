@@ -3,18 +3,33 @@
 Loaded on ``import verl`` through the ``verl.plugins`` entry point (which swallows errors) and,
 for a CPU trial, ``VERL_USE_EXTERNAL_MODULES`` (which does not: a broken registration fails the
 process that needs it). Without ``VERL_PLATFORM=asym_cpu`` importing it does nothing, so GPU runs
-never see the CPU mode.
+never see the CPU mode; ``ASYM_CPU_ROLLOUT_ONLY=1`` registers our rollout alone (``register_rollout``)
+for a GPU trial of the embedded task (``scripts/gpu_check.sh``: verl on CUDA without vLLM).
 """
 
 from __future__ import annotations
 
 import os
 
-from orchestrator.backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME
+from orchestrator.backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME, ROLLOUT_ONLY_ENV
 
 
 def enabled() -> bool:
     return os.environ.get(ENABLE_ENV, "").strip().lower() == PLATFORM_NAME
+
+
+def rollout_only() -> bool:
+    return os.environ.get(ROLLOUT_ONLY_ENV, "").strip() == "1"
+
+
+def register_rollout() -> str:
+    """Our rollout replica and its worker-side adapter as ``rollout.name=asym_cpu`` (idempotent)."""
+    from verl.workers.rollout import base as rollout_base
+    from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+    RolloutReplicaRegistry.register(PLATFORM_NAME, _load_replica)
+    rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")] = "orchestrator.backends.verl.cpu.rollout.CPUServerAdapter"
+    return rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")]
 
 
 def register() -> dict[str, str]:
@@ -32,8 +47,6 @@ def register() -> dict[str, str]:
 
     import verl.workers.engine.fsdp.transformer_impl as fsdp_impl
     from verl.workers.engine.base import EngineRegistry
-    from verl.workers.rollout import base as rollout_base
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
 
     engines = EngineRegistry._engines
     for model_type, cls in (("language_model", fsdp_impl.FSDPEngineWithLMHead),
@@ -41,8 +54,7 @@ def register() -> dict[str, str]:
         for backend in ("fsdp", "fsdp2"):
             if "cpu" not in engines.get(model_type, {}).get(backend, {}):
                 EngineRegistry.register(model_type=model_type, backend=backend, device="cpu")(cls)
-    RolloutReplicaRegistry.register(PLATFORM_NAME, _load_replica)
-    rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")] = "orchestrator.backends.verl.cpu.rollout.CPUServerAdapter"
+    register_rollout()
     return registered()
 
 
@@ -75,3 +87,5 @@ def registered() -> dict[str, str]:
 
 if enabled():
     register()
+elif rollout_only():
+    register_rollout()

@@ -7,8 +7,12 @@ three pieces its serving stack expects are ours, registered by ``plugin.register
   ``generate(prompt_ids, sampling_params, request_id)`` samples at the request's temperature
   (0 = greedy) with top-k / top-p, returns per-token log-probs of the sampling distribution, and
   stops at an EOS id or at ``rollout.response_length`` (verl's sampling params carry no max_tokens,
-  as for its other servers). Requests run one at a time under a lock (the event loop stays free:
-  each runs in a thread); a weight update waits for the running request and blocks new ones.
+  as for its other servers). Requests are batched: the agent loop sends a step's rollouts at once,
+  and the server gathers what arrives within ``BATCH_WINDOW_S`` of the first, decodes them
+  together (left-padded, one KV cache, each row with its own sampling parameters and length cap)
+  in a thread, so the event loop keeps taking requests for the next batch. ``ASYM_CPU_ROLLOUT=serial``
+  serves one request at a time instead (the earlier server; ``benchmarks/verl_cpu.py`` runs both).
+  A weight update waits for the running batch and blocks new ones (one lock).
 - ``CPURolloutReplica`` (``RolloutReplicaRegistry`` "asym_cpu"): starts that actor for a hybrid
   replica, named ``asym_cpu_server_<rank>`` like verl's ``vllm_server_<rank>_<node>``.
 - ``CPUServerAdapter`` (the worker-side rollout, ``_ROLLOUT_REGISTRY[("asym_cpu", "async")]``):
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
+import time
 from typing import Any, Optional
 
 import ray
@@ -32,10 +38,23 @@ from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 log = logging.getLogger(__name__)
 ROLLOUT_NAME = "asym_cpu"
 SERVER_THREADS = 1  # torch threads per rollout server: ~10 verl processes share the cores
+MODE_ENV = "ASYM_CPU_ROLLOUT"  # "batched" (default) | "serial": one request at a time
+BATCH_WINDOW_S = 0.01  # ours: a step's requests reach the actor within milliseconds of each other
+WEIGHT_CHANGE_METRIC = "asym_cpu/weight_change"
+MAX_BATCH = 256  # ours: rows decoded together at most
 
 
 def server_name(replica_rank: int, suffix: str = "") -> str:
     return f"asym_cpu_server_{replica_rank}{suffix}"
+
+
+def served_weight_metrics(replica_rank: int = 0) -> dict[str, float]:
+    """What the trainer logs per step from the CPU rollout (after verl's weight sync): how far the
+    served weights, i.e. the actor's, have moved from the base model's (L2); the batches served and
+    the seconds spent decoding them, both cumulative (validation included)."""
+    stats = ray.get(ray.get_actor(server_name(replica_rank)).stats.remote())
+    return {WEIGHT_CHANGE_METRIC: stats["weight_change"], "asym_cpu/rollout_batches": float(stats["batches"]),
+            "asym_cpu/rollout_busy_s": stats["busy_s"]}
 
 
 def eos_ids(model_config) -> list[int]:
@@ -101,9 +120,18 @@ class CPURolloutServer:
                                                           attn_implementation="sdpa").eval()
         self.eos = set(eos_ids(model_config))
         self.generator = torch.Generator().manual_seed(int(getattr(config, "seed", 0) or 0) + 7919 * replica_rank)
-        self.lock = threading.Lock()  # one request or one weight update at a time
+        self.lock = threading.Lock()  # one batch or one weight update at a time
+        self.mode = os.environ.get(MODE_ENV, "batched").strip().lower() or "batched"
+        if self.mode not in ("batched", "serial"):
+            raise ValueError(f"{MODE_ENV} must be batched or serial, got {self.mode!r}")
+        self.pending: list[tuple[tuple[list[int], dict[str, Any]], asyncio.Future]] = []
+        self.drainer: Optional[asyncio.Task] = None
+        # the weights as loaded: how far verl's weight sync has moved them (stats' weight_change)
+        self.base = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.global_steps: Optional[int] = None
         self.requests = 0
+        self.batches = 0
+        self.busy_s = 0.0  # seconds spent decoding (cumulative)
         self.weight_updates = 0
 
     # --- generation ------------------------------------------------------------------------
@@ -116,36 +144,90 @@ class CPURolloutServer:
             cap = min(cap, int(max_len) - prompt_len)
         return max(0, cap)
 
+    def pad_id(self) -> int:
+        tokenizer = getattr(self.model_config, "tokenizer", None)
+        pad = getattr(tokenizer, "pad_token_id", None)
+        return int(pad) if pad is not None else (min(self.eos) if self.eos else 0)
+
     @torch.no_grad()
-    def _generate(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> TokenOutput:
-        temperature = float(sampling_params.get("temperature", 1.0))
-        top_k = int(sampling_params.get("top_k", -1) or -1)
-        top_p = float(sampling_params.get("top_p", 1.0) or 1.0)
+    def _generate_batch(self, requests: list[tuple[list[int], dict[str, Any]]]) -> list[TokenOutput]:
+        """Decode the requests together: prompts left-padded to one width, one KV cache; each row
+        samples with its own parameters and stops at EOS or its own length cap (a finished row keeps
+        decoding padding, masked from nothing: its later tokens are dropped)."""
+        n = len(requests)
+        lengths = [len(prompt) for prompt, _ in requests]
+        width = max(lengths)
+        ids = torch.full((n, width), self.pad_id(), dtype=torch.long)  # (n, width)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for row, (prompt, _) in enumerate(requests):
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt):] = 1
+        params = [(float(p.get("temperature", 1.0)), int(p.get("top_k", -1) or -1), float(p.get("top_p", 1.0) or 1.0))
+                  for _, p in requests]
+        caps = [self.max_tokens(length) for length in lengths]
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        done = [cap <= 0 for cap in caps]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each prompt starts at position 0
+        step_input, past = ids, None
         with self.lock:
-            self.requests += 1
-            steps = self.max_tokens(len(prompt_ids))
-            tokens, logprobs = [], []
-            past = None
-            step_input = torch.tensor([list(prompt_ids)], dtype=torch.long)
-            for _ in range(steps):
-                out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
+            self.requests += n
+            self.batches += 1
+            started = time.perf_counter()
+            while not all(done):
+                out = self.model(input_ids=step_input, attention_mask=mask, position_ids=positions,
+                                 past_key_values=past, use_cache=True)
                 past = out.past_key_values
-                token, logprob = sample_next(out.logits[0, -1], temperature, top_k, top_p, self.generator)
-                tokens.append(token)
-                logprobs.append(logprob)
-                if token in self.eos:
-                    break
-                step_input = torch.tensor([[token]], dtype=torch.long)
+                next_ids = []
+                for row in range(n):
+                    if done[row]:
+                        next_ids.append(self.pad_id())
+                        continue
+                    token, logprob = sample_next(out.logits[row, -1], *params[row], self.generator)
+                    tokens[row].append(token)
+                    logprobs[row].append(logprob)
+                    done[row] = token in self.eos or len(tokens[row]) >= caps[row]
+                    next_ids.append(token)
+                step_input = torch.tensor(next_ids, dtype=torch.long)[:, None]  # (n, 1)
+                positions = positions[:, -1:] + 1
+                mask = torch.cat([mask, torch.ones((n, 1), dtype=torch.long)], dim=1)
             steps_now = self.global_steps
-        return TokenOutput(token_ids=tokens, log_probs=logprobs, stop_reason="completed",
-                           extra_fields={"global_steps": steps_now})
+            self.busy_s += time.perf_counter() - started
+        return [TokenOutput(token_ids=t, log_probs=lp, stop_reason="completed", extra_fields={"global_steps": steps_now})
+                for t, lp in zip(tokens, logprobs)]
 
     async def generate(self, prompt_ids: list[int], sampling_params: dict[str, Any], request_id: str,
                        image_data=None, video_data=None, audio_data=None, mm_processor_kwargs=None,
                        **kwargs: Any) -> TokenOutput:
         if image_data or video_data or audio_data:
             raise NotImplementedError("the asym CPU rollout serves text-only models")
-        return await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params))
+        request = (list(prompt_ids), dict(sampling_params))
+        if self.mode == "serial":
+            return (await asyncio.to_thread(self._generate_batch, [request]))[0]
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((request, future))
+        if self.drainer is None or self.drainer.done():
+            self.drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        """Serve the pending requests in batches until none is left (runs on the actor's event loop)."""
+        while self.pending:
+            seen = -1
+            while len(self.pending) != seen and len(self.pending) < MAX_BATCH:  # until arrivals stop
+                seen = len(self.pending)
+                await asyncio.sleep(BATCH_WINDOW_S)
+            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+            try:
+                outputs = await asyncio.to_thread(self._generate_batch, [request for request, _ in batch])
+            except Exception as exc:  # every waiting request gets the error, none hangs
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), output in zip(batch, outputs):
+                if not future.done():
+                    future.set_result(output)
 
     # --- weights ---------------------------------------------------------------------------
 
@@ -162,11 +244,20 @@ class CPURolloutServer:
             self.weight_updates += 1
         return len(state)
 
+    def weight_change(self) -> float:
+        """L2 distance of the served weights from those loaded at start (the base model)."""
+        with self.lock:
+            squares = sum(float(((v.float() - self.base[k].float()) ** 2).sum()) for k, v in self.model.state_dict().items())
+        return squares ** 0.5
+
     async def update_weights(self, state: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
         return await asyncio.to_thread(self._load, state, global_steps)
 
     async def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "weight_updates": self.weight_updates, "global_steps": self.global_steps}
+        return {"requests": self.requests, "batches": self.batches, "busy_s": self.busy_s,
+                "weight_updates": self.weight_updates,
+                "global_steps": self.global_steps, "mode": self.mode,
+                "weight_change": await asyncio.to_thread(self.weight_change)}
 
     async def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -17,6 +17,13 @@ from orchestrator.backends.verl.cpu import PLATFORM_NAME
 
 REWARD_MODULE = "pkg://orchestrator.backends.verl.cpu.reward"
 RAY_LOGICAL_CPUS = 16
+# verl's token budgets per micro-batch (use_dynamic_bsz), rendered for GPU memory as 2x / 3x one
+# sequence: on the CPU that splits cpu-tiny's 16 rollouts into 8 update and 6 log-prob micro-batches,
+# each paying FSDP's fixed cost. [ours] a CPU preset's batch goes in one micro-batch (same gradient:
+# verl weighs micro-batches by their tokens); 16k tokens of a small model is little memory.
+CPU_TOKEN_BUDGET = 16384
+TOKEN_BUDGET_KEYS = ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+                     "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu")
 
 
 def _replace(overrides: Sequence[str], changes: Mapping[str, str]) -> list[str]:
@@ -61,7 +68,8 @@ def cpu_overrides(overrides: Sequence[str], multi_node: bool = False) -> list[st
     """verl's CPU mode on top of a rendered trial (see the module docstring). A multi-node trial's
     job joins the cluster, whose nodes declare their own (logical) CPUs and GPUs: Ray refuses
     ``num_cpus`` / ``num_gpus`` when ``ray.init`` connects to an existing cluster."""
-    out = list(overrides) + [
+    budgets = {key: str(CPU_TOKEN_BUDGET) for key in TOKEN_BUDGET_KEYS}
+    out = _replace(overrides, budgets) + [
         "actor_rollout_ref.actor.strategy=fsdp2",  # FSDP1's sync_module_states needs a GPU
         "actor_rollout_ref.ref.strategy=fsdp2",
         "critic.strategy=fsdp2",
@@ -90,6 +98,15 @@ def cpu_env() -> dict[str, str]:
 
     return {ENABLE_ENV: PLATFORM_NAME, "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}",
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def rollout_only_env() -> dict[str, str]:
+    """A GPU trial served by our rollout (the embedded task, ``gpu_check.sh``): the rollout's
+    registrations without the CPU platform, in every verl process."""
+    from orchestrator.backends.verl.cpu import PLUGIN_MODULE, ROLLOUT_ONLY_ENV
+    from orchestrator.backends.verl.execution import ESTIMATOR_PLUGIN
+
+    return {ROLLOUT_ONLY_ENV: "1", "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}"}
 
 
 def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) -> list[str]:
