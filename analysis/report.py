@@ -103,7 +103,7 @@ class Context:
         return out
 
     def curve_metrics(self) -> list[tuple]:
-        from estimators import metric_names as mn
+        from common import metric_names as mn
 
         return [
             (mn.ENTROPY, "Policy entropy", "token entropy (eq 7)", None),
@@ -123,7 +123,7 @@ class Context:
 
 def _context(data, settings: ReportSettings, out: Path) -> Context:
     from analysis import figures, summaries
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     benchmarks = summaries.eval_benchmarks(data, settings.select_on)
     accuracy_metric = mn.EVAL_MEAN_ACCURACY
@@ -207,7 +207,7 @@ def _fig4d(ctx: Context, model: str):
 
 
 def _channel_metrics() -> list[tuple]:
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     return [
         (mn.ENTROPY_POS, "Entropy, positive-advantage rollouts", "token entropy (eq 7)", None),
@@ -229,7 +229,7 @@ def _fig5(ctx: Context, model: str):
 
 
 def _telemetry_tracked(ctx: Context, model: str | None = None) -> bool:
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     return mn.COV_LOGP_ADV in ctx.tracked
 
@@ -342,7 +342,7 @@ def _ordering_table(ctx: Context) -> Section:
 
 
 def _ordering_applies(ctx: Context) -> bool:
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     estimators = ctx.data.runs["estimator"]
     return mn.ENTROPY in ctx.tracked and (estimators == "reinforce").any() and estimators.isin(["pos-only", "neg-only"]).any()
@@ -363,7 +363,7 @@ def _cost_table(ctx: Context) -> Section:
 
 
 def _cost_tracked(ctx: Context) -> bool:
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     return mn.COST_CPU_SECONDS in ctx.tracked
 
@@ -407,7 +407,7 @@ def _comparison_applies(ctx: Context) -> bool:
 
 
 def _kappa_tracked(ctx: Context) -> bool:
-    from estimators import metric_names as mn
+    from common import metric_names as mn
 
     return mn.KAPPA in ctx.tracked
 
@@ -470,7 +470,7 @@ def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
         files = ", ".join(s.files)
         blocks.append(f"<section><h2>{html.escape(s.title)}</h2>{body}<p class='cap'>{html.escape(s.caption)}</p>"
                       f"<p class='files'>files: {html.escape(files)}</p></section>")
-    from orchestrator.tracking import redact  # a URI's user:password never reaches the page
+    from common.redact import redact  # a URI's user:password never reaches the page
 
     meta = {"sweep": data.name, "study": data.study, "tracking store": redact(data.tracking_uri),
             "parent run": data.parent_run_id, **{f"setting {k}": v for k, v in asdict(settings).items()}}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 # The alpha family of eq 5/8: each of these is exactly asym(alpha_pos, alpha_neg), so they share
 # the Fig 4(d) plane and Proposition 2's pressure curves (eqs 9-11).

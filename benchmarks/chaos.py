@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 
 STEPS = 11

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.mlflow_server import free_port
+from common.net import free_port
 
 
 @dataclass

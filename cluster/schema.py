@@ -19,7 +19,7 @@ import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from estimators.errors import UserError
+from common.errors import UserError
 
 PROVIDERS = ("local", "aws", "gcp", "azure")
 DEFAULT_DASHBOARD_PORT = 8265

@@ -10,7 +10,7 @@ derives the inputs an entry needs from the old log-probs and entropies and retur
 An entry knows its default alphas, which of them a user may set, and the ranges of its own
 parameters (``params``: none for the paper's estimators; a user's estimator may declare some, e.g.
 a temperature); the lookup error lists the known names, as verl's ``get_adv_estimator_fn`` does.
-A user registers an estimator from their own module with ``register`` (``estimators.plugins``
+A user registers an estimator from their own module with ``register`` (``experiments.plugins``
 imports such modules by dotted path or through the ``asym.estimators`` entry point group).
 """
 

@@ -11,7 +11,7 @@ prefix (verl's AlgoConfig schema does not know them; they are read from the Dict
 ``variant`` is any name of ``asym estimators list`` (default ``asym``); unset alphas take the
 variant's defaults; a user estimator's own parameters go in ``+algorithm.asym.params.<name>=...``.
 
-A user's estimators (``estimators.plugins``: the ``asym.estimators`` entry points and the modules
+A user's estimators (``experiments.plugins``: the ``asym.estimators`` entry points and the modules
 in ``ASYM_ESTIMATOR_MODULES``) are imported here too, and each is also registered in verl's
 registry under its own name, so ``get_adv_estimator_fn("<name>")`` finds it in any verl process.
 
@@ -40,7 +40,7 @@ import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from estimators.diagnostics import sequence_mean_logprob
-from estimators.plugins import load_installed
+from experiments.plugins import load_installed
 from estimators.registry import BUILTIN, ESTIMATORS, VERL_ESTIMATOR_NAME, compute_token_advantages, get_estimator
 
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"

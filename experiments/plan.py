@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from estimators.plugins import load_plugins
+from experiments.plugins import load_plugins
 from experiments import presets
 from experiments.spec import Axis, Method, Study, TrialSpec
 from experiments.studies import get_study

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from estimators.metric_names import EVAL_MEAN_ACCURACY
+from common.metric_names import EVAL_MEAN_ACCURACY
 from tinyrlvr.config import LOSS_AGG_MODES
 
 POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # verl's actor.policy_loss.loss_mode (Cui et al. 2505.22617)
@@ -89,7 +89,7 @@ class Study:
     axes: tuple[Axis, ...] = ()
     search: Search | None = None
     seeds: tuple[int, ...] | None = None  # None: the command line's (default 0)
-    plugins: tuple[str, ...] = ()  # modules that register the user's estimators (``estimators.plugins``)
+    plugins: tuple[str, ...] = ()  # modules that register the user's estimators (``experiments.plugins``)
     origin: str = ""  # the study file, for a user's study
 
 

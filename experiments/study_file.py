@@ -40,8 +40,8 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from estimators.errors import first_line
-from estimators.metric_names import EVAL_MEAN_ACCURACY
+from common.errors import first_line
+from common.metric_names import EVAL_MEAN_ACCURACY
 from experiments.spec import Axis, Method, Search, SearchRange, Study
 
 # --- the schema (OmegaConf structured config) --------------------------------------------------
@@ -142,7 +142,7 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
     def at(key: str) -> str:
         return _where(path, lines, key)
 
-    from estimators.plugins import load_plugins
+    from experiments.plugins import load_plugins
     from estimators.registry import get_estimator
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", d["name"]):

@@ -52,7 +52,7 @@ def link(client, experiment_id: str, trial: TrialSpec, origin, *, sweep: str, pa
     run = client.create_run(experiment_id, run_name=trial.name, tags=tags)
     now_ms = int(time.time() * 1000)
     params = [Param(k, v[:6000]) for k, v in trial.params().items()]
-    from estimators.metric_names import COST_METRICS
+    from common.metric_names import COST_METRICS
 
     # The origin's latest values (so MLflow's tables show them), minus its cost: reuse costs nothing here.
     metrics = [Metric(k, float(v), now_ms, trial.steps) for k, v in origin.data.metrics.items()

@@ -17,7 +17,7 @@ from typing import Any
 from experiments.spec import Method, Study, TrialSpec
 from orchestrator import tracking
 from experiments import tracking_names as names
-from estimators.errors import UserError
+from common.errors import UserError
 
 
 def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | None, entropy_coeff: float | None,
@@ -144,7 +144,7 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
-            from estimators import metric_names as mn
+            from common import metric_names as mn
 
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
                             (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),

@@ -33,10 +33,10 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from experiments.spec import Search, SearchRange, TrialSpec
 from orchestrator import tracking
-from estimators.metric_names import EVAL_MEAN_ACCURACY
+from common.metric_names import EVAL_MEAN_ACCURACY
 from experiments import tracking_names as names
 from experiments.tracking_names import asym_root, storage_root
-from estimators.errors import UserError
+from common.errors import UserError
 
 STATE_FILE = "asym_sweep.json"
 SCHEDULERS = ("fifo", "asha")
@@ -171,7 +171,8 @@ class TrackingService:
     """
 
     def __init__(self, workdir: Path | None = None, console=None, storage: str | None = None):
-        from orchestrator.mlflow_server import free_port, reap_orphans, run_dir, store_paths
+        from common.net import free_port
+        from orchestrator.mlflow_server import reap_orphans, run_dir, store_paths
 
         reap_orphans(run_dir(workdir))  # servers of drivers killed earlier on this store
         self.workdir = workdir

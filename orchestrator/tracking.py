@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from experiments import tracking_names as names
-from estimators.errors import UserError, first_line
+from common.errors import UserError, first_line
+from common.redact import redact, redact_text
 
 KIND_STANDALONE = "train"  # TAG_KIND of a run made by `asym train` (no sweep, no parent)
 MAX_METRICS_PER_BATCH = 900  # MLflow accepts 1000 per log_batch
@@ -68,23 +69,6 @@ def make_client(uri: str):
 
 def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
-
-
-def redact(uri: str) -> str:
-    """``uri`` without the user:password part (``https://u:p@host/x`` -> ``https://***@host/x``)."""
-    parts = urllib.parse.urlsplit(uri)
-    if not parts.username and not parts.password:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def redact_text(text: str) -> str:
-    """Any ``scheme://user:password@`` inside a message (an error naming a request's URL) masked."""
-    import re
-
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
 
 
 def _without_userinfo(uri: str) -> str:
@@ -191,7 +175,7 @@ def ui_tags() -> dict[str, str]:
     """The experiment tags that make MLflow's UI a sweep's home: the training-runs page, and a saved
     runs-table view (``?viewStateShareKey=asym-trials``) with every trial as a row and its
     configuration and headline metrics as columns."""
-    from estimators import metric_names as M
+    from common import metric_names as M
 
     columns = ([f"params.`{p}`" for p in names.VIEW_PARAMS]
                + [f"metrics.`{m}`" for m in (M.EVAL_MEAN_ACCURACY, M.ENTROPY, M.REWARD_MEAN)])
@@ -307,7 +291,7 @@ class SweepNote:
             return False
 
     def text(self, runs: list, command: str | None, sweep_status: str | None = None) -> str:
-        from estimators import metric_names as M
+        from common import metric_names as M
 
         by_name = {r.data.tags.get(names.TAG_TRIAL): r for r in runs}
         rows, counts = [], {}

@@ -127,7 +127,7 @@ def run_trial(config: dict, context: SweepContext) -> None:
     started = time.perf_counter()
     from ray import tune
 
-    from estimators.plugins import load_plugins
+    from experiments.plugins import load_plugins
     from orchestrator import tracking
     from orchestrator.backends import get_backend
 

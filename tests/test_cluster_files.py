@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cluster.schema import load_cluster_file
-from estimators.errors import UserError
+from common.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "cluster").glob("*.yaml"))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from estimators import channels, compute_advantages, compute_token_advantages, get_estimator
-from estimators import metric_names as M
+from common import metric_names as M
 from estimators.comparators import entropy_shaping, unlikeliness
 
 R = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])

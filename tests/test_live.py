@@ -50,7 +50,7 @@ def test_failure_line_is_the_cause_and_first_line_cut_to_its_limit():
 
 
 def test_first_line_of_an_exception_for_one_line_errors():
-    from estimators.errors import first_line
+    from common.errors import first_line
 
     assert first_line(RuntimeError("  no server at X\n  Traceback ...")) == "no server at X"
     assert first_line(ConnectionError()) == "ConnectionError"

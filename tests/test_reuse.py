@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 from experiments.plan import plan
 from orchestrator import reuse

@@ -154,7 +154,7 @@ def test_ui_serves_the_local_store_on_loopback(tmp_path):
     import urllib.request
 
     from orchestrator import tracking
-    from orchestrator.mlflow_server import free_port
+    from common.net import free_port
 
     store = tmp_path / ".asym" / "mlflow"
     store.mkdir(parents=True)
@@ -182,7 +182,7 @@ def test_a_trial_needing_a_resource_the_cluster_lacks_is_refused_not_left_pendin
     them Tune would keep it pending forever. CPUs and GPUs are not checked (an autoscaler adds nodes)."""
     from experiments.plan import parse_set, plan
     from orchestrator.sweep import SweepOptions, _resources_of, check_declared_resources
-    from estimators.errors import UserError
+    from common.errors import UserError
 
     (trial,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
                     axes=(parse_set("nnodes=2"),))

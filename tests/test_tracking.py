@@ -14,8 +14,9 @@ import pytest
 from experiments.spec import TrialSpec
 from orchestrator import tracking
 from experiments import tracking_names as names
-from estimators.errors import UserError
-from orchestrator.mlflow_server import LocalServer, free_port
+from common.errors import UserError
+from common.net import free_port
+from orchestrator.mlflow_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -198,7 +199,8 @@ def test_sweep_note_lists_every_trial_and_follows_their_status(sqlite_client):
 
 
 def test_servers_listen_on_loopback_unless_asked():
-    from orchestrator.mlflow_server import is_loopback, server_command
+    from common.net import is_loopback
+    from orchestrator.mlflow_server import server_command
 
     command = server_command("sqlite:////tmp/x.db", "file:///tmp/a", 5000)
     assert command[command.index("--host") + 1] == "127.0.0.1"

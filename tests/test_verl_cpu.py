@@ -24,7 +24,7 @@ import torch
 
 pytest.importorskip("verl")
 
-from estimators import metric_names as mn  # noqa: E402
+from common import metric_names as mn  # noqa: E402
 from orchestrator.backends.verl.cpu import assets as A  # noqa: E402
 from orchestrator.backends.verl.cpu.reward import compute_score  # noqa: E402
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from orchestrator.backends.verl.data import ALL_SOURCES, INSTRUCTION, last_boxed, prepare
 from orchestrator.backends.verl.verifier import compute_score
 from orchestrator.cli import app
-from estimators.errors import UserError
+from common.errors import UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "math"
 

@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("verl")
 
-from estimators import metric_names as names  # noqa: E402
+from common import metric_names as names  # noqa: E402
 from experiments.plan import plan  # noqa: E402
 from orchestrator.backends.verl import VerlBackend  # noqa: E402
 from orchestrator.backends.verl.execution import trial_env, verl_runtime_env_vars  # noqa: E402
 from orchestrator.backends.verl.render import RenderPaths  # noqa: E402
-from estimators.errors import UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 FAKE = Path(__file__).parent / "fixtures" / "verl" / "fake_verl.py"
 ENV = {"MLFLOW_RUN_ID": "0123abcd", "MLFLOW_TRACKING_URI": "sqlite:////tmp/none.db", "PATH": "/usr/bin"}

@@ -27,7 +27,7 @@ if not MODEL or not Path(MODEL).is_dir():
 def test_two_step_verl_trial_reports_shared_metrics(tmp_path, monkeypatch):
     import mlflow
 
-    from estimators import metric_names as names
+    from common import metric_names as names
     from experiments.plan import plan
     from orchestrator.backends.verl import VerlBackend
     from orchestrator.backends.verl.data import prepare

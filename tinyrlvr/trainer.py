@@ -1,7 +1,7 @@
 """The RL loop: rollouts -> rewards -> advantages (estimators/) -> PPO update, with the paper's metrics.
 
 ``train(cfg, on_step)`` reports ``on_step(0, eval)`` for the base model, then every step's train
-metrics (``estimators.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
+metrics (``common.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
 last step, ``eval/<tier>/accuracy`` and ``eval/mean_accuracy``. Every estimator runs through the
 same code path: the only estimator-specific lines are ``compute_advantages`` and
 ``compute_token_advantages`` (the registry's token shaping, e.g. Cheng et al.'s entropy term).
@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 
 from estimators import channels, compute_advantages, compute_token_advantages, diagnostics
-from estimators import metric_names as M
+from common import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
 from tinyrlvr.evaluate import eval_metrics, problem_set

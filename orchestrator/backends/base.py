@@ -1,7 +1,7 @@
 """What every backend is: the whole interface the orchestrator calls, and nothing it probes for.
 
 The orchestrator owns run identity (MLflow run, Tune trial); a backend only trains and reports.
-Metric names are those of ``estimators.metric_names``, shared by every backend. The registry of
+Metric names are those of ``common.metric_names``, shared by every backend. The registry of
 backends (name -> class) is ``orchestrator.backends``.
 """
 

@@ -326,7 +326,7 @@ def _finish(outcome) -> None:
 def _ui_hint(uri: str, storage: str | None = None) -> str:
     import os
 
-    from orchestrator.tracking import redact
+    from common.redact import redact
 
     if os.environ.get("MLFLOW_TRACKING_URI") or not uri.startswith("http://127.0.0.1"):
         return redact(uri)  # the user's own server (on loopback too): not the store `asym ui` serves

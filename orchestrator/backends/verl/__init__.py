@@ -42,7 +42,7 @@ from orchestrator.backends.verl.render import (
     render_overrides,
     val_n,
 )
-from estimators.errors import UserError
+from common.errors import UserError
 
 
 class VerlBackend:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from orchestrator.backends.verl.render import TRAIN_SOURCE
-from estimators.errors import UserError, first_line
+from common.errors import UserError, first_line
 
 INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."  # verl's MATH recipe
 BENCHMARK_SOURCES = ("math500", "aime24", "aime25", "amc23", "olympiadbench")  # = presets' val_n keys

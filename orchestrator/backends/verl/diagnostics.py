@@ -33,7 +33,7 @@ import torch
 
 from estimators import channels
 from estimators import diagnostics as diag
-from estimators import metric_names as names
+from common import metric_names as names
 
 PREFIX = "asym/"
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from estimators.errors import first_line
+from common.errors import first_line
 from experiments.spec import TrialSpec
 from orchestrator.backends.verl.metrics import map_metrics
 
@@ -57,7 +57,7 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
     """The trial's MLflow run, created by the orchestrator; verl's MLflow logger attaches to it."""
     missing = [k for k in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI") if not environ.get(k)]
     if missing:
-        from estimators.errors import UserError
+        from common.errors import UserError
 
         raise UserError(f"the verl backend needs {' and '.join(missing)} (the orchestrator sets them per trial); "
                         f"run trials through `asym sweep`")
@@ -67,7 +67,7 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
 def trial_env(metrics_file: Path, environ: Mapping[str, str], plugins: Sequence[str] = ()) -> dict[str, str]:
     """The variables a verl attempt gets on top of the inherited environment (``plugins``: the
     modules of a user's estimators, imported by our verl adapter in every verl process)."""
-    from estimators.plugins import MODULES_ENV, import_roots
+    from experiments.plugins import MODULES_ENV, import_roots
 
     roots = import_roots(plugins) if plugins else []
     python_path = os.pathsep.join(p for p in (str(PROJECT_ROOT), *roots, environ.get("PYTHONPATH", "")) if p)

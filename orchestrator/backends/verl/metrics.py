@@ -1,4 +1,4 @@
-"""verl's logged keys -> the shared metric names (``estimators.metric_names``).
+"""verl's logged keys -> the shared metric names (``common.metric_names``).
 
 One record of verl's file logger is ``{"step": int, "data": {key: value}}``. What maps:
 
@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any, Mapping
 
-from estimators import metric_names as names
+from common import metric_names as names
 from orchestrator.backends.verl.diagnostics import PREFIX
 
 _VAL_CORE = re.compile(r"^val-core/(?P<source>.+)/acc/mean(?:@|_at_)(?P<n>\d+)$")
