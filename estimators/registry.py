@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 EstimatorFn = Callable[..., "Tensor"]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
 TokenShaping = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]  # (token_adv, token_entropy, mask) -> (N, T)
 OPTIONAL_INPUTS = ("seq_logprob",)
-# The one name all our estimators take in verl's registry (``estimators.verl_adapter`` registers it;
+# The one name all our estimators take in verl's registry (``backends.verl.adapter`` registers it;
 # the verl renderer selects it); the variant is a name of this registry.
 VERL_ESTIMATOR_NAME = "asym_grpo"
 

@@ -83,7 +83,7 @@ def check_device(device: str) -> str:
 def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path | None = None,
                      threads: int | None = None, show_progress: bool = True) -> str:
     """Run ``trial`` here; returns the MLflow run id. Everything is checked before training starts."""
-    from orchestrator.backends import get_backend
+    from backends import get_backend
     from orchestrator.trial import StepReporter, run_tracked
 
     check_device(device)

@@ -348,7 +348,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
     from rich.console import Console
 
     from orchestrator import reuse
-    from orchestrator.backends import get_backend
+    from backends import get_backend
     from orchestrator.identity import stamp
 
     console = console or Console(stderr=True, soft_wrap=True)

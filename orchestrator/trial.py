@@ -40,7 +40,7 @@ class SweepContext:
 
 def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
     """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
-    from orchestrator.backends import get_backend
+    from backends import get_backend
 
     backend = get_backend(spec.backend)
     wanted = dict(backend.resources(spec))
@@ -129,7 +129,7 @@ def run_trial(config: dict, context: SweepContext) -> None:
 
     from experiments.plugins import load_plugins
     from orchestrator import tracking
-    from orchestrator.backends import get_backend
+    from backends import get_backend
 
     spec = spec_from_config(config)
     load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too

@@ -66,9 +66,9 @@ def test_shipped_files_pass_our_schema_and_install_the_gpu_extra(path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_heads_declare_the_admission_of_verl_trials_over_several_nodes(path):
-    """orchestrator/backends/verl/admission.py: a trial of several nodes holds asym_gpu_slot units (one
+    """backends/verl/admission.py: a trial of several nodes holds asym_gpu_slot units (one
     per GPU it uses) and the one asym_verl_job unit; a head without them leaves such a trial pending."""
-    from orchestrator.backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
+    from backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
 
     raw = yaml.safe_load(path.read_text())
     types = raw.get("available_node_types") or {}

@@ -105,7 +105,7 @@ def test_verl_adapter_passes_the_inputs():
     pytest.importorskip("verl")
     from omegaconf import OmegaConf
 
-    from estimators.verl_adapter import compute_asym_grpo_advantage, rollout_inputs
+    from backends.verl.adapter import compute_asym_grpo_advantage, rollout_inputs
 
     mask = torch.ones(5, 3)
     scores = torch.zeros(5, 3)

@@ -1,4 +1,4 @@
-"""verl's real trainer on a CPU (orchestrator/backends/verl/cpu): the pieces, then a real sweep.
+"""verl's real trainer on a CPU (backends/verl/cpu): the pieces, then a real sweep.
 
 Fast checks: the GPT-2 export computes the embedded base model's logits; the exact reward; the
 registrations inside a fresh ``import verl`` (and nothing without the switch); the version guard of
@@ -25,8 +25,8 @@ import torch
 pytest.importorskip("verl")
 
 from common import metric_names as mn  # noqa: E402
-from orchestrator.backends.verl.cpu import assets as A  # noqa: E402
-from orchestrator.backends.verl.cpu.reward import compute_score  # noqa: E402
+from backends.verl.cpu import assets as A  # noqa: E402
+from backends.verl.cpu.reward import compute_score  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def _run(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_registrations_only_with_the_switch(clean_env):
-    code = ("import verl, json; from orchestrator.backends.verl.cpu import plugin; "
+    code = ("import verl, json; from backends.verl.cpu import plugin; "
             "from verl.workers.rollout.replica import RolloutReplicaRegistry as R; "
             "from verl.utils.device import get_device_name, get_nccl_backend; "
             "print(json.dumps([plugin.registered(), get_device_name(), get_nccl_backend(), R.get('asym_cpu').__name__]))")
@@ -87,7 +87,7 @@ def test_registrations_only_with_the_switch(clean_env):
 
 
 def test_patch_refuses_another_verl_version():
-    from orchestrator.backends.verl.cpu import patch
+    from backends.verl.cpu import patch
 
     with pytest.raises(RuntimeError, match="patches verl 0.9.1 .* verl 0.10.0 is installed"):
         patch.check_verl_version("0.10.0")
@@ -97,7 +97,7 @@ def test_patch_refuses_another_verl_version():
 def server(exported):
     from verl.workers.config import HFModelConfig, RolloutConfig
 
-    from orchestrator.backends.verl.cpu.rollout import CPURolloutServer
+    from backends.verl.cpu.rollout import CPURolloutServer
 
     cfg, assets = exported
     rollout = RolloutConfig(name="asym_cpu", prompt_length=cfg.max_prompt_len, response_length=cfg.max_new_tokens)

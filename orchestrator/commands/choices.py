@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from enum import Enum
 
-from orchestrator.backends import BACKENDS
+from backends import BACKENDS
 
 BackendName = Enum("BackendName", {name: name for name in BACKENDS}, type=str)  # --backend

@@ -271,7 +271,7 @@ def _backend_fields(trial) -> dict:
     if trial.backend != "verl":
         return {}
     try:
-        from orchestrator.backends.verl.render import dry_run_fields
+        from backends.verl.render import dry_run_fields
     except ImportError:
         return {}
     return dry_run_fields(trial)

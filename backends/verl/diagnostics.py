@@ -21,7 +21,7 @@ calls ``batch_diagnostics``; tests build the same ``DataProto`` on the CPU. Ever
   compares it with ``old_log_probs``.
 
 Keys are emitted under ``asym/`` inside verl so they never duplicate the shared ``train/`` names that
-the backend reports (``metrics.py`` maps them); see ``orchestrator/backends/verl/__init__.py``.
+the backend reports (``metrics.py`` maps them); see ``backends/verl/__init__.py``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""`python -m orchestrator.backends.verl.entry <hydra overrides>`: verl's ``main_ppo`` with our parts.
+"""`python -m backends.verl.entry <hydra overrides>`: verl's ``main_ppo`` with our parts.
 
 What it adds to verl 0.9.1's ``verl.trainer.main_ppo.main``:
 
 - the config is composed with Hydra's compose API from verl's own ``verl.trainer.config``
   (the same call the CI test makes, so what runs is what was tested) and validated as verl does;
 - the TaskRunner is verl's ``TaskRunnerV1`` with one step first: inside that Ray actor (where
-  verl's trainer computes advantages) it imports ``estimators.verl_adapter`` (registers
-  ``asym_grpo``) and ``orchestrator.backends.verl.trainer`` (registers the ``asym_sync`` trainer),
+  verl's trainer computes advantages) it imports ``backends.verl.adapter`` (registers
+  ``asym_grpo``) and ``backends.verl.trainer`` (registers the ``asym_sync`` trainer),
   then checks both registries and fails loudly: verl swallows plugin import errors silently.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Sequence
 
-from orchestrator.backends.verl.render import CUSTOM_ESTIMATOR
+from backends.verl.render import CUSTOM_ESTIMATOR
 
 
 def compose_config(overrides: Sequence[str]):
@@ -38,7 +38,7 @@ def validate(config) -> None:
 
 def ensure_estimator_registered(config) -> str:
     """Import our estimator plugin here and check verl can find the configured estimator."""
-    import estimators.verl_adapter  # noqa: F401  (registers asym_grpo on import)
+    import backends.verl.adapter  # noqa: F401  (registers asym_grpo on import)
     from verl.trainer.ppo import core_algos
 
     known = core_algos.ADV_ESTIMATOR_REGISTRY
@@ -46,13 +46,13 @@ def ensure_estimator_registered(config) -> str:
     missing = sorted(name for name in wanted if name not in known)
     if missing:
         raise RuntimeError(f"verl's advantage registry lacks {', '.join(missing)} in this process "
-                           f"(known: {', '.join(sorted(known))}); check that estimators.verl_adapter imports")
+                           f"(known: {', '.join(sorted(known))}); check that backends.verl.adapter imports")
     return str(config.algorithm.adv_estimator)
 
 
 def ensure_trainer_registered(config) -> str:
     """Import our trainer subclass here and check verl's v1 trainer registry selects it."""
-    import orchestrator.backends.verl.trainer  # noqa: F401  (registers asym_sync on import)
+    import backends.verl.trainer  # noqa: F401  (registers asym_sync on import)
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
 
     mode = str(config.trainer.v1.trainer_mode)

@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from common.errors import first_line
 from experiments.spec import TrialSpec
-from orchestrator.backends.verl.metrics import map_metrics
+from backends.verl.metrics import map_metrics
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-ESTIMATOR_PLUGIN = "estimators.verl_adapter"
+ESTIMATOR_PLUGIN = "backends.verl.adapter"
 NCCL_ENV = {"NCCL_CUMEM_ENABLE": "0"}  # verl/plugin/platform/platform_cuda.py; vLLM weight sync needs it
 # The last step earlier attempts logged: our trainer drops verl's own log calls up to it
 # (trainer.LoggedOnce), so a resumed attempt's re-validation and re-run steps reach MLflow once.
@@ -253,8 +253,8 @@ def run_job(client, command: Sequence[str], env: Mapping[str, str], submission_i
     its metrics file must be on storage both the job's driver and this trial process see."""
     from ray.job_submission import JobStatus
 
-    from orchestrator.backends.verl.admission import PlacementGroupWatchdog, owned_by_job
-    from orchestrator.backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
+    from backends.verl.admission import PlacementGroupWatchdog, owned_by_job
+    from backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
 
     client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)
@@ -319,4 +319,4 @@ def run_trial(trial: TrialSpec, report: Reporter, workdir: Path, *, overrides: S
 
 def local_entrypoint() -> list[str]:
     """Our entry point with this interpreter (the dry run shows ``python -m ...``)."""
-    return [sys.executable, "-m", "orchestrator.backends.verl.entry"]
+    return [sys.executable, "-m", "backends.verl.entry"]

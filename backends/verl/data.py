@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from orchestrator.backends.verl.render import TRAIN_SOURCE
+from backends.verl.render import TRAIN_SOURCE
 from common.errors import UserError, first_line
 
 INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."  # verl's MATH recipe

@@ -2,8 +2,8 @@
 
 The only module in ``estimators`` that imports verl. verl 0.9.1 imports it in every process that
 runs ``import verl`` (its TaskRunner Ray actor included) through the installed entry point
-``[project.entry-points."verl.plugins"] asym_grpo = "estimators.verl_adapter"``, or through
-``VERL_USE_EXTERNAL_MODULES=estimators.verl_adapter`` for clusters started elsewhere.
+``[project.entry-points."verl.plugins"] asym_grpo = "backends.verl.adapter"``, or through
+``VERL_USE_EXTERNAL_MODULES=backends.verl.adapter`` for clusters started elsewhere.
 
 Select it with ``algorithm.adv_estimator=asym_grpo`` and set its parameters with Hydra's ``+``
 prefix (verl's AlgoConfig schema does not know them; they are read from the DictConfig as is):
@@ -19,7 +19,7 @@ Comparators that need more than rewards (``asym estimators list``: Unlikeliness 
 log-probs, Entropy-adv shapes token advantages by the old policy's entropy) read verl's
 ``old_log_probs`` / ``entropy`` (bs, L) from keyword arguments, or from ``rollout_inputs``: verl
 0.9.1's ``compute_advantage`` passes only rewards, mask, uid and config, so our trainer subclass
-(``orchestrator/backends/verl/trainer.py``) fetches the two fields for the same rows and calls
+(``backends/verl/trainer.py``) fetches the two fields for the same rows and calls
 verl inside ``with rollout_inputs(old_log_probs=..., entropy=...)``. Without them such a variant
 fails with a one-line error before any update.
 

@@ -10,7 +10,7 @@ Two extension points, both selected by the rendered overrides (``render.py``):
   padding rows verl appends (tag ``is_padding``) are skipped. Once per rollout batch, before any
   update: kappa as App E defines it, and the pre-update per-channel telemetry. For the comparator
   variants that read ``old_log_probs`` / ``entropy`` (Unlikeliness, Entropy-adv), it fetches those
-  fields for the same rows first and runs verl's step inside ``verl_adapter.rollout_inputs``.
+  fields for the same rows first and runs verl's step inside ``backends.verl.adapter.rollout_inputs``.
   After the actor update, every ``trainer.asym_logp_gain_every`` steps (the preset's
   ``logp_gain_every``; 0 = never), one more ``compute_log_prob`` of the batch with the updated
   actor gives the log-prob gain on correct rollouts (Fig 2 d,h); its time is verl's
@@ -34,10 +34,10 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
-from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
-from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
-from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
-from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
+from backends.verl.adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
+from backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
+from backends.verl.execution import LOGGED_THROUGH_ENV
+from backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
 
 ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
 LOGP_GAIN_TIMER = "asym_logp_gain"  # verl reports it as timing_s/asym_logp_gain

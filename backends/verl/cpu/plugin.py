@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from orchestrator.backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME
+from backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME
 
 
 def enabled() -> bool:
@@ -23,8 +23,8 @@ def register() -> dict[str, str]:
     # (verl.workers.engine's FSDP module reads get_device_name() at import).
     from verl.plugin.platform import PlatformRegistry
 
-    from orchestrator.backends.verl.cpu import patch
-    from orchestrator.backends.verl.cpu.platform import PlatformCPU
+    from backends.verl.cpu import patch
+    from backends.verl.cpu.platform import PlatformCPU
 
     patch.apply()  # checks verl's version first
     if PlatformRegistry.get(PLATFORM_NAME) is not PlatformCPU:
@@ -42,13 +42,13 @@ def register() -> dict[str, str]:
             if "cpu" not in engines.get(model_type, {}).get(backend, {}):
                 EngineRegistry.register(model_type=model_type, backend=backend, device="cpu")(cls)
     RolloutReplicaRegistry.register(PLATFORM_NAME, _load_replica)
-    rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")] = "orchestrator.backends.verl.cpu.rollout.CPUServerAdapter"
+    rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")] = "backends.verl.cpu.rollout.CPUServerAdapter"
     return registered()
 
 
 def _load_replica():
     """Lazy, as verl's own loaders: ``rollout`` imports verl, whose import runs this plugin."""
-    from orchestrator.backends.verl.cpu.rollout import CPURolloutReplica
+    from backends.verl.cpu.rollout import CPURolloutReplica
 
     return CPURolloutReplica
 

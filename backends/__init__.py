@@ -1,7 +1,7 @@
 """The registry of backends: one name -> one class, imported only when asked (keeps the CLI fast).
 
 The CLI's ``--backend`` choices and every lookup come from ``BACKENDS``; each class implements
-``orchestrator.backends.base.Backend``.
+``backends.base.Backend``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib import import_module
 
 BACKENDS: dict[str, str] = {
-    "embedded": "orchestrator.backends.embedded:EmbeddedBackend",  # the CPU engine, in the trial's process
-    "verl": "orchestrator.backends.verl:VerlBackend",  # verl 0.9.1 jobs on GPUs
+    "embedded": "backends.embedded:EmbeddedBackend",  # the CPU engine, in the trial's process
+    "verl": "backends.verl:VerlBackend",  # verl 0.9.1 jobs on GPUs
 }
 
 

@@ -18,5 +18,5 @@ GPU-only settings. This package's ``__init__`` imports neither verl nor torch.
 
 from experiments.presets.schema import CPU_ROLLOUT_NAME as PLATFORM_NAME  # VERL_PLATFORM and rollout.name
 ENABLE_ENV = "VERL_PLATFORM"
-PLUGIN_MODULE = "orchestrator.backends.verl.cpu.plugin"
+PLUGIN_MODULE = "backends.verl.cpu.plugin"
 __all__ = ["ENABLE_ENV", "PLATFORM_NAME", "PLUGIN_MODULE"]

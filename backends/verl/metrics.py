@@ -18,7 +18,7 @@ import re
 from typing import Any, Mapping
 
 from common import metric_names as names
-from orchestrator.backends.verl.diagnostics import PREFIX
+from backends.verl.diagnostics import PREFIX
 
 _VAL_CORE = re.compile(r"^val-core/(?P<source>.+)/acc/mean(?:@|_at_)(?P<n>\d+)$")
 

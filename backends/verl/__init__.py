@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from experiments.spec import TrialSpec
-from orchestrator.backends.verl.render import (
+from backends.verl.render import (
     ENTRYPOINT,
     TRAIN_FILE,
     RenderPaths,
@@ -55,7 +55,7 @@ class VerlBackend:
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
                  environ: Mapping[str, str] | None = None):
-        from orchestrator.backends.verl.admission import DEFAULT_PENDING_TIMEOUT_S
+        from backends.verl.admission import DEFAULT_PENDING_TIMEOUT_S
 
         self.paths = paths
         self.entrypoint = list(entrypoint) if entrypoint else None
@@ -72,7 +72,7 @@ class VerlBackend:
         CPU trials get the exported model and task files made here, once."""
         trials = list(trials)
         if any(uses_embedded_task(t) for t in trials):
-            from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
+            from backends.verl.cpu.assets import engine_config, ensure_assets
 
             ensure_assets(engine_config())
         trials = [t for t in trials if not uses_embedded_task(t)]
@@ -97,27 +97,27 @@ class VerlBackend:
         return {"engine": f"verl-{version('verl')}", "base_model": model}
 
     def resources(self, trial: TrialSpec) -> dict[str, float]:
-        from orchestrator.backends.verl.admission import trial_resources
+        from backends.verl.admission import trial_resources
 
         if is_cpu(trial) and not is_multi_node(trial):  # a multi-node CPU trial is admitted as a GPU one
-            from orchestrator.backends.verl.cpu.settings import trial_cpus
+            from backends.verl.cpu.settings import trial_cpus
 
             return {"CPU": trial_cpus()}
 
         return trial_resources(trial)
 
     def run(self, trial: TrialSpec, report, workdir: Path) -> None:
-        from orchestrator.backends.verl.admission import gpus_per_trial
-        from orchestrator.backends.verl.execution import local_entrypoint, run_trial
+        from backends.verl.admission import gpus_per_trial
+        from backends.verl.execution import local_entrypoint, run_trial
 
         multi_node = is_multi_node(trial)
         extra_env = None
         if uses_embedded_task(trial):
-            from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
+            from backends.verl.cpu.assets import engine_config, ensure_assets
 
             ensure_assets(engine_config())
         if is_cpu(trial):
-            from orchestrator.backends.verl.cpu.settings import cpu_env
+            from backends.verl.cpu.settings import cpu_env
 
             extra_env = cpu_env()
         elif not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):

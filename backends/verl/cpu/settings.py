@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from orchestrator.backends.verl.cpu import PLATFORM_NAME
+from backends.verl.cpu import PLATFORM_NAME
 
-REWARD_MODULE = "pkg://orchestrator.backends.verl.cpu.reward"
+REWARD_MODULE = "pkg://backends.verl.cpu.reward"
 RAY_LOGICAL_CPUS = 16
 
 
@@ -37,7 +37,7 @@ def _replace(overrides: Sequence[str], changes: Mapping[str, str]) -> list[str]:
 def task_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, train_source: str,
                    val_sources: Sequence[str]) -> list[str]:
     """The embedded task on verl (any device): the exported model, the task files, the exact reward."""
-    from orchestrator.backends.verl.cpu.assets import VERL_ARCHITECTURE
+    from backends.verl.cpu.assets import VERL_ARCHITECTURE
 
     data = data_dir.rstrip("/")
     out = _replace(overrides, {
@@ -85,8 +85,8 @@ def cpu_overrides(overrides: Sequence[str], multi_node: bool = False) -> list[st
 
 def cpu_env() -> dict[str, str]:
     """What every process of a CPU trial needs: the platform switch and a loud plugin import."""
-    from orchestrator.backends.verl.cpu import ENABLE_ENV, PLUGIN_MODULE
-    from orchestrator.backends.verl.execution import ESTIMATOR_PLUGIN
+    from backends.verl.cpu import ENABLE_ENV, PLUGIN_MODULE
+    from backends.verl.execution import ESTIMATOR_PLUGIN
 
     return {ENABLE_ENV: PLATFORM_NAME, "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}",
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -95,7 +95,7 @@ def cpu_env() -> dict[str, str]:
 def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) -> list[str]:
     """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``);
     ``benchmarks``: the trial's validation sets (the renderer's ``val_n`` keys)."""
-    from orchestrator.backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
+    from backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
 
     assets = assets_for(engine_config())
     return task_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(benchmarks))

@@ -2,7 +2,7 @@
 
 The orchestrator owns run identity (MLflow run, Tune trial); a backend only trains and reports.
 Metric names are those of ``common.metric_names``, shared by every backend. The registry of
-backends (name -> class) is ``orchestrator.backends``.
+backends (name -> class) is ``backends``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from experiments.spec import TrialSpec
-from orchestrator.backends.base import Reporter
+from backends.base import Reporter
 
 CHECKPOINT_EVERY = 10  # steps between engine checkpoints (a retry repeats at most this many)
 

@@ -5,7 +5,7 @@ names its source: [v2]/[v1*]/[NF] as in ``shared/paper/spec.md``, or "verl" wher
 recipe is followed. How it departs from a plain verl GRPO script:
 
 - our estimators run as ``algorithm.adv_estimator=asym_grpo`` with ``+algorithm.asym.{variant,
-  alpha_pos, alpha_neg}`` (registered by ``estimators.verl_adapter``); the baselines use verl's own
+  alpha_pos, alpha_neg}`` (registered by ``backends.verl.adapter``); the baselines use verl's own
   settings: GRPO (and its entropy-bonus / Clip-higher variants) is verl's ``grpo``; Dr.GRPO is
   ``grpo`` with ``norm_adv_by_std_in_grpo=false``, ``loss_agg_mode=seq-mean-token-sum-norm`` and
   ``loss_scale_factor`` = the max response length;
@@ -29,10 +29,10 @@ from typing import Any
 from estimators.registry import VERL_ESTIMATOR_NAME
 from experiments.spec import TrialSpec
 
-ENTRYPOINT = ("python", "-m", "orchestrator.backends.verl.entry")
-TRAINER_MODE = "asym_sync"  # registered by orchestrator.backends.verl.trainer
+ENTRYPOINT = ("python", "-m", "backends.verl.entry")
+TRAINER_MODE = "asym_sync"  # registered by backends.verl.trainer
 LOGP_GAIN_EVERY_KEY = "asym_logp_gain_every"  # trainer.<key>: read by the trainer subclass
-CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by estimators.verl_adapter
+CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by backends.verl.adapter
 VERL_GRPO_ESTIMATORS = ("grpo", "dr-grpo")  # baselines run as verl's own `grpo`
 TRAIN_FILE = "math_train.parquet"
 TRAIN_SOURCE = "math_train"  # data_source of the MATH training rows (never a benchmark)
@@ -181,7 +181,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         "data.filter_overlong_prompts=true",
         f"data.seed={seed}",
         f"+data.apply_chat_template_kwargs.enable_thinking={_fmt(bool(s.get('enable_thinking', False)))}",
-        "data.custom_cls.path=pkg://orchestrator.backends.verl.trainer",
+        "data.custom_cls.path=pkg://backends.verl.trainer",
         "data.custom_cls.name=AsymRLDataset",
     ]
     out += [f"+data.asym_val_n.{name}={n}" for name, n in sorted(n_per_benchmark.items())]
@@ -189,7 +189,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
         out.append(f"+actor_rollout_ref.model.override_config.attn_implementation={s['attn_implementation']}")
     out += [
         # one verifier for every method
-        "reward.custom_reward_function.path=pkg://orchestrator.backends.verl.verifier",
+        "reward.custom_reward_function.path=pkg://backends.verl.verifier",
         "reward.custom_reward_function.name=compute_score",
         # trainer: our registered subclass, tracking, evaluation cadence, checkpoints
         f"trainer.v1.trainer_mode={TRAINER_MODE}",
@@ -213,7 +213,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     else:
         out.append("+ray_kwargs.ray_init.address=local")
     if uses_embedded_task(trial):  # the exported engine model and its task (cpu/settings.py)
-        from orchestrator.backends.verl.cpu.settings import cpu_overrides, render_embedded_task
+        from backends.verl.cpu.settings import cpu_overrides, render_embedded_task
 
         out = render_embedded_task(list(val_n(trial)), out)
         if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
