@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from common.numbers import finite_nonnegative
 from estimators import comparator_constants as comp
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
 EstimatorFn = Callable[..., "Tensor"]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
 TokenShaping = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]  # (token_adv, token_entropy, mask) -> (N, T)
 OPTIONAL_INPUTS = ("seq_logprob",)
-# The one name all our estimators take in verl's registry (``backends.verl.adapter`` registers it;
-# the verl renderer selects it); the variant is a name of this registry.
-VERL_ESTIMATOR_NAME = "asym_grpo"
 
 
 @dataclass(frozen=True)
@@ -142,9 +140,7 @@ def check_alpha(name: str, value: float) -> float:
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return finite_nonnegative(name, value)
 
 
 ESTIMATORS: dict[str, Estimator] = {}

@@ -17,7 +17,6 @@ from experiments.plugins import load_plugins
 from experiments import presets
 from experiments.spec import Axis, Method, Study, TrialSpec
 from experiments.studies import get_study
-from experiments.studies.grid import DEFAULT_ALPHA_NEG, DEFAULT_ALPHA_POS, grid_method
 
 ExtraFields = Callable[[TrialSpec], Mapping[str, Any]]
 
@@ -218,8 +217,10 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-# Method fields an axis may set; "params.<name>" sets an estimator parameter; anything else is a preset key.
-METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "clip_high", "loss_agg")
+# Method fields an axis (or --set) may set, each part of a trial's name (``trial_slug``); "params.<name>" sets
+# an estimator parameter; anything else is a preset key.
+METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "use_preset_entropy_coeff", "clip_high",
+               "loss_agg", "policy_loss")
 PARAM_PREFIX = "params."
 
 
@@ -238,14 +239,15 @@ def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[
 
 def study_methods(study: Study, *, alpha_pos: Sequence[float] | None = None,
                   alpha_neg: Sequence[float] | None = None) -> tuple[Method, ...]:
-    """The study's methods; for the grid, one AsymGRPO per (alpha_pos, alpha_neg) cell."""
-    if not study.takes_alpha_grid:
+    """The study's methods, then one method per (alpha_pos, alpha_neg) cell of its alpha grid."""
+    grid = study.alpha_grid
+    if grid is None:
         if alpha_pos is not None or alpha_neg is not None:
             raise ValueError(f"study '{study.name}' has fixed methods; --alpha-pos/--alpha-neg apply to 'grid'")
         return study.methods
-    grid_pos = _check_alphas(alpha_pos, DEFAULT_ALPHA_POS, "--alpha-pos")
-    grid_neg = _check_alphas(alpha_neg, DEFAULT_ALPHA_NEG, "--alpha-neg")
-    return tuple(grid_method(ap, an) for ap, an in itertools.product(grid_pos, grid_neg))
+    grid_pos = _check_alphas(alpha_pos, grid.alpha_pos, "--alpha-pos")
+    grid_neg = _check_alphas(alpha_neg, grid.alpha_neg, "--alpha-neg")
+    return study.methods + tuple(grid.method(ap, an) for ap, an in itertools.product(grid_pos, grid_neg))
 
 
 def default_models(study: Study, backend: str) -> tuple[str, ...]:
@@ -304,7 +306,7 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
             other.append(t.loss_agg)
         if t.policy_loss != "vanilla":
             other.append(f"loss {t.policy_loss}")
-        other += [f"{k}={_text(v)}" for k, v in t.axes if k not in SLUG_KEYS]
+        other += [f"{k}={_text(v)}" for k, v in t.axes if k not in METHOD_KEYS]
         other += [f"{k}={_text(v)}" for k, v in t.estimator_params if f"{PARAM_PREFIX}{k}" not in dict(t.axes)]
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
@@ -328,7 +330,7 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     clip_high = preset.clip if method.clip_high is None else float(method.clip_high)
     if clip_high < preset.clip:
         raise ValueError(f"method '{method.label}': clip_high {clip_high:g} is below the preset's clip {preset.clip:g}")
-    extra = [f"{_short(k)}{_slug_value(v)}" for k, v in assignment.items() if k not in SLUG_KEYS]
+    extra = [f"{_short(k)}{_slug_value(v)}" for k, v in assignment.items() if k not in METHOD_KEYS]
     name = "-".join([trial_slug(method, alpha_pos, alpha_neg, entropy_coeff, preset.clip, clip_high), *extra,
                      *([preset.model] if with_model else []), f"s{seed}"])
     label = " ".join([method.label, *(f"{k}={_text(v)}" for k, v in assignment.items())])
@@ -339,9 +341,6 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
         loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
         estimator_params=estimator_params, axes=tuple(sorted(assignment.items())), plugins=tuple(study.plugins),
     )
-
-
-SLUG_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "clip_high", "loss_agg")  # trial_slug has them
 
 
 def _short(key: str) -> str:

@@ -18,6 +18,7 @@ from experiments.spec import Method, Study, TrialSpec
 from orchestrator import tracking
 from experiments import tracking_names as names
 from common.errors import UserError
+from common.numbers import finite_nonnegative
 
 
 def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | None, entropy_coeff: float | None,
@@ -29,8 +30,8 @@ def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | N
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     est = get_estimator(estimator)
-    if entropy_coeff is not None and not (0 <= entropy_coeff < float("inf")):
-        raise ValueError(f"--entropy-coeff must be a finite number >= 0, got {entropy_coeff}")
+    if entropy_coeff is not None:
+        finite_nonnegative("--entropy-coeff", entropy_coeff)
     method = Method(label=est.label, estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
                     entropy_coeff=entropy_coeff, clip_high=clip_high)
     study = Study(name="train", title="asym train", description="one trial from the command line", methods=(method,))

@@ -1,6 +1,6 @@
 """verl adapter: registers ``asym_grpo`` in verl's own advantage-estimator registry, on import.
 
-The only module in ``estimators`` that imports verl. verl 0.9.1 imports it in every process that
+The estimators floor stays pure torch; this is where it meets verl. verl 0.9.1 imports it in every process that
 runs ``import verl`` (its TaskRunner Ray actor included) through the installed entry point
 ``[project.entry-points."verl.plugins"] asym_grpo = "backends.verl.adapter"``, or through
 ``VERL_USE_EXTERNAL_MODULES=backends.verl.adapter`` for clusters started elsewhere.
@@ -41,7 +41,8 @@ from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from estimators.diagnostics import sequence_mean_logprob
 from experiments.plugins import load_installed
-from estimators.registry import BUILTIN, ESTIMATORS, VERL_ESTIMATOR_NAME, compute_token_advantages, get_estimator
+from backends.verl.render import VERL_ESTIMATOR_NAME
+from estimators.registry import BUILTIN, ESTIMATORS, compute_token_advantages, get_estimator
 
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"

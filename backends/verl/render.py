@@ -26,13 +26,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from estimators.registry import VERL_ESTIMATOR_NAME
 from experiments.spec import TrialSpec
 
 ENTRYPOINT = ("python", "-m", "backends.verl.entry")
 TRAINER_MODE = "asym_sync"  # registered by backends.verl.trainer
 LOGP_GAIN_EVERY_KEY = "asym_logp_gain_every"  # trainer.<key>: read by the trainer subclass
-CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME  # registered by backends.verl.adapter
+# The one name all our estimators take in verl's registry (``backends.verl.adapter`` registers it);
+# the variant (a name of ``estimators.registry``) travels in the trial's settings.
+VERL_ESTIMATOR_NAME = "asym_grpo"
+CUSTOM_ESTIMATOR = VERL_ESTIMATOR_NAME
 VERL_GRPO_ESTIMATORS = ("grpo", "dr-grpo")  # baselines run as verl's own `grpo`
 TRAIN_FILE = "math_train.parquet"
 TRAIN_SOURCE = "math_train"  # data_source of the MATH training rows (never a benchmark)

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
+
+from common.numbers import finite_nonnegative
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
@@ -227,8 +229,7 @@ def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
         raise ValueError(f"preset {model}: steps must be >= 1, got {v['steps']}")
     if not (math.isfinite(v["clip"]) and 0 < v["clip"] < 1):
         raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
-    if not (math.isfinite(v["entropy_coeff"]) and v["entropy_coeff"] >= 0):
-        raise ValueError(f"preset {model}: entropy_coeff must be a finite number >= 0, got {v['entropy_coeff']}")
+    finite_nonnegative(f"preset {model}: entropy_coeff", v["entropy_coeff"])
 
 
 def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
@@ -258,8 +259,7 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
     if not (math.isfinite(v["lr"]) and v["lr"] > 0):
         raise ValueError(f"preset {model}: lr must be a finite number > 0, got {v['lr']}")
     for key in ("eval_temperature", "rollout_temperature"):
-        if not (math.isfinite(v[key]) and v[key] >= 0):
-            raise ValueError(f"preset {model}: {key} must be a finite number >= 0, got {v[key]}")
+        finite_nonnegative(f"preset {model}: {key}", v[key])
     if not (0 < v["eval_top_p"] <= 1):
         raise ValueError(f"preset {model}: eval_top_p must be in (0, 1], got {v['eval_top_p']}")
     if v["device"] not in ("cuda", "cpu"):

@@ -130,7 +130,7 @@ def sweep_optuna(
     """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
     from experiments.plan import parse_float_list
     from experiments.spec import Search, SearchRange
-    from experiments.studies.grid import OPTUNA_STUDY
+    from experiments.studies import OPTUNA_STUDY
 
     pos = _range(parse_float_list(alpha_pos_range, name="--alpha-pos-range"), "--alpha-pos-range")
     neg = _range(parse_float_list(alpha_neg_range, name="--alpha-neg-range"), "--alpha-neg-range")
