@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from experiments.plan import default_models, merge_axes, plan, study_methods, trials_json
+from experiments.presets import MODELS_BY_BACKEND
 from experiments.spec import Study, TrialSpec
 from experiments.studies import STUDIES, get_study
 
@@ -18,7 +19,7 @@ def studies_overview() -> list[dict[str, Any]]:
             "title": study.title,
             "methods": len(study_methods(study)),
             "alpha_grid": study.takes_alpha_grid,
-            "models": {backend: list(default_models(study, backend)) for backend in ("embedded", "verl")},
+            "models": {backend: list(default_models(study, backend)) for backend in MODELS_BY_BACKEND},
             "default_steps": study.default_steps,
         })
     return rows

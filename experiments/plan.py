@@ -128,8 +128,7 @@ def plan(
     trials: list[TrialSpec] = []
     resolved: dict[tuple, presets.Preset] = {}
     for b in backends:
-        if b not in presets.MODELS_BY_BACKEND:
-            raise ValueError(f"unknown backend '{b}'; known: {', '.join(presets.MODELS_BY_BACKEND)}")
+        presets.check_backend(b)
         chosen = _check_models(study, b, models)
         for model, section in (user_config or {}).items():
             if model in presets.ALL_MODELS and model not in chosen:  # check sections this plan does not use

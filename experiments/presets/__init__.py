@@ -84,10 +84,15 @@ def backend_of(model: str) -> str:
     raise ValueError(f"unknown model '{model}'; known: {', '.join(ALL_MODELS)}")
 
 
-def check_model(model: str, backend: str) -> None:
-    """Reject a model the backend cannot run (embedded -> embedded-tiny; verl -> the Qwen presets)."""
+def check_backend(backend: str) -> None:
+    """The one "unknown backend" error (the planner's, the backend registry's)."""
     if backend not in MODELS_BY_BACKEND:
         raise ValueError(f"unknown backend '{backend}'; known: {', '.join(MODELS_BY_BACKEND)}")
+
+
+def check_model(model: str, backend: str) -> None:
+    """Reject a model the backend cannot run (embedded -> embedded-tiny; verl -> the Qwen presets)."""
+    check_backend(backend)
     if model not in MODELS_BY_BACKEND[backend]:
         backend_of(model)  # unknown model altogether: that error first
         raise ValueError(f"model '{model}' does not run on the {backend} backend; "

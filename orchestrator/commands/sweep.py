@@ -196,12 +196,15 @@ def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None):
     """(the planned trials, the planner's options: what a search replans each sample with)."""
     from experiments.plan import parse_seeds, parse_set, plan
 
+    from backends import BACKENDS
+
     backend = args.backend.value
+    gpus_setting = BACKENDS[backend].gpus_setting
     options = dict(
         backend=backend, models=[m.strip() for m in args.model.split(",")] if args.model else None,
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, steps=args.steps, smoke=args.smoke,
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, config_file=args.config,
-        overrides={"gpus_per_trial": int(args.gpus_per_trial)} if backend == "verl" and args.gpus_per_trial else None,
+        overrides={gpus_setting: int(args.gpus_per_trial)} if gpus_setting and args.gpus_per_trial else None,
         axes=tuple(parse_set(text) for text in args.sets or ()),
     )
     return plan(study, **options), options
@@ -268,13 +271,10 @@ def _print_plan(trials, options, as_json: bool) -> None:
 
 
 def _backend_fields(trial) -> dict:
-    if trial.backend != "verl":
-        return {}
-    try:
-        from backends.verl.render import dry_run_fields
-    except ImportError:
-        return {}
-    return dry_run_fields(trial)
+    from backends import BACKENDS
+
+    fields = BACKENDS[trial.backend].dry_run_fields_of()
+    return fields(trial) if fields else {}
 
 
 def _argv_without_cluster(ctx: typer.Context) -> list[str]:
