@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.plan import default_models, merge_axes, plan, study_methods, trials_json
+from experiments.plan_print import trials_json
+from experiments.plan import default_models, merge_axes, plan, study_methods
 from experiments.presets import MODELS_BY_BACKEND
 from experiments.spec import Study, TrialSpec
 from experiments.studies import STUDIES, get_study

@@ -145,7 +145,8 @@ RAY_JOB_TRIAL = """
 import dataclasses, json, sys
 from pathlib import Path
 
-from experiments.plan import parse_set, plan
+from experiments.parse import parse_set
+from experiments.plan import plan
 from backends.verl import VerlBackend
 from backends.verl.render import RenderPaths
 

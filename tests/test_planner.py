@@ -12,7 +12,9 @@ import math
 
 import pytest
 
-from experiments.plan import parse_float_list, parse_seeds, plan, trials_json, trials_table
+from experiments.parse import parse_float_list, parse_seeds
+from experiments.plan_print import trials_json, trials_table
+from experiments.plan import plan
 from experiments.studies import STUDIES
 
 

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from experiments.plan import parse_set, plan, plan_sampled
+from experiments.parse import parse_set
+from experiments.plan import plan, plan_sampled
 from experiments.spec import Axis
 from experiments.studies import STUDIES
 from experiments.studies import OPTUNA_STUDY

@@ -136,7 +136,7 @@ def test_multi_node_trial_joins_the_cluster_in_its_own_namespace_and_bad_input_i
 def test_a_cpu_trial_over_two_nodes_joins_the_clusters_logical_gpus():
     """cpu-tiny with nnodes=2: one training process per node, no private Ray (Ray refuses num_cpus /
     num_gpus when joining a cluster); save_every is verl's save_freq; two processes on one node refused."""
-    from experiments.plan import parse_set
+    from experiments.parse import parse_set
 
     (one,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0])
     (two,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
