@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.spec import Method, Study, TrialSpec
-from orchestrator import tracking
+from orchestrator import tracking, trial_run
 from experiments import tracking_names as names
 from common.errors import UserError
 from common.numbers import finite_nonnegative
@@ -97,7 +97,7 @@ def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path
             names.local_store_dir().mkdir(parents=True, exist_ok=True)
         client = tracking.make_client(uri)
         experiment_id = tracking.ensure_experiment(client, _artifact_root())
-        run = tracking.TrialRun.open(client, experiment_id, trial, sweep=None, parent_run_id=None)
+        run = trial_run.TrialRun.open(client, experiment_id, trial, sweep=None, parent_run_id=None)
         backend = get_backend(trial.backend)
         backend.configure_runtime(threads or os.cpu_count() or 1, 1 if device == "cuda" else 0)
         with _progress(trial, show_progress) as advance, tempfile.TemporaryDirectory(prefix="asym-train-") as workdir:

@@ -31,6 +31,7 @@ from common.errors import UserError
 from experiments.spec import TrialSpec
 from orchestrator import tracking
 from orchestrator.sweep_close import log_costs, outcome_of, reconcile_runs
+from orchestrator.sweep_note import SweepNote
 from orchestrator.sweep_launch import (alive_nodes, check_declared_resources, check_storage_for, declared_resources,
                                        init_ray, make_tuner, resources_of)
 from orchestrator.sweep_state import (STATE_FILE, SweepOptions, SweepOutcome, check_name, check_new_sweep,
@@ -111,7 +112,7 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             if not restore:
                 write_state(trials, options, workdir)
             note_client = service.client() if opened.launches else opened.early
-            note = tracking.SweepNote(note_client, opened.experiment_id, opened.parent_run_id, sweep=options.name,
+            note = SweepNote(note_client, opened.experiment_id, opened.parent_run_id, sweep=options.name,
                                       study=options.study,
                                       planned=[] if options.is_optuna else [t.name for t in trials]).start()
             outcome = _launch_and_watch(opened, options, service, workdir, console, restore, planner)
