@@ -13,6 +13,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from ray_local import LOCAL_RAY_INIT
 import torch
 
 core_algos = pytest.importorskip("verl.trainer.ppo.core_algos")
@@ -67,7 +68,7 @@ def test_fresh_process_finds_asym_grpo_through_entry_point_and_external_modules(
 RAY_ACTOR = textwrap.dedent(
     """
     import json, ray
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    {local_ray_init}
 
     @ray.remote(num_cpus=1)
     class TaskRunnerLike:
@@ -88,7 +89,7 @@ RAY_ACTOR = textwrap.dedent(
     finally:
         ray.shutdown()
     """
-)
+).replace("{local_ray_init}", LOCAL_RAY_INIT.format(num_cpus=1))
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import os
 import time
 
 import pytest
+from ray_local import start_local_ray
 
 ray = pytest.importorskip("ray")
 # verl's v1 trainer imports TransferQueue (verl's verl-core extra); without it only those tests skip
@@ -40,8 +41,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=4, resources={ADMISSION_RESOURCE: 4},
-             include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2, num_gpus=4, resources={ADMISSION_RESOURCE: 4})
     yield
     ray.shutdown()
 
