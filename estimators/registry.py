@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from common.numbers import finite_nonnegative
 from estimators import comparator_constants as comp
@@ -120,8 +120,15 @@ class Estimator:
     def __call__(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
                  alpha_neg: float | None = None, params: Mapping[str, object] | None = None,
                  **inputs: Tensor | None) -> Tensor:
+        """Checked values (a caller at the boundary: the CLI, a test, a notebook)."""
         a_pos, a_neg = self.resolve_alphas(alpha_pos, alpha_neg)
-        return self.fn(rewards, group_ids, a_pos, a_neg, **self.select_inputs(inputs), **dict(self.resolve_params(params)))
+        return self.run(rewards, group_ids, a_pos, a_neg, self.resolve_params(params), **inputs)
+
+    def run(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float, alpha_neg: float,
+            params: Iterable[tuple[str, float]] = (), **inputs: Tensor | None) -> Tensor:
+        """The values a trial carries, checked once by the planner (``resolve_alphas`` /
+        ``resolve_params``): the training step does not check them again."""
+        return self.fn(rewards, group_ids, alpha_pos, alpha_neg, **self.select_inputs(inputs), **dict(params))
 
     def select_inputs(self, inputs: dict[str, Tensor | None]) -> dict[str, Tensor]:
         """The optional inputs this entry takes, from ``inputs``; one-line error when one is missing."""
