@@ -18,23 +18,29 @@ class YamlFileError(ValueError):
     """A bad YAML file: one line naming the file, the line and the field."""
 
 
-def read_yaml(path: str | Path, what: str, error: type[ValueError] = YamlFileError) -> tuple[Any, dict[str, int]]:
-    """(the file as an OmegaConf node, key -> line); ``what`` names the file in errors ("study file")."""
-    from omegaconf import OmegaConf
-
+def read_yaml(path: str | Path, what: str, error: type[Exception] = YamlFileError, *, plain: bool = False,
+              hint: str = "") -> tuple[Any, dict[str, int]]:
+    """(the file's content, key -> line); ``what`` names the file in errors ("study file"), ``hint``
+    follows "does not exist". The content is an OmegaConf node (its YAML reads 1e-3 as a number), or
+    with ``plain`` what ``yaml.safe_load`` gives (for files checked against another tool's schema)."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
+        raise error(f"{what} {path} does not exist{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read {what} {path}: {exc}") from None
     lines = line_map(text, path, error)
     try:
-        raw = OmegaConf.create(text)
-    except Exception as exc:  # yaml errors
+        if plain:
+            import yaml
+
+            return yaml.safe_load(text), lines
+        from omegaconf import OmegaConf
+
+        return OmegaConf.create(text), lines
+    except Exception as exc:  # yaml errors the composer let through
         raise error(f"{path}: not valid YAML: {first_line(exc)}") from None
-    return raw, lines
 
 
 def typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, int],
@@ -54,7 +60,7 @@ def typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, in
         raise error(f"{where(path, lines, key)}: {schema_message(exc, key)}") from None
 
 
-def line_map(text: str, path: Path, error: type[ValueError] = YamlFileError) -> dict[str, int]:
+def line_map(text: str, path: Path, error: type[Exception] = YamlFileError) -> dict[str, int]:
     """OmegaConf-style key ("methods[0].alpha_pos") -> 1-based line of that node in the YAML text."""
     import yaml
 

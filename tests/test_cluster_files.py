@@ -206,7 +206,7 @@ def test_cluster_up_needs_the_ssh_key_file_to_exist(tmp_path):
 def test_missing_cluster_file_is_one_line(tmp_path):
     done = run_cli(["cluster", "status", str(tmp_path / "nope.yaml")], tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: cluster file {tmp_path / 'nope.yaml'} not found: give the path of a Ray cluster YAML (see cluster/)"
+    assert done.stderr.strip() == f"error: cluster file {tmp_path / 'nope.yaml'} does not exist: give the path of a Ray cluster YAML (see cluster/)"
 
 
 def test_launcher_runs_rays_own_up_and_down_on_the_absolute_path():

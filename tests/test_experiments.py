@@ -102,7 +102,7 @@ def test_user_yaml_overrides_embedded_engine_fields_and_trial_keys(tmp_path):
     ("n_heads: 3\n", "embedded", r"preset embedded-tiny: d_model \(128\) must be divisible by n_heads \(3\)"),
     ("steps: 0\n", "embedded", r"steps must be >= 1"),
     ("- 1\n- 2\n", "embedded", r"must be a mapping"),
-    ("lr: [1,\n", "embedded", r"is not valid YAML"),
+    ("lr: [1,\n", "embedded", r"cfg.yaml:2: not valid YAML"),
 ])
 def test_bad_user_yaml_is_one_line_naming_the_key(tmp_path, text, backend, pattern):
     cfg = _write(tmp_path, text)

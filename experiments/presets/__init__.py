@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 from omegaconf import OmegaConf
 
 from common.numbers import finite_nonnegative
+from common.typed_yaml import read_yaml
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
@@ -102,17 +103,7 @@ def check_model(model: str, backend: str) -> None:
 def load_user_config(path: str | Path) -> dict[str, Any]:
     """Read a user YAML (``--config FILE``) into a plain dict; one-line ValueError if unusable."""
     path = Path(path)
-    try:
-        cfg = OmegaConf.load(path)
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read config file {path}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError and OmegaConf's own parse errors
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None)
-        where = f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark and problem else _one_line(exc)
-        raise ValueError(f"config file {path} is not valid YAML: {where}") from None
+    cfg, _ = read_yaml(path, "config file", ValueError)
     if cfg is None or (OmegaConf.is_dict(cfg) and len(cfg) == 0):
         return {}
     if not OmegaConf.is_dict(cfg):
