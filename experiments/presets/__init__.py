@@ -31,7 +31,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
 
-VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
+VERL_DEFAULT_MODEL = "qwen3-4b"  # "We use Qwen3-4B as the primary backbone" [v2, App H]
+# The verl models are the preset files of this folder (one owner): the default first, then by name.
+_VERL_FILES = sorted(p.name[: -len(".yaml")] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+VERL_MODELS = (VERL_DEFAULT_MODEL, *(m for m in _VERL_FILES if m != VERL_DEFAULT_MODEL))
 EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
 # kappa < 0, the regime where Proposition 1 says the two channels swap roles (issue 11; nobody has
