@@ -8,6 +8,7 @@ maps every key to its line; ``typed`` merges one node onto a schema; ``where`` n
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,19 @@ def typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, in
         if not isinstance(value, dict) and not OmegaConf.is_dict(value):
             noun = schema.__name__.removesuffix("Schema").lower()
             raise error(f"{where(path, lines, prefix)}: expected a mapping of {noun} fields, got {value!r}")
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), value)
+        cfg = OmegaConf.merge(_structured(schema), value)  # merge copies its first argument
         return OmegaConf.to_container(cfg, throw_on_missing=True)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = ".".join(k for k in (prefix, str(getattr(exc, "full_key", "") or "")) if k)
         raise error(f"{where(path, lines, key)}: {schema_message(exc, key)}") from None
+
+
+@lru_cache(maxsize=None)
+def _structured(schema: type):
+    """The schema as an OmegaConf config, built once per schema (building it is most of a merge's cost)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(schema)
 
 
 def line_map(text: str, path: Path, error: type[Exception] = YamlFileError) -> dict[str, int]:

@@ -27,20 +27,22 @@ OPTUNA_STUDY = Study(
 )
 
 
-@lru_cache(maxsize=1)
-def _load() -> dict[str, Study]:
+@lru_cache(maxsize=None)
+def _load_one(name: str) -> Study:
+    """One study file, checked by the study-file loader (a file is read only when its study is asked)."""
     from dataclasses import replace
 
     from experiments.study_file import load_study_file
 
-    studies = {}
-    for name in ORDER:
-        with resources.as_file(resources.files(__name__) / f"{name}.yaml") as path:
-            study = load_study_file(path)
-        if study.name != name:
-            raise ValueError(f"{name}.yaml declares name '{study.name}'")
-        studies[name] = replace(study, origin="")  # a built-in study: `asym sweep NAME`, not `run FILE`
-    return studies
+    with resources.as_file(resources.files(__name__) / f"{name}.yaml") as path:
+        study = load_study_file(path)
+    if study.name != name:
+        raise ValueError(f"{name}.yaml declares name '{study.name}'")
+    return replace(study, origin="")  # a built-in study: `asym sweep NAME`, not `run FILE`
+
+
+def _load() -> dict[str, Study]:
+    return {name: _load_one(name) for name in ORDER}
 
 
 def __getattr__(name: str) -> Any:
@@ -51,11 +53,16 @@ def __getattr__(name: str) -> Any:
 
 def get_study(name: str) -> Study:
     """The declared study of this name; the error lists the known ones."""
-    studies = _load()
-    try:
-        return studies[name]
-    except KeyError:
-        raise ValueError(f"unknown study '{name}'; known: {', '.join(studies)}") from None
+    if name not in ORDER:
+        raise ValueError(f"unknown study '{name}'; known: {', '.join(ORDER)}")
+    return _load_one(name)
+
+
+def study_title(name: str) -> str:
+    """A paper study's title without checking its file (for `asym sweep --help`, which lists them all)."""
+    import yaml
+
+    return str(yaml.safe_load((resources.files(__name__) / f"{name}.yaml").read_text()).get("title") or name)
 
 
 def study_sources(name: str) -> dict[str, str]:

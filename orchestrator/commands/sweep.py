@@ -36,10 +36,10 @@ class SweepGroup(TyperGroup):
         command.name = cmd_name
         command.hidden = False
         try:
-            from experiments.studies import STUDIES
+            from experiments.studies import ORDER, study_title
 
-            if cmd_name in STUDIES:
-                command.help = f"{STUDIES[cmd_name].title}: run it as a sweep."
+            if cmd_name in ORDER:
+                command.help = f"{study_title(cmd_name)}: run it as a sweep."
                 command.short_help = None
         except Exception:
             pass
@@ -48,9 +48,9 @@ class SweepGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         listed = [name for name in super().list_commands(ctx) if name != STUDY_COMMAND]
         try:
-            from experiments.studies import STUDIES
+            from experiments.studies import ORDER
 
-            return list(STUDIES) + listed
+            return list(ORDER) + listed
         except Exception:  # the studies module is optional for help
             return listed
 
