@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 BENCHMARK_LIST_PARAMS = {
     "cfg.tiers": lambda tiers: [f"tier{t}" for t in tiers],  # embedded engine: (1, 2) -> tier1, tier2

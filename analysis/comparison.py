@@ -26,7 +26,7 @@ import pandas as pd
 from analysis import aggregate as agg
 from analysis.load import SweepData
 from analysis.summaries import _plain_alpha_runs
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 LAST_FRACTION = 0.1  # "final entropy" = mean over the last 10% of the steps [ours]
 COLUMNS = {  # column -> (metric, how it is reduced over a run's steps)

@@ -14,7 +14,7 @@ import time
 import pandas as pd
 
 from analysis.load import _child_runs, open_sweep
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as tn
 
 COLUMNS = ("trial", "label", "status", "steps_done", "steps", "gpu_seconds", "cpu_seconds", "wall_seconds", "start_s")

@@ -3,7 +3,7 @@
 The layout read here is fixed by ``experiments.tracking_names``: the sweep is a parent run tagged
 ``asym.kind=sweep`` and ``asym.sweep=<name>``; its trials are child runs (``mlflow.parentRunId``)
 tagged ``asym.kind=trial`` whose params are ``TrialSpec.params()`` and whose metrics are the
-per-step histories named in ``estimators.metric_names``.
+per-step histories named in ``common.metric_names``.
 
 Only FINISHED child runs are analysed (a running, failed or killed trial would bias the seed
 means); their names are kept in ``SweepData.unfinished`` so the report can say what it left out.
@@ -202,7 +202,7 @@ def open_sweep(name: str, uri: str):
     if parent is None:
         known = list_sweeps(uri) if experiment is not None else []
         hint = f"known sweeps: {', '.join(known)}" if known else "run `asym sweep <study>` first"
-        from orchestrator.tracking import redact
+        from common.redact import redact
 
         raise ValueError(f"no sweep named '{name}' in the tracking store {redact(uri)} ({hint})")
     return client, experiment.experiment_id, parent

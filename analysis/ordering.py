@@ -17,7 +17,7 @@ import pandas as pd
 
 from analysis.load import SweepData
 from analysis.stats import estimate, exceeds_noise, paired_gap
-from estimators import metric_names as M
+from common import metric_names as M
 
 REFERENCE = "reinforce"
 CHANNEL_SIGN = {"pos-only": +1, "neg-only": -1}  # the sign of eq 6's term per unit of kappa

@@ -85,7 +85,7 @@ def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
         files = ", ".join(s.files)
         blocks.append(f"<section><h2>{html.escape(s.title)}</h2>{body}<p class='cap'>{html.escape(s.caption)}</p>"
                       f"<p class='files'>files: {html.escape(files)}</p></section>")
-    from orchestrator.tracking import redact  # a URI's user:password never reaches the page
+    from common.redact import redact  # a URI's user:password never reaches the page
 
     meta = {"sweep": data.name, "study": data.study, "tracking store": redact(data.tracking_uri),
             "parent run": data.parent_run_id, **{f"setting {k}": v for k, v in asdict(settings).items()}}

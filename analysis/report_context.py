@@ -14,7 +14,7 @@ from pathlib import Path
 
 from analysis import aggregate as agg
 from analysis import checkpoints, summaries
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 
 @dataclass(frozen=True)

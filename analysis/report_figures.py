@@ -12,7 +12,7 @@ from typing import Callable
 
 from analysis import checkpoints, figures, summaries
 from analysis.report_context import Context
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from analysis import aggregate as agg
 from analysis import checkpoints, summaries, tables
 from analysis.report_context import Context, Section
 from analysis.report_figures import telemetry_tracked
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 FLIP_ESTIMATORS = ("grpo", "ent-decrease", "ent-increase")  # Sec 3.2 / Fig 3
 GROUP_SIZE_PARAMS = ("cfg.group_size", "cfg.rollouts_per_prompt", "cfg.n", "cfg.rollout_n", "cfg.num_generations")

@@ -50,7 +50,7 @@ def sweep_runs(client, sweep: str | None = None, kind: str = "trial") -> list:
 def first_steps(client, runs) -> tuple[float, float]:
     """Epoch seconds of the earliest step-0 evaluation and step-1 training metric over ``runs``
     (trials that were trained here: reused ones are links to older runs)."""
-    from estimators import metric_names as M
+    from common import metric_names as M
     from experiments import tracking_names as names
 
     first0 = first1 = float("inf")

@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 from verl.protocol import DataProto
 from verl.trainer.ppo.ray_trainer import compute_advantage
 
-import estimators.verl_adapter  # noqa: F401  (registers asym_grpo)
-from orchestrator.backends.verl.diagnostics import batch_diagnostics
+import backends.verl.adapter  # noqa: F401  (registers asym_grpo)
+from backends.verl.diagnostics import batch_diagnostics
 
 
 def make_batch(prompts: int, n: int, tokens: int, pad_frac: float, seed: int = 0) -> DataProto:

@@ -1,7 +1,10 @@
-"""Chaos run: real smoke sweeps of 12 trials with faults injected at random moments.
+"""Chaos run: real smoke sweeps of 12 trials with faults injected as the sweep progresses.
 
 Each repetition runs ``asym sweep grid --alpha-pos 0.5,0.9 --alpha-neg 0.4,0.8 --seeds 0,1,2 --smoke``
-(4 cells x 3 seeds = 12 trials) in a fresh directory and, at random moments while it runs, injects:
+(4 cells x 3 seeds = 12 trials) in a fresh directory and injects its faults by progress, not by a
+clock, so every fault lands on a fast machine as on a loaded one: fault i of n waits until the
+trials have logged about i/(n+1) of the sweep's training steps (read from the store, +-3% jitter),
+and then until there is something to hit (a running trial; for the driver, a finished trial). It injects:
 
 - ``trial``: SIGKILL one running trial process (a Ray worker): Tune retries it, it resumes from its
   engine checkpoint and continues its MLflow run;
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 
 STEPS = 11
@@ -81,6 +84,27 @@ def finished_trials(cwd: Path) -> int:
                                 f"t.key = '{names.TAG_KIND}' and t.value = 'trial' and r.status = 'FINISHED'").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def logged_steps(cwd: Path) -> int:
+    """Training steps the trials have logged so far (distinct (run, step) of train/reward_mean)."""
+    db = cwd / ".asym" / "mlflow" / "mlflow.db"
+    if not db.exists():
+        return 0
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("select count(distinct m.run_uuid || ':' || m.step) from metrics m where m.key = ?",
+                                (M.REWARD_MEAN,)).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def thresholds(rng: random.Random, n: int) -> list[int]:
+    """The progress (logged steps) at which each of ``n`` faults is due: spread over the sweep."""
+    total = N_TRIALS * STEPS
+    return [max(1, round(total * ((i + 1) / (n + 1) + rng.uniform(-0.03, 0.03)))) for i in range(n)]
 
 
 def inject(kind: str, cwd: Path, driver: subprocess.Popen) -> bool:
@@ -133,9 +157,10 @@ def repetition(rng: random.Random, faults: list[str], workdir: Path, timeout_s: 
     driver = start(SWEEP, workdir, log)
     injected: Counter = Counter()
     resumes = 0
+    injected_at: list[int] = []
     pending = list(faults)
     rng.shuffle(pending)
-    next_at = time.monotonic() + rng.uniform(20, 40)  # past Ray's start and the first trials' setup
+    due = thresholds(rng, len(pending))
     while True:
         code = driver.poll()
         if code is not None:
@@ -149,22 +174,22 @@ def repetition(rng: random.Random, faults: list[str], workdir: Path, timeout_s: 
         if time.monotonic() - started > timeout_s:
             os.killpg(driver.pid, signal.SIGKILL)
             raise RuntimeError(f"timed out; see {workdir / 'chaos.log'}")
-        if pending and time.monotonic() >= next_at:
+        if pending and logged_steps(workdir) >= due[0]:
             kind = pending[0]
-            if inject(kind, workdir, driver):
+            if inject(kind, workdir, driver):  # nothing to hit now: tried again on the next poll
                 pending.pop(0)
                 injected[kind] += 1
+                injected_at.append(due.pop(0))
                 if kind == "driver":
                     time.sleep(1.0)
                     driver = start(["sweep", "resume", "chaos"], workdir, log)
-                    next_at = time.monotonic() + rng.uniform(20, 35)
                     continue
-            next_at = time.monotonic() + rng.uniform(4, 15)
         time.sleep(0.2)
     log.close()
     counts = count_steps(workdir)
     leftovers = [p for p in psutil.process_iter(["cmdline"]) if str(workdir) in " ".join(p.info["cmdline"] or [])]
-    return {**counts, "injected": dict(injected), "not_injected": pending, "unplanned_resumes": resumes,
+    return {**counts, "injected": dict(injected), "not_injected": pending, "injected_at_steps": injected_at,
+            "unplanned_resumes": resumes,
             "wall_s": time.monotonic() - started, "leftover_processes": len(leftovers)}
 
 
@@ -173,7 +198,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--faults", default="trial,trial,server,driver,trial,server",
-                        help="Faults injected per repetition, in a random order at random moments.")
+                        help="Faults injected per repetition, in a random order, spread over the sweep's progress.")
     parser.add_argument("--timeout", type=float, default=1500, help="Seconds per repetition.")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -191,6 +216,7 @@ def main() -> None:
         shown = ", ".join(f"{v} {k}" for k, v in sorted(r["injected"].items()))
         print(f"| {rep} | {n} ({shown}) | {n if ok else 0}/{n} | {r['finished']}/{N_TRIALS} | {r['lost']} | "
               f"{r['duplicated']} | {r['wall_s']:.0f} s |", flush=True)
+        print(f"|   | injected at logged steps {r['injected_at_steps']} of {N_TRIALS * STEPS} | | | | | |", flush=True)
         if r["not_injected"] or r["unplanned_resumes"] or r["leftover_processes"]:
             print(f"|   | not injected: {r['not_injected']}; unplanned resumes: {r['unplanned_resumes']}; "
                   f"leftover processes: {r['leftover_processes']} | | | | | |", flush=True)

@@ -4,7 +4,7 @@ All four take verl's inputs for one batch of 65,536 rollouts (8,192 prompts x 8)
 token-level rewards (float32, +-1 at the last response token, as math_dapo scores), verl's int64
 response mask with random response lengths, and uuid-string uids:
 
-- ours:            ``estimators.verl_adapter.compute_asym_grpo_advantage`` (alpha 0.9 / 0.4): the
+- ours:            ``backends.verl.adapter.compute_asym_grpo_advantage`` (alpha 0.9 / 0.4): the
                    function verl calls; sums scores, maps uids, per-rollout estimator, broadcast;
 - verl loop:       ``core_algos.compute_grpo_outcome_advantage`` (verl's ``grpo``);
 - verl vectorized: ``core_algos.compute_grpo_vectorized_outcome_advantage`` (``grpo_vectorized``);
@@ -80,7 +80,7 @@ def best_and_median(times: list[float]) -> tuple[float, float]:
 def phase_times(rewards: torch.Tensor, mask: torch.Tensor, uids: np.ndarray, repeats: int) -> dict[str, float]:
     """Where our path spends its time: the steps of compute_asym_grpo_advantage, one by one."""
     from estimators.advantages import asym, broadcast_to_tokens
-    from estimators.verl_adapter import uid_groups
+    from backends.verl.adapter import uid_groups
 
     scores = rewards.sum(-1)
     ids = torch.from_numpy(uid_groups(uids)[0])
@@ -116,7 +116,7 @@ def main() -> None:
     from omegaconf import OmegaConf
     from verl.trainer.ppo import core_algos
 
-    from estimators.verl_adapter import compute_asym_grpo_advantage
+    from backends.verl.adapter import compute_asym_grpo_advantage
 
     rewards, mask, uids = make_batch()
     asym_cfg = OmegaConf.create({"adv_estimator": "asym_grpo", "asym": {"variant": "asym", "alpha_pos": 0.9, "alpha_neg": 0.4}})

@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.stats import estimate, exceeds_noise, paired_gap  # noqa: E402
-from estimators import metric_names as M  # noqa: E402
+from common import metric_names as M  # noqa: E402
 
 REINFORCE = {"estimator": "reinforce"}
 POS_ONLY = {"estimator": "pos-only", "alpha_pos": 0.5}

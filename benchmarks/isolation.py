@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from estimators import metric_names as M  # noqa: E402
+from common import metric_names as M  # noqa: E402
 from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig  # noqa: E402
 
 CONFIGS = {  # label -> engine settings; the entropy coefficient is ours (the paper's is not public)

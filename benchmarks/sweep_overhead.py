@@ -37,7 +37,7 @@ from benchmarks.asym_runs import run_asym, start_phases, store_client, sweep_run
 def warm_base_models(steps: int) -> None:
     """Make the cached base models both measurements use (smoke and default sizes)."""
     from experiments.plan import plan
-    from orchestrator.backends.embedded import EmbeddedBackend
+    from backends.embedded import EmbeddedBackend
 
     trials = plan("isolation", smoke=True, steps=3) + plan("grid", alpha_pos=[1.0], alpha_neg=[0.5], steps=steps)
     EmbeddedBackend().prepare(trials)
@@ -54,7 +54,7 @@ def startup(work: Path) -> dict[str, float]:
 
 def bare(steps: int) -> float:
     from experiments.plan import plan
-    from orchestrator.backends.embedded import EmbeddedBackend
+    from backends.embedded import EmbeddedBackend
     from tinyrlvr.trainer import train
 
     (trial,) = plan("grid", alpha_pos=[1.0], alpha_neg=[0.5], steps=steps)

@@ -40,10 +40,10 @@ TODAY_BUDGETS = {"actor_rollout_ref.actor.ppo_max_token_len_per_gpu": 2,
 
 def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
     from experiments.plan import plan
-    from orchestrator.backends.verl.cpu.assets import engine_config, ensure_assets
-    from orchestrator.backends.verl.cpu.settings import cpu_env
-    from orchestrator.backends.verl.execution import PROJECT_ROOT, verl_runtime_env_vars
-    from orchestrator.backends.verl.render import default_paths, render_overrides
+    from backends.verl.cpu.assets import engine_config, ensure_assets
+    from backends.verl.cpu.settings import cpu_env
+    from backends.verl.execution import PROJECT_ROOT, verl_runtime_env_vars
+    from backends.verl.render import default_paths, render_overrides
 
     ensure_assets(engine_config())
     trial = plan("grid", backend="verl", models=["cpu-tiny"], steps=steps, alpha_pos=[1.0], alpha_neg=[0.5])[0]
@@ -61,7 +61,7 @@ def verl_trial(steps: int, workdir: Path, rollout: str = "batched") -> dict:
            "PYTHONPATH": str(PROJECT_ROOT), **VARIANTS[rollout]}
     start = time.perf_counter()
     with (workdir / "verl.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.backends.verl.entry", *overrides], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "backends.verl.entry", *overrides], env=env,
                                 cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
         first_step = None
         while proc.poll() is None:
@@ -91,7 +91,7 @@ PHASES = ("gen", "old_log_prob", "update_actor", "asym_logp_gain")
 def embedded_steps(steps: int) -> list[float]:
     import torch
 
-    from orchestrator.backends.verl.cpu.assets import engine_config
+    from backends.verl.cpu.assets import engine_config
     from tinyrlvr.base_model import get_base_model, load_policy
     from tinyrlvr.trainer import rl_step
 

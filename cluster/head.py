@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from cluster.schema import DEFAULT_DASHBOARD_PORT, load_cluster_file
-from estimators.errors import UserError
+from common.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import asyncio
 import sys
 
 from cluster.submit import connect
-from estimators.errors import UserError
+from common.errors import UserError
 
 _FAILED = {"FAILED", "STOPPED"}
 

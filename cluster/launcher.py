@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cluster.head import REPO_ROOT, ray_executable
 from cluster.schema import ClusterFile, load_cluster_file
-from estimators.errors import UserError
+from common.errors import UserError
 
 
 def check_before_start(path: str | Path) -> ClusterFile:

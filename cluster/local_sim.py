@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.mlflow_server import free_port
+from common.net import free_port
 
 
 @dataclass
@@ -62,7 +62,7 @@ def simulated_cluster(
 
     `dashboard`: the head also runs Ray's dashboard with its job server (Ray Jobs, without token
     authentication); `head_resources`: custom resources the head declares (the verl backend's
-    admission units, `orchestrator.backends.verl.admission`)."""
+    admission units, `backends.verl.admission`)."""
     import ray
     from ray.cluster_utils import Cluster
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from estimators.errors import UserError
+from common.errors import UserError
+from common.typed_yaml import read_yaml, where as line_of
 
 PROVIDERS = ("local", "aws", "gcp", "azure")
 DEFAULT_DASHBOARD_PORT = 8265
@@ -151,31 +151,28 @@ class ClusterFile:
 def load_cluster_file(path: str | Path) -> ClusterFile:
     """Read and check a cluster file; a problem is a one-line UserError naming the field."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"cluster file {path} not found: give the path of a Ray cluster YAML (see cluster/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise UserError(f"{path}: not valid YAML{line}") from None
+    raw, lines = read_yaml(path, "cluster file", UserError, plain=True,
+                           hint=": give the path of a Ray cluster YAML (see cluster/)")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a cluster file is a YAML mapping with cluster_name, provider, auth, ...")
-    typed = _typed_view(path, raw)
+    typed = _typed_view(path, raw, lines)
     _check_ray_schema(path, raw)
     _check_semantics(path, typed)
     _check_no_secrets(path, raw)
     return ClusterFile(path=path, raw=raw, typed=typed)
 
 
-def _typed_view(path: Path, raw: dict[str, Any]) -> DictConfig:
-    """Merge the file onto the dataclass schema: a wrong key or type names its field."""
+def _typed_view(path: Path, raw: dict[str, Any], lines: dict[str, int]) -> DictConfig:
+    """Merge the file onto the dataclass schema: a wrong key or type names its line and field."""
+    def at(key: str) -> str:  # "file:line" of the field (or of its nearest ancestor in the file)
+        return line_of(path, lines, key).split(" (")[0]
+
     for key in ("provider", "auth", "available_node_types"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], dict):
-            raise UserError(f"{path}: {key}: expected a mapping")
+            raise UserError(f"{at(key)}: {key}: expected a mapping")
     for name, node in (raw.get("available_node_types") or {}).items():
         if not isinstance(node, dict):
-            raise UserError(f"{path}: available_node_types.{name}: expected a mapping")
+            raise UserError(f"{at('available_node_types.' + str(name))}: available_node_types.{name}: expected a mapping")
     picked = dict(raw)
     provider = raw.get("provider")
     if isinstance(provider, dict):  # Ray lets providers carry extra keys; we type the ones we read
@@ -183,10 +180,11 @@ def _typed_view(path: Path, raw: dict[str, Any]) -> DictConfig:
     try:
         typed = OmegaConf.merge(OmegaConf.structured(ClusterSchema), picked)
     except OmegaConfBaseException as exc:
-        raise UserError(f"{path}: {_omegaconf_field(exc)}: {_omegaconf_reason(exc)}") from None
+        field = _omegaconf_field(exc)
+        raise UserError(f"{at(field)}: {field}: {_omegaconf_reason(exc)}") from None
     missing = sorted(OmegaConf.missing_keys(typed))
     if missing:
-        raise UserError(f"{path}: {missing[0]}: required field is missing")
+        raise UserError(f"{at(missing[0])}: {missing[0]}: required field is missing")
     return typed
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from cluster.submit import METADATA_ARGV, METADATA_KIND, connect
-from estimators.errors import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from cluster.head import REPO_ROOT, dashboard_url
 from cluster.tracking_check import require_shared_tracking_uri, secret_names_set
-from estimators.errors import UserError, first_line
+from common.errors import UserError, first_line
 from experiments.tracking_names import ASYM_DIR
 
 # Kept out of the uploaded working directory (gitignore patterns, relative to the checkout).

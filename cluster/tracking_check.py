@@ -8,7 +8,6 @@ username / password variables are passed by name (the head must have them; see `
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import urllib.error
@@ -16,8 +15,9 @@ import urllib.request
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from estimators.errors import UserError
-from orchestrator.tracking import redact
+from common.errors import UserError
+from common.net import is_loopback
+from common.redact import redact
 
 # Variables the MLflow client reads for authentication: the job needs them, by name, on the nodes.
 MLFLOW_SECRET_ENV = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
@@ -44,24 +44,13 @@ def require_shared_tracking_uri(env: Mapping[str, str], head_url: str, timeout_s
             "text: remove them and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) "
             "here and on the cluster's nodes"
         )
-    if _is_loopback(parsed.hostname) and not _is_loopback(urlparse(head_url).hostname):
+    if is_loopback(parsed.hostname) and not is_loopback(urlparse(head_url).hostname):
         raise UserError(
             f"MLFLOW_TRACKING_URI={uri} points at this machine's loopback, which the cluster's nodes cannot reach: "
             "use an address of the server on the cluster's network"
         )
     _probe(uri, env, timeout_s)
     return uri
-
-
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _probe(uri: str, env: Mapping[str, str], timeout_s: float) -> None:

@@ -1,10 +1,11 @@
 """The paper's advantage estimators and diagnostics: pure torch, no Ray, no MLflow, no verl.
 
-``estimators.verl_adapter`` is the only module that imports verl.
+What adapts them to verl lives with the verl backend (``backends.verl.adapter``); the errors and
+metric names every layer shares live one floor lower, in ``common``.
 
-The names below load on first use (PEP 562), so the light modules every process needs first
-(``estimators.errors``, ``estimators.metric_names``) do not import torch: the CLI, the sweep driver
-and a Tune actor pay torch's multi-second import only where they compute advantages.
+The names below load on first use (PEP 562), so the registry (which the CLI reads) does not import
+torch: the CLI, the sweep driver and a Tune actor pay torch's multi-second import only where they
+compute advantages.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-from estimators import metric_names as M
+from common import metric_names as M
 
 COV_QUANTILES = ((0.1, M.COV_LOGP_ADV_Q10), (0.5, M.COV_LOGP_ADV_Q50), (0.9, M.COV_LOGP_ADV_Q90))
 

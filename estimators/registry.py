@@ -10,7 +10,7 @@ derives the inputs an entry needs from the old log-probs and entropies and retur
 An entry knows its default alphas, which of them a user may set, and the ranges of its own
 parameters (``params``: none for the paper's estimators; a user's estimator may declare some, e.g.
 a temperature); the lookup error lists the known names, as verl's ``get_adv_estimator_fn`` does.
-A user registers an estimator from their own module with ``register`` (``estimators.plugins``
+A user registers an estimator from their own module with ``register`` (``experiments.plugins``
 imports such modules by dotted path or through the ``asym.estimators`` entry point group).
 """
 
@@ -19,8 +19,9 @@ from __future__ import annotations
 import importlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from common.numbers import finite_nonnegative
 from estimators import comparator_constants as comp
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ if TYPE_CHECKING:
 EstimatorFn = Callable[..., "Tensor"]  # (rewards, group_ids, alpha_pos, alpha_neg, **inputs) -> (N,)
 TokenShaping = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]  # (token_adv, token_entropy, mask) -> (N, T)
 OPTIONAL_INPUTS = ("seq_logprob",)
-# The one name all our estimators take in verl's registry (``estimators.verl_adapter`` registers it;
-# the verl renderer selects it); the variant is a name of this registry.
-VERL_ESTIMATOR_NAME = "asym_grpo"
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,15 @@ class Estimator:
     def __call__(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float | None = None,
                  alpha_neg: float | None = None, params: Mapping[str, object] | None = None,
                  **inputs: Tensor | None) -> Tensor:
+        """Checked values (a caller at the boundary: the CLI, a test, a notebook)."""
         a_pos, a_neg = self.resolve_alphas(alpha_pos, alpha_neg)
-        return self.fn(rewards, group_ids, a_pos, a_neg, **self.select_inputs(inputs), **dict(self.resolve_params(params)))
+        return self.run(rewards, group_ids, a_pos, a_neg, self.resolve_params(params), **inputs)
+
+    def run(self, rewards: Tensor, group_ids: Tensor, alpha_pos: float, alpha_neg: float,
+            params: Iterable[tuple[str, float]] = (), **inputs: Tensor | None) -> Tensor:
+        """The values a trial carries, checked once by the planner (``resolve_alphas`` /
+        ``resolve_params``): the training step does not check them again."""
+        return self.fn(rewards, group_ids, alpha_pos, alpha_neg, **self.select_inputs(inputs), **dict(params))
 
     def select_inputs(self, inputs: dict[str, Tensor | None]) -> dict[str, Tensor]:
         """The optional inputs this entry takes, from ``inputs``; one-line error when one is missing."""
@@ -142,9 +147,7 @@ def check_alpha(name: str, value: float) -> float:
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return finite_nonnegative(name, value)
 
 
 ESTIMATORS: dict[str, Estimator] = {}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.plan import default_models, merge_axes, plan, study_methods, trials_json
+from experiments.plan_print import trials_json
+from experiments.plan import default_models, merge_axes, plan, study_methods
+from experiments.presets import MODELS_BY_BACKEND
 from experiments.spec import Study, TrialSpec
-from experiments.studies import STUDIES, get_study, study_sources
+from experiments.studies import STUDIES, get_study
 
 
 def studies_overview() -> list[dict[str, Any]]:
@@ -18,7 +20,7 @@ def studies_overview() -> list[dict[str, Any]]:
             "title": study.title,
             "methods": len(study_methods(study)),
             "alpha_grid": study.takes_alpha_grid,
-            "models": {backend: list(default_models(study, backend)) for backend in ("embedded", "verl")},
+            "models": {backend: list(default_models(study, backend)) for backend in MODELS_BY_BACKEND},
             "default_steps": study.default_steps,
         })
     return rows
@@ -28,7 +30,6 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
     """A study's methods with their values and sources (JSON-ready), its axes, and its trials for
     the first seed (``name``: a built-in study's name, or a ``Study`` read from a file)."""
     study = get_study(name) if isinstance(name, str) else name  # an unknown name fails before torch is imported
-    sources = study_sources(name) if isinstance(name, str) else {}
     from estimators.registry import get_estimator
 
     methods = []
@@ -41,8 +42,8 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
         methods.append({
             "label": method.label, "estimator": method.estimator, "alpha_pos": alpha_pos, "alpha_neg": alpha_neg,
             "entropy_coeff": entropy, "clip_high": method.clip_high if method.clip_high is not None else "= clip",
-            "loss_agg": method.loss_agg, "settings": dict(method.settings), "params": dict(method.params),
-            "source": method.source or sources.get(method.label) or next(iter(sources.values()), ""),
+            "loss_agg": method.loss_agg, "policy_loss": method.policy_loss, "settings": dict(method.settings), "params": dict(method.params),
+            "source": method.source,
         })
     first_seed = (study.seeds or (0,))[:1]
     trials = plan(study, backend=backend, seeds=first_seed, axes=axes)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from estimators.metric_names import EVAL_MEAN_ACCURACY
-from tinyrlvr.config import LOSS_AGG_MODES
+from common.metric_names import EVAL_MEAN_ACCURACY
+from common.numbers import finite_nonnegative
+from tinyrlvr.config import LOSS_AGG_MODES, POLICY_LOSSES  # the engine owns the names (verl's loss_mode names)
 
-POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # verl's actor.policy_loss.loss_mode (Cui et al. 2505.22617)
 Pairs = tuple[tuple[str, Any], ...]  # a mapping kept hashable: sorted (key, value) pairs
 
 
@@ -74,6 +73,22 @@ class Search:
 
 
 @dataclass(frozen=True)
+class AlphaGrid:
+    """One method per (alpha_pos, alpha_neg) cell (Fig 4(d)); --alpha-pos / --alpha-neg replace the lists."""
+
+    alpha_pos: tuple[float, ...]
+    alpha_neg: tuple[float, ...]
+    estimator: str = "asym"
+    label: str = "AsymGRPO"  # a cell's label: "AsymGRPO (0.9, 0.4)"
+    source: str = ""
+
+    def method(self, alpha_pos: float, alpha_neg: float) -> Method:
+        """One cell of the grid."""
+        return Method(label=f"{self.label} ({alpha_pos:g}, {alpha_neg:g})", estimator=self.estimator,
+                      alpha_pos=float(alpha_pos), alpha_neg=float(alpha_neg), source=self.source)
+
+
+@dataclass(frozen=True)
 class Study:
     """A declared study: which methods, swept over which axes, on which models and seeds."""
 
@@ -84,13 +99,17 @@ class Study:
     models: tuple[str, ...] = ()  # verl preset names run by default; () = the backend's default model
     embedded_models: tuple[str, ...] = ()  # embedded presets run by default; () = embedded-tiny
     default_steps: int | None = None  # None: the preset's steps
-    takes_alpha_grid: bool = False  # `grid` builds its methods from --alpha-pos x --alpha-neg
+    alpha_grid: AlphaGrid | None = None  # methods from alpha_pos x alpha_neg (the `grid` study)
     full_only: tuple[str, ...] = ()  # labels of methods a --smoke run leaves out (sweeps, not the table)
     axes: tuple[Axis, ...] = ()
     search: Search | None = None
     seeds: tuple[int, ...] | None = None  # None: the command line's (default 0)
-    plugins: tuple[str, ...] = ()  # modules that register the user's estimators (``estimators.plugins``)
+    plugins: tuple[str, ...] = ()  # modules that register the user's estimators (``experiments.plugins``)
     origin: str = ""  # the study file, for a user's study
+
+    @property
+    def takes_alpha_grid(self) -> bool:
+        return self.alpha_grid is not None
 
 
 @dataclass(frozen=True)
@@ -209,5 +228,4 @@ def _check_loss_agg(mode: str, owner: str) -> None:
 
 
 def _check_nonnegative(what: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    finite_nonnegative(what, value)

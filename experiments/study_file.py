@@ -5,17 +5,24 @@
     name: lr-sweep                    # the study's name (MLflow tag, default sweep name)
     title: Learning rate x alphas     # optional
     plugins: [my_estimators]          # optional: modules that register your estimators (beside this file)
-    models: [embedded-tiny]           # optional: presets run by default (per backend)
+    models: [embedded-tiny]           # optional: presets run by default (each backend runs its own);
+                                      #   or per backend: {verl: [qwen3-4b], embedded: [embedded-tiny]}
     seeds: [0, 1]                     # optional (default: --seeds, else 0)
     steps: 20                         # optional default steps (the preset's otherwise)
     methods:                          # one or more
       - label: AsymGRPO (0.9, 0.4)    # unique; legends and tables use it
         estimator: asym               # `asym estimators list`, or one of your plugins'
         alpha_pos: 0.9                # any Method field: alpha_pos, alpha_neg, entropy_coeff,
-        alpha_neg: 0.4                #   use_preset_entropy_coeff, clip_high, loss_agg
+        alpha_neg: 0.4                #   use_preset_entropy_coeff, clip_high, loss_agg, policy_loss
         settings: {lr: 0.002}         # any preset key (`asym study show` lists them per model)
         params: {temperature: 2.0}    # your estimator's own parameters
-        source: "why these values"    # optional; default: this file and line
+        source: "why these values"    # optional; shown after this file and line
+        smoke: false                  # optional: a --smoke run leaves this method out (default true)
+    alpha_grid:                       # optional: one method per (alpha_pos, alpha_neg) cell, besides
+      alpha_pos: [0.1, 0.5, 0.9]      #   `methods`; --alpha-pos / --alpha-neg replace the lists
+      alpha_neg: [0.1, 0.4]
+      estimator: asym                 # default asym; the label is "<label> (a+, a-)"
+      label: AsymGRPO
     axes:                             # every trial is planned once per value; axes multiply
       lr: [0.001, 0.003]              # a preset key, a Method field, params.<name>, model or backend
     search:                           # optional: Optuna over ranges instead of the axes' grid
@@ -24,6 +31,7 @@
         alpha_pos: {low: 0.0, high: 1.0}
         entropy_coeff: {low: 0.0001, high: 0.01, log: true}
 
+The paper's studies are files of this schema too (``experiments/studies/*.yaml``).
 Everything is checked before anything runs: a wrong key or type (the schema), an empty axis, a
 repeated method label, an unknown estimator, an estimator parameter out of its range, and then
 the whole plan (``experiments.plan``). Errors are one line naming the file, the line and the field.
@@ -38,11 +46,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from estimators.errors import first_line
-from estimators.metric_names import EVAL_MEAN_ACCURACY
-from experiments.spec import Axis, Method, Search, SearchRange, Study
+from common.metric_names import EVAL_MEAN_ACCURACY
+from common.typed_yaml import YamlFileError, read_yaml, typed, where
+from experiments.spec import AlphaGrid, Axis, Method, Search, SearchRange, Study
+from tinyrlvr.config import POLICY_LOSSES
 
 # --- the schema (OmegaConf structured config) --------------------------------------------------
 
@@ -57,8 +65,19 @@ class MethodSchema:
     use_preset_entropy_coeff: bool = False
     clip_high: Optional[float] = None
     loss_agg: str = "token-mean"
+    policy_loss: str = "vanilla"
     settings: Dict[str, Any] = field(default_factory=dict)
     params: Dict[str, float] = field(default_factory=dict)
+    source: str = ""
+    smoke: bool = True  # false: a --smoke run leaves the method out (a sweep beside the table's rows)
+
+
+@dataclass
+class AlphaGridSchema:
+    alpha_pos: List[float] = MISSING
+    alpha_neg: List[float] = MISSING
+    estimator: str = "asym"
+    label: str = "AsymGRPO"
     source: str = ""
 
 
@@ -82,18 +101,19 @@ class SearchSchema:
 @dataclass
 class StudySchema:
     name: str = MISSING
-    methods: List[Any] = MISSING  # MethodSchema each (checked one by one, for the line)
+    methods: List[Any] = field(default_factory=list)  # MethodSchema each (checked one by one, for the line)
     title: str = ""
     description: str = ""
     plugins: List[str] = field(default_factory=list)
-    models: List[str] = field(default_factory=list)
+    models: Any = None  # a list, or backend -> list (checked in _models)
+    alpha_grid: Optional[AlphaGridSchema] = None
     seeds: Optional[List[int]] = None
     steps: Optional[int] = None
     axes: Dict[str, List[Any]] = field(default_factory=dict)
     search: Optional[SearchSchema] = None
 
 
-class StudyFileError(ValueError):
+class StudyFileError(YamlFileError):
     """A bad study file: one line naming the file, the line and the field."""
 
 
@@ -103,17 +123,7 @@ class StudyFileError(ValueError):
 def load_study_file(path: str | Path) -> Study:
     """Read, check and convert a study file; a one-line StudyFileError on anything wrong."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise StudyFileError(f"study file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StudyFileError(f"cannot read study file {path}: {exc}") from None
-    lines = _line_map(text, path)
-    try:
-        raw = OmegaConf.create(text)
-    except Exception as exc:  # yaml errors
-        raise StudyFileError(f"{path}: not valid YAML: {first_line(exc)}") from None
+    raw, lines = read_yaml(path, "study file", StudyFileError)
     if not OmegaConf.is_dict(raw):
         raise StudyFileError(f"{path}: a study file is a mapping (name:, methods:, axes:, ...)")
     data = _typed(StudySchema, raw, "", path, lines)
@@ -126,23 +136,18 @@ def load_study_file(path: str | Path) -> Study:
 
 
 def _typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, int]) -> dict:
-    """``value`` merged onto ``schema`` as a plain dict; a schema error names the file, line and field."""
-    try:
-        if not isinstance(value, dict) and not OmegaConf.is_dict(value):
-            raise StudyFileError(f"{_where(path, lines, prefix)}: expected a mapping of {schema.__name__[:-6].lower()} "
-                                 f"fields, got {value!r}")
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), value)
-        return OmegaConf.to_container(cfg, throw_on_missing=True)  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        key = ".".join(k for k in (prefix, str(getattr(exc, "full_key", "") or "")) if k)
-        raise StudyFileError(f"{_where(path, lines, key)}: {_schema_message(exc, key)}") from None
+    return typed(schema, value, prefix, path, lines, StudyFileError)
+
+
+def _where(path: Path, lines: dict[str, int], key: str) -> str:
+    return where(path, lines, key)
 
 
 def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
     def at(key: str) -> str:
         return _where(path, lines, key)
 
-    from estimators.plugins import load_plugins
+    from experiments.plugins import load_plugins
     from estimators.registry import get_estimator
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", d["name"]):
@@ -151,8 +156,8 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
         load_plugins(d["plugins"], search_dir=str(path.resolve().parent))
     except ValueError as exc:
         raise StudyFileError(f"{at('plugins')}: {exc}") from None
-    if not d["methods"]:
-        raise StudyFileError(f"{at('methods')}: methods needs at least one method")
+    if not d["methods"] and d["alpha_grid"] is None:
+        raise StudyFileError(f"{at('methods')}: methods needs at least one method (or an alpha_grid)")
     methods, labels = [], {}
     for i, m in enumerate(d["methods"]):
         key = f"methods[{i}]"
@@ -176,9 +181,13 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
         methods.append(Method(
             label=m["label"], estimator=m["estimator"], alpha_pos=m["alpha_pos"], alpha_neg=m["alpha_neg"],
             entropy_coeff=m["entropy_coeff"], use_preset_entropy_coeff=m["use_preset_entropy_coeff"],
-            clip_high=m["clip_high"], loss_agg=m["loss_agg"], settings=_pairs(m["settings"]),
-            params=_pairs(m["params"]), source=m["source"] or f"{path.name}:{lines.get(key, '?')}",
+            clip_high=m["clip_high"], loss_agg=m["loss_agg"], policy_loss=m["policy_loss"],
+            settings=_pairs(m["settings"]), params=_pairs(m["params"]),
+            source=_source(path, lines, key, m["source"]),
         ))
+        if m["policy_loss"] not in POLICY_LOSSES:
+            raise StudyFileError(f"{at(key + '.policy_loss')}: unknown policy_loss '{m['policy_loss']}'; "
+                                 f"known: {', '.join(POLICY_LOSSES)}")
     axes = []
     for key, values in d["axes"].items():
         if not values:
@@ -216,77 +225,67 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
         search = Search(tuple(ranges), trials=s["trials"], metric=s["metric"], mode=s["mode"], seed=s["seed"])
     if d["steps"] is not None and d["steps"] < 1:
         raise StudyFileError(f"{at('steps')}: steps must be >= 1, got {d['steps']}")
+    verl_models, embedded_models = _models(d["models"], at)
     return Study(
         name=d["name"], title=d["title"] or d["name"], description=d["description"] or f"study file {path}",
-        methods=tuple(methods), models=tuple(d["models"]), default_steps=d["steps"], axes=tuple(axes),
+        methods=tuple(methods), models=verl_models, embedded_models=embedded_models, default_steps=d["steps"],
+        axes=tuple(axes), alpha_grid=_alpha_grid(d["alpha_grid"], path, lines),
+        full_only=tuple(m.label for m, raw in zip(methods, d["methods"]) if not raw["smoke"]),
         search=search, seeds=tuple(d["seeds"]) if d["seeds"] is not None else None,
         plugins=tuple(d["plugins"]), origin=str(path),
     )
 
 
-def check_study(study: Study, **plan_options: Any) -> None:
-    """Plan the study once (pure) so a bad value anywhere fails before anything runs."""
-    from experiments.plan import plan
+def _source(path: Path, lines: dict[str, int], key: str, text: str) -> str:
+    """Where a value comes from: this file and line, then the file's own words for it."""
+    line = f"{path.name}:{lines.get(key, '?')}"
+    return f"{line}: {text}" if text else line
 
+
+def _models(models: Any, at) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(verl models, embedded models) from a list (each backend runs those it has) or backend -> list."""
+    if models is None:
+        return (), ()
+    if isinstance(models, list):
+        return tuple(str(m) for m in models), ()
+    if isinstance(models, dict):
+        unknown = sorted(set(models) - {"verl", "embedded"})
+        if unknown:
+            raise StudyFileError(f"{at('models.' + unknown[0])}: unknown backend '{unknown[0]}'; known: embedded, verl")
+        for backend, names in models.items():
+            if not isinstance(names, list):
+                raise StudyFileError(f"{at('models.' + backend)}: models.{backend} is a list of preset names")
+        return tuple(models.get("verl", ())), tuple(models.get("embedded", ()))
+    raise StudyFileError(f"{at('models')}: models is a list of preset names or backend -> list, got {models!r}")
+
+
+def _alpha_grid(grid: dict | None, path: Path, lines: dict[str, int]) -> AlphaGrid | None:
+    if grid is None:
+        return None
+    from estimators.registry import check_alpha, get_estimator
+
+    at = lambda key: _where(path, lines, key)  # noqa: E731
     try:
-        plan(study, **plan_options)
+        estimator = get_estimator(grid["estimator"])
     except ValueError as exc:
-        raise StudyFileError(f"{study.origin}: {exc}") from None
-
-
-# --- file positions ----------------------------------------------------------------------------
-
-
-def _line_map(text: str, path: Path) -> dict[str, int]:
-    """OmegaConf-style key ("methods[0].alpha_pos") -> 1-based line of that node in the YAML text."""
-    import yaml
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise StudyFileError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or first_line(exc)}") from None
-    lines: dict[str, int] = {}
-
-    def walk(node, key: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                child = f"{key}.{k.value}" if key else str(k.value)
-                lines[child] = k.start_mark.line + 1
-                walk(v, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                child = f"{key}[{i}]"
-                lines[child] = v.start_mark.line + 1
-                walk(v, child)
-
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def _where(path: Path, lines: dict[str, int], key: str) -> str:
-    """``file:line`` of ``key``, or of its closest ancestor in the file."""
-    probe = key
-    while probe:
-        if probe in lines:
-            return f"{path}:{lines[probe]} ({key})" if key else f"{path}:{lines[probe]}"
-        shorter = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", probe)
-        probe = "" if shorter == probe else shorter
-    return str(path)
-
-
-def _schema_message(exc: OmegaConfBaseException, key: str) -> str:
-    kind = type(exc).__name__
-    leaf = key.rsplit(".", 1)[-1] if key else ""
-    if kind == "ConfigKeyError":
-        return f"unknown field '{leaf}'"
-    if kind == "MissingMandatoryValue":
-        return f"field '{leaf}' is required"
-    if kind in ("ValidationError", "ConfigTypeError"):
-        return f"field '{leaf}': {first_line(exc).split('    ')[0]}"
-    return first_line(exc)
+        raise StudyFileError(f"{at('alpha_grid.estimator')}: {exc}") from None
+    if set(estimator.tunable) != {"alpha_pos", "alpha_neg"}:
+        raise StudyFileError(f"{at('alpha_grid.estimator')}: estimator '{estimator.name}' does not take both alphas")
+    lists = {}
+    for key in ("alpha_pos", "alpha_neg"):
+        values = grid[key]
+        if not values:
+            raise StudyFileError(f"{at('alpha_grid.' + key)}: alpha_grid.{key} needs at least one value")
+        for j, value in enumerate(values):
+            try:
+                check_alpha(key, value)
+            except ValueError as exc:
+                raise StudyFileError(f"{at(f'alpha_grid.{key}[{j}]')}: {exc}") from None
+            if value in values[:j]:
+                raise StudyFileError(f"{at(f'alpha_grid.{key}[{j}]')}: alpha_grid.{key} lists {value:g} twice")
+        lists[key] = tuple(float(v) for v in values)
+    return AlphaGrid(alpha_pos=lists["alpha_pos"], alpha_neg=lists["alpha_neg"], estimator=grid["estimator"],
+                     label=grid["label"], source=_source(path, lines, "alpha_grid", grid["source"]))
 
 
 def _pairs(mapping: dict) -> tuple[tuple[str, Any], ...]:

@@ -7,7 +7,7 @@ It sits in ``experiments`` (below the orchestrator, which writes it, and analysi
   TAG_STUDY=<study>.
 - A trial is a child run (tag ``mlflow.parentRunId``) named after the trial, tagged
   TAG_KIND=KIND_TRIAL, TAG_SWEEP, TAG_STUDY, TAG_TRIAL_KEY=<TrialSpec.key>, TAG_TRIAL=<name>;
-  its params are ``TrialSpec.params()``; its run name is ``<label> s<seed>``; its metrics use ``estimators.metric_names`` with
+  its params are ``TrialSpec.params()``; its run name is ``<label> s<seed>``; its metrics use ``common.metric_names`` with
   ``step`` = training step (0 = the starting model's evaluation).
 - Reuse (``orchestrator.reuse``): a trial whose key already FINISHED in the store is not run again;
   the new sweep gets a link run instead, a FINISHED child run of its parent with the trial's tags and
@@ -71,7 +71,7 @@ def check_storage(text: str, on_this_machine: bool = True) -> Path:
     """
     from urllib.parse import unquote, urlparse
 
-    from estimators.errors import UserError
+    from common.errors import UserError
 
     text = text.strip()
     if not text:

@@ -24,7 +24,7 @@ from orchestrator.commands import (
     train as train_cmd,
     ui as ui_cmd,
 )
-from estimators.errors import UserError
+from common.errors import UserError
 
 app = typer.Typer(
     name="asym",

@@ -108,7 +108,7 @@ def check_vllm() -> Check:
 
 
 def check_flash_attn() -> Check:
-    from orchestrator.backends.verl.models import attention_implementation
+    from backends.verl.models import attention_implementation
 
     found = importlib.util.find_spec("flash_attn") is not None
     return Check("flash-attn", found, f"{_version('flash-attn') or 'installed'}; verl trials use flash_attention_2"
@@ -134,7 +134,7 @@ def check_verl_cpu_stack() -> Check:
 
 def check_verl_pins() -> Check:
     """Installed versions against verl's own requirements (its vllm extra where vLLM is installed)."""
-    from orchestrator.backends.verl import pins
+    from backends.verl import pins
 
     if _version("verl") is None:
         return Check("verl pins", False, "verl is not installed")
@@ -148,7 +148,7 @@ def check_verl_pins() -> Check:
 
 
 def check_hf_cache() -> Check:
-    from orchestrator.backends.verl.models import hub_cache, hub_offline
+    from backends.verl.models import hub_cache, hub_offline
 
     offline = " (HF_HUB_OFFLINE=1: nothing is downloaded)" if hub_offline() else ""
     cache = hub_cache()
@@ -158,7 +158,7 @@ def check_hf_cache() -> Check:
 def check_preset_models() -> Check:
     """Where each GPU preset's base model would come from (missing is a failure only offline)."""
     from experiments.presets import VERL_MODELS, resolve_preset
-    from orchestrator.backends.verl.models import locate
+    from backends.verl.models import locate
 
     lines, ok = [], True
     for model in VERL_MODELS:
@@ -195,7 +195,7 @@ def check_tracking() -> Check:
     import urllib.request
 
     from experiments.tracking_names import default_tracking_uri
-    from orchestrator.tracking import redact
+    from common.redact import redact
 
     uri = default_tracking_uri()
     if not uri.startswith(("http://", "https://")):
@@ -239,11 +239,11 @@ def run_checks(names=None) -> list[Check]:
 
 def backend_needs() -> dict[str, tuple[str, ...]]:
     """Each backend mode and the checks it needs, as the backends declare them (``doctor_needs``)."""
-    from orchestrator.backends import BACKENDS
+    from backends import BACKENDS
 
     needs: dict[str, tuple[str, ...]] = {}
     for spec in BACKENDS.values():
-        module, _, cls = spec.partition(":")
+        module, _, cls = spec.cls.partition(":")
         needs.update(getattr(importlib.import_module(module), cls).doctor_needs)
     unknown = sorted({n for names in needs.values() for n in names} - set(CHECKS))
     if unknown:

@@ -17,7 +17,7 @@ from experiments.spec import TrialSpec
 
 def stamp(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
     """``trials`` with ``identity`` set by their backends (call after ``prepare``)."""
-    from orchestrator.backends import get_backend
+    from backends import get_backend
 
     backends: dict[str, object] = {}
     out = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
-from estimators import metric_names as M
+from common import metric_names as M
 
 
 class CostMeter:

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from estimators import metric_names as M
-from estimators.errors import first_line
+from common import metric_names as M
+from common.errors import first_line
 
 COLUMNS = (("entropy", M.ENTROPY), ("reward", M.REWARD_MEAN), ("eval acc", M.EVAL_MEAN_ACCURACY))
 

@@ -13,11 +13,9 @@ Faults it survives:
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,9 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 from experiments import tracking_names as names
+from common.net import LOOPBACK, free_port
 from orchestrator.tracking import prepare_store, server_is_up
 
-LOOPBACK = "127.0.0.1"
 
 
 def store_paths(workdir: Path | None = None, storage: str | Path | None = None) -> tuple[str, str]:
@@ -41,21 +39,6 @@ def store_paths(workdir: Path | None = None, storage: str | Path | None = None) 
 def run_dir(workdir: Path | None = None) -> Path:
     """Where live servers leave their pid files: ./.asym/run."""
     return names.local_store_dir(workdir).parent / "run"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def server_command(store_uri: str, artifact_root: str, port: int, host: str = LOOPBACK) -> list[str]:

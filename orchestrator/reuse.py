@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from experiments import tracking_names as names
 from experiments.spec import TrialSpec
+from orchestrator import tracking
 
 MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value is 8000 (sqlite); run ids are 32 chars
 
@@ -52,7 +53,7 @@ def link(client, experiment_id: str, trial: TrialSpec, origin, *, sweep: str, pa
     run = client.create_run(experiment_id, run_name=trial.name, tags=tags)
     now_ms = int(time.time() * 1000)
     params = [Param(k, v[:6000]) for k, v in trial.params().items()]
-    from estimators.metric_names import COST_METRICS
+    from common.metric_names import COST_METRICS
 
     # The origin's latest values (so MLflow's tables show them), minus its cost: reuse costs nothing here.
     metrics = [Metric(k, float(v), now_ms, trial.steps) for k, v in origin.data.metrics.items()
@@ -98,3 +99,24 @@ def _runs_of(client, experiment_id: str, sweep: str, key: str) -> list:
 
     return find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep,
                                              names.TAG_TRIAL_KEY: key})
+
+
+def link_reused(client, experiment_id: str, trials: Sequence[TrialSpec], found: dict, sweep: str,
+                 parent_run_id: str) -> list[dict[str, Any]]:
+    """Link each reused trial into the new sweep; its outcome rows (status DONE, reused)."""
+    rows = []
+    for trial in trials:
+        origin = found.get(trial.key)
+        if origin is None:
+            continue
+        tracking.with_retries(lambda: link(client, experiment_id, trial, origin, sweep=sweep,
+                                                 parent_run_id=parent_run_id),
+                              deadline_s=60, what=f"link the finished run of {trial.name}")
+        metrics = origin.data.metrics
+        rows.append({"name": trial.name, "key": trial.key, "status": "DONE", "reused": origin.info.run_id,
+                     "step": trial.steps, "error": None,
+                     **{k: v for k, v in metrics.items() if k.startswith(("train/", "eval/"))}})
+    if rows:
+        tracking.with_retries(lambda: list_on_parent(client, parent_run_id, [r["reused"] for r in rows]),
+                              deadline_s=60, what="list the reused runs on the parent run")
+    return rows

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments.spec import Method, Study, TrialSpec
-from orchestrator import tracking
+from orchestrator import tracking, trial_run
 from experiments import tracking_names as names
-from estimators.errors import UserError
+from common.errors import UserError
+from common.numbers import finite_nonnegative
 
 
 def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | None, entropy_coeff: float | None,
@@ -29,8 +30,8 @@ def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | N
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     est = get_estimator(estimator)
-    if entropy_coeff is not None and not (0 <= entropy_coeff < float("inf")):
-        raise ValueError(f"--entropy-coeff must be a finite number >= 0, got {entropy_coeff}")
+    if entropy_coeff is not None:
+        finite_nonnegative("--entropy-coeff", entropy_coeff)
     method = Method(label=est.label, estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
                     entropy_coeff=entropy_coeff, clip_high=clip_high)
     study = Study(name="train", title="asym train", description="one trial from the command line", methods=(method,))
@@ -83,7 +84,7 @@ def check_device(device: str) -> str:
 def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path | None = None,
                      threads: int | None = None, show_progress: bool = True) -> str:
     """Run ``trial`` here; returns the MLflow run id. Everything is checked before training starts."""
-    from orchestrator.backends import get_backend
+    from backends import get_backend
     from orchestrator.trial import StepReporter, run_tracked
 
     check_device(device)
@@ -96,7 +97,7 @@ def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path
             names.local_store_dir().mkdir(parents=True, exist_ok=True)
         client = tracking.make_client(uri)
         experiment_id = tracking.ensure_experiment(client, _artifact_root())
-        run = tracking.TrialRun.open(client, experiment_id, trial, sweep=None, parent_run_id=None)
+        run = trial_run.TrialRun.open(client, experiment_id, trial, sweep=None, parent_run_id=None)
         backend = get_backend(trial.backend)
         backend.configure_runtime(threads or os.cpu_count() or 1, 1 if device == "cuda" else 0)
         with _progress(trial, show_progress) as advance, tempfile.TemporaryDirectory(prefix="asym-train-") as workdir:
@@ -144,7 +145,7 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
-            from estimators import metric_names as mn
+            from common import metric_names as mn
 
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
                             (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),

@@ -1,42 +1,37 @@
-"""MLflow tracking for sweeps and trials: run identity, and batched logging that survives an outage.
+"""MLflow tracking for sweeps and trials: clients, stores, run identity and retries.
 
 The layout is ``experiments.tracking_names`` (the analysis layer reads it):
 
-- ``open_sweep_run``: the sweep's parent run, found again by its tags on a resume.
-- ``TrialRun.open``: a trial's child run, found again by (sweep, trial key) so a retried or resumed
-  trial continues its run; it knows the last step logged for every metric and drops steps at or
-  before it, so a trial that re-runs steps after a crash never duplicates them.
-- ``MetricBuffer``: metrics are buffered and sent with ``MlflowClient.log_batch`` every few seconds.
-  A failed send keeps the buffer and retries later with exponential backoff, without blocking the
-  training loop; ``flush(block=True)`` (at checkpoints and at the end) retries until a deadline and
-  then raises ``TrackingError``, so a trial fails loudly rather than lose metrics.
-- ``SweepNote``: keeps the parent run's description (``mlflow.note.content``) current: the
-  command, the study, every trial with its status, read back from MLflow every few seconds.
+- ``make_client``: a client whose HTTP calls fail fast (our own buffers retry, with backoff).
 - ``prepare_store``: a sqlite store is created (and migrated) under a file lock, so two processes
   using a fresh store at once never race MLflow's migrations.
-- ``redact``: a URI with its user:password removed, for everything asym prints or stores.
+- ``open_sweep_run``: the sweep's parent run, found again by its tags on a resume.
+- ``with_retries``: a call retried with backoff until a deadline, then ``TrackingError``.
+
+A trial's child run and its batched logging are ``orchestrator.trial_run``; the parent run's live
+description is ``orchestrator.sweep_note``; URIs are masked by ``common.redact``.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import math
 import os
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from experiments import tracking_names as names
-from estimators.errors import UserError, first_line
+from common.errors import UserError, first_line
+from common.redact import redact, redact_text
 
 KIND_STANDALONE = "train"  # TAG_KIND of a run made by `asym train` (no sweep, no parent)
+
+
 MAX_METRICS_PER_BATCH = 900  # MLflow accepts 1000 per log_batch
 MAX_PARAMS_PER_BATCH = 100
 
@@ -68,23 +63,6 @@ def make_client(uri: str):
 
 def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
-
-
-def redact(uri: str) -> str:
-    """``uri`` without the user:password part (``https://u:p@host/x`` -> ``https://***@host/x``)."""
-    parts = urllib.parse.urlsplit(uri)
-    if not parts.username and not parts.password:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def redact_text(text: str) -> str:
-    """Any ``scheme://user:password@`` inside a message (an error naming a request's URL) masked."""
-    import re
-
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@", r"\1***@", text)
 
 
 def _without_userinfo(uri: str) -> str:
@@ -191,7 +169,7 @@ def ui_tags() -> dict[str, str]:
     """The experiment tags that make MLflow's UI a sweep's home: the training-runs page, and a saved
     runs-table view (``?viewStateShareKey=asym-trials``) with every trial as a row and its
     configuration and headline metrics as columns."""
-    from estimators import metric_names as M
+    from common import metric_names as M
 
     columns = ([f"params.`{p}`" for p in names.VIEW_PARAMS]
                + [f"metrics.`{m}`" for m in (M.EVAL_MEAN_ACCURACY, M.ENTROPY, M.REWARD_MEAN)])
@@ -252,7 +230,7 @@ def open_sweep_run(client, experiment_id: str, *, sweep: str, study: str,
         return run_id
     run = client.create_run(experiment_id, run_name=sweep, tags={**tags, names.TAG_STUDY: study})
     items = [Param(k, str(v)) for k, v in (params or {}).items()]
-    for chunk in _chunks(items, MAX_PARAMS_PER_BATCH):
+    for chunk in chunks(items, MAX_PARAMS_PER_BATCH):
         client.log_batch(run.info.run_id, params=chunk)
     return run.info.run_id
 
@@ -262,229 +240,12 @@ def finish_run(client, run_id: str, status: str = "FINISHED", deadline_s: float 
                  what=f"mark run {run_id} {status}")
 
 
-class SweepNote:
-    """Keeps the sweep's parent-run description current, from a daemon thread of the driver.
-
-    Every ``every_s`` it reads the sweep's child runs back from MLflow (so a resumed sweep, or
-    trials retried on other nodes, show as they are) and rewrites ``mlflow.note.content`` when it
-    changed: the command, the study, each trial's status. Tracking errors are ignored here (an
-    outage only delays the note); ``stop`` writes it a last time.
-    """
-
-    def __init__(self, client, experiment_id: str, run_id: str, *, sweep: str, study: str,
-                 planned: Sequence[str], every_s: float = 5.0):
-        self.client, self.experiment_id, self.run_id = client, experiment_id, run_id
-        self.sweep, self.study, self.planned, self.every_s = sweep, study, list(planned), every_s
-        self.last_text: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="asym-sweep-note", daemon=True)
-
-    def start(self) -> "SweepNote":
-        self.update()
-        self._thread.start()
-        return self
-
-    def stop(self, status: str | None = None) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.every_s + 15)
-        self.update(status)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.update()
-
-    def update(self, sweep_status: str | None = None) -> bool:
-        try:
-            parent = self.client.get_run(self.run_id)
-            runs = find_runs(self.client, self.experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: self.sweep})
-            text = self.text(runs, parent.data.params.get("command"), sweep_status)
-            if text != self.last_text:
-                self.client.set_tag(self.run_id, names.NOTE, text)
-                self.last_text = text
-            return True
-        except Exception:  # the server is away: the next round (or ``stop``) writes it
-            return False
-
-    def text(self, runs: list, command: str | None, sweep_status: str | None = None) -> str:
-        from estimators import metric_names as M
-
-        by_name = {r.data.tags.get(names.TAG_TRIAL): r for r in runs}
-        rows, counts = [], {}
-        for name in [*self.planned, *sorted(n for n in by_name if n not in self.planned)]:
-            run = by_name.get(name)
-            status = run.info.status if run is not None else "PENDING"
-            counts[status] = counts.get(status, 0) + 1
-            acc = run.data.metrics.get(M.EVAL_MEAN_ACCURACY) if run is not None else None
-            shown = run.info.run_name if run is not None else name
-            rows.append(f"| {shown} | {status} | {'-' if acc is None else f'{acc:.3f}'} |")
-        summary = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-        lines = [f"**asym sweep `{self.sweep}`**: study `{self.study}`, {len(rows)} trials ({summary})"
-                 + (f"; sweep {sweep_status.lower()}" if sweep_status else "") + ".", ""]
-        if command:
-            lines += [f"Command: `{command}`", ""]
-        lines += [f"Continue it with `asym sweep resume {self.sweep}`; report with `asym report {self.sweep}`.", "",
-                  "| trial | status | eval accuracy |", "|---|---|---|", *rows]
-        return "\n".join(lines)
-
-
 # --- batched, retried metric logging -------------------------------------------------------------
-
-
-class MetricBuffer:
-    """Buffers (key, value, step) and sends them in batches; retries with backoff, loses nothing."""
-
-    def __init__(self, client, run_id: str, *, flush_every_s: float = 2.0, deadline_s: float = 120.0,
-                 last_steps: Mapping[str, int] | None = None):
-        self.client, self.run_id = client, run_id
-        self.flush_every_s, self.deadline_s = flush_every_s, deadline_s
-        self.last_steps: dict[str, int] = dict(last_steps or {})  # highest step logged (or queued) per key
-        self.pending: list = []
-        self.failures = 0  # consecutive failed sends
-        self._next_attempt = time.monotonic() + flush_every_s
-
-    def add(self, step: int, metrics: Mapping[str, float]) -> int:
-        """Queue one step's metrics, dropping keys already logged at this step or later; returns how many were queued."""
-        from mlflow.entities import Metric
-
-        now_ms = int(time.time() * 1000)
-        queued = 0
-        for key, value in metrics.items():
-            value = float(value)
-            if step <= self.last_steps.get(key, -1) or math.isnan(value):
-                continue
-            self.pending.append(Metric(key, value, now_ms, int(step)))
-            self.last_steps[key] = int(step)
-            queued += 1
-        return queued
-
-    def maybe_flush(self) -> None:
-        """Send if the flush interval (or the backoff after a failure) has passed; never blocks on errors."""
-        if self.pending and time.monotonic() >= self._next_attempt:
-            self._try_send()
-
-    def flush(self, block: bool = True) -> None:
-        """Send everything now; with ``block``, retry until sent or raise TrackingError at the deadline."""
-        if not block:
-            self._try_send()
-            return
-        start = time.monotonic()
-        while self.pending:
-            if self._try_send():
-                return
-            if time.monotonic() - start > self.deadline_s:
-                raise TrackingError(f"MLflow did not accept {len(self.pending)} metrics of run {self.run_id} "
-                                    f"within {self.deadline_s:.0f} s ({self.failures} failed attempts)")
-            time.sleep(max(0.0, self._next_attempt - time.monotonic()))
-
-    def _try_send(self) -> bool:
-        retrying = self.failures > 0
-        try:
-            while self.pending:
-                chunk = self.pending[:MAX_METRICS_PER_BATCH]
-                if retrying:  # a send that timed out may have landed: never log a step twice
-                    chunk = self._not_yet_logged(chunk)
-                if chunk:
-                    self.client.log_batch(self.run_id, metrics=chunk)
-                del self.pending[:MAX_METRICS_PER_BATCH]
-        except Exception:
-            self.failures += 1
-            self._next_attempt = time.monotonic() + min(0.5 * 2 ** (self.failures - 1), 10.0)
-            return False
-        self.failures = 0
-        self._next_attempt = time.monotonic() + self.flush_every_s
-        return True
-
-    def _not_yet_logged(self, chunk: list) -> list:
-        logged: dict[str, set[int]] = {}
-        for key in {m.key for m in chunk}:
-            logged[key] = {m.step for m in self.client.get_metric_history(self.run_id, key)}
-        return [m for m in chunk if m.step not in logged[m.key]]
 
 
 # --- a trial's child run -------------------------------------------------------------------------
 
 
-@dataclass
-class TrialRun:
-    """One trial's MLflow run, opened (or re-opened) by its deterministic key."""
-
-    client: Any
-    run_id: str
-    buffer: MetricBuffer
-    status_at_open: str
-
-    @classmethod
-    def open(cls, client, experiment_id: str, trial, *, sweep: str | None, parent_run_id: str | None,
-             flush_every_s: float = 2.0, deadline_s: float = 120.0) -> "TrialRun":
-        """Find the trial's run by (sweep, trial key) or create it with the trial's params.
-
-        ``sweep=None`` makes a standalone run (``asym train``): tagged ``asym.kind=train``, no parent.
-        """
-        def open_once() -> tuple[str, str, dict[str, int]]:
-            kind = names.KIND_TRIAL if sweep is not None else KIND_STANDALONE
-            tags = {names.TAG_KIND: kind, names.TAG_TRIAL_KEY: trial.key}
-            if sweep is not None:
-                tags[names.TAG_SWEEP] = sweep
-            runs = find_runs(client, experiment_id, tags)
-            if runs and sweep is not None:
-                run = runs[0]
-                return run.info.run_id, run.info.status, _last_steps(client, run)
-            run_tags = {**tags, names.TAG_STUDY: trial.study, names.TAG_TRIAL: trial.name}
-            if parent_run_id is not None:
-                run_tags[names.PARENT_RUN_ID] = parent_run_id
-            run = client.create_run(experiment_id, run_name=run_display_name(trial), tags=run_tags)
-            from mlflow.entities import Param
-
-            params = [Param(k, v[:6000]) for k, v in trial.params().items()]
-            for chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
-                client.log_batch(run.info.run_id, params=chunk)
-            return run.info.run_id, "RUNNING", {}
-
-        run_id, status, last = with_retries(open_once, deadline_s=deadline_s, what=f"open the run of {trial.name}")
-        buffer = MetricBuffer(client, run_id, flush_every_s=flush_every_s, deadline_s=deadline_s, last_steps=last)
-        return cls(client=client, run_id=run_id, buffer=buffer, status_at_open=status)
-
-    def last_step(self) -> int:
-        """The highest step logged for any metric (-1 when none)."""
-        return max(self.buffer.last_steps.values(), default=-1)
-
-    def is_complete(self, steps: int) -> bool:
-        """Finished earlier with every step logged: a resumed sweep must not run it again."""
-        return self.status_at_open == "FINISHED" and self.last_step() >= steps
-
-    def mark_running(self) -> None:
-        if self.status_at_open != "RUNNING":
-            with_retries(lambda: self.client.update_run(self.run_id, status="RUNNING"),
-                         deadline_s=self.buffer.deadline_s, what="mark the run RUNNING")
-
-    def log_step(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.buffer.add(step, metrics)
-        self.buffer.maybe_flush()
-
-    def close(self, status: str) -> None:
-        """Flush everything (blocking, with retries) and set the final status."""
-        try:
-            self.buffer.flush(block=True)
-        finally:
-            finish_run(self.client, self.run_id, status, deadline_s=self.buffer.deadline_s)
-
-    def latest_metrics(self) -> dict[str, float]:
-        """The run's latest value per metric (retried: a trial may start while the server restarts)."""
-        return with_retries(lambda: dict(self.client.get_run(self.run_id).data.metrics),
-                            deadline_s=self.buffer.deadline_s, what=f"read the metrics of run {self.run_id}")
-
-
-def _last_steps(client, run) -> dict[str, int]:
-    last = {}
-    for key in run.data.metrics:
-        history = client.get_metric_history(run.info.run_id, key)
-        if history:
-            last[key] = max(m.step for m in history)
-    return last
-
-
-def _chunks(items: list, size: int) -> Iterable[list]:
+def chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-

@@ -40,7 +40,7 @@ class SweepContext:
 
 def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
     """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
-    from orchestrator.backends import get_backend
+    from backends import get_backend
 
     backend = get_backend(spec.backend)
     wanted = dict(backend.resources(spec))
@@ -127,14 +127,14 @@ def run_trial(config: dict, context: SweepContext) -> None:
     started = time.perf_counter()
     from ray import tune
 
-    from estimators.plugins import load_plugins
-    from orchestrator import tracking
-    from orchestrator.backends import get_backend
+    from experiments.plugins import load_plugins
+    from orchestrator import tracking, trial_run
+    from backends import get_backend
 
     spec = spec_from_config(config)
     load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too
     client = tracking.make_client(context.tracking_uri)
-    tracker = tracking.TrialRun.open(client, context.experiment_id, spec, sweep=context.sweep,
+    tracker = trial_run.TrialRun.open(client, context.experiment_id, spec, sweep=context.sweep,
                                      parent_run_id=context.parent_run_id)
     if tracker.is_complete(spec.steps):
         tune.report({**tracker.latest_metrics(), "step": tracker.last_step(), "skipped": 1.0})

@@ -5,7 +5,7 @@
 # 2. the embedded engine (tinyrlvr) for a few smoke steps with device=cuda (metrics must be finite);
 # 3. where verl is importable (`pip install -e '.[verl]'` or '.[gpu]'): a 2-step verl trial of cpu-tiny
 #    on one GPU (verl's FSDP2 actor on CUDA) served by the project's own rollout replica
-#    (orchestrator/backends/verl/cpu/rollout.py), so no vLLM is needed; skipped with a note without verl.
+#    (backends/verl/cpu/rollout.py), so no vLLM is needed; skipped with a note without verl.
 # Prints one table and a line per part; exits non-zero on any mismatch or failure.
 # ASYM_GPU_CHECK_DEVICE=cpu is the self-test on a machine without a GPU (CI: tests/test_gpu_check.py):
 # parts 1-2 with "cpu" in place of "cuda", and part 3 plans, renders and composes the same GPU trial
@@ -161,7 +161,7 @@ else
   "$PYTHON" - "$WORK/plan.json" <<'PY' || { echo "VERL GPU CHECK: FAILED (self-test)"; exit 1; }
 import json, sys
 
-from orchestrator.backends.verl.entry import compose_config, validate
+from backends.verl.entry import compose_config, validate
 
 (trial,) = json.load(open(sys.argv[1]))
 config = compose_config(trial["overrides"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from analysis import comparison
 from analysis.load import METRIC_COLUMNS, SweepData
-from estimators import metric_names as mn
+from common import metric_names as mn
 
 RUNS = [  # run_id, label, estimator, alpha_pos, alpha_neg, seed, policy_loss
     ("r0", "REINFORCE", "reinforce", 0.0, 0.0, 0, "vanilla"),

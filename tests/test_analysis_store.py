@@ -3,7 +3,7 @@
 ``write_sweep`` (also used by tests/test_report.py) writes sweeps exactly as
 experiments/tracking_names.py lays them out: a parent run tagged kind=sweep, child runs with
 ``mlflow.parentRunId``, params = ``TrialSpec.params()`` of trials planned by the real planner, and
-per-step metrics under ``estimators.metric_names`` (train metrics at steps 1..N, evaluations at 0,
+per-step metrics under ``common.metric_names`` (train metrics at steps 1..N, evaluations at 0,
 every ``eval_every`` steps and the last). The histories are synthetic but shaped like the engine's
 (Avg@k accuracies on a 1/(prompts x samples) grid, kappa NaN when no group is mixed), drawn from a
 seeded RNG. Checks: the tidy frame holds exactly what was logged; a step logged twice keeps the
@@ -18,7 +18,7 @@ import zlib
 import numpy as np
 import pytest
 
-from estimators import metric_names as mn
+from common import metric_names as mn
 from experiments.spec import TrialSpec
 from experiments import tracking_names as tn
 

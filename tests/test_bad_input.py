@@ -51,15 +51,15 @@ CASES = [
     ("report nope", {}, "no tracking store at"),
     # study / config files
     ("sweep isolation --config missing.yaml --dry-run", {}, "config file missing.yaml does not exist"),
-    ("sweep isolation --config bad.yaml --dry-run", {}, "is not valid YAML"),
+    ("sweep isolation --config bad.yaml --dry-run", {}, "bad.yaml:2: not valid YAML"),
     ("sweep isolation --config unknown.yaml --dry-run", {}, "unknown key 'not_a_setting'"),
     ("sweep isolation --config list.yaml --dry-run", {}, "must be a mapping"),
     ("sweep isolation --config adir --dry-run", {}, "cannot read config file adir"),
     # cluster files
-    ("sweep isolation --cluster missing.yaml", {}, "cluster file missing.yaml not found"),
+    ("sweep isolation --cluster missing.yaml", {}, "cluster file missing.yaml does not exist"),
     ("sweep isolation --cluster bad.yaml", {}, "not valid YAML"),
     ("sweep isolation --cluster cluster-bad.yaml", {}, "required field is missing"),
-    ("cluster up missing.yaml", {}, "cluster file missing.yaml not found"),
+    ("cluster up missing.yaml", {}, "cluster file missing.yaml does not exist"),
     ("cluster down bad.yaml", {}, "not valid YAML"),
     ("sweep isolation --cluster a.yaml --address 1.2.3.4:6379", {}, "not both"),
     # tracking URIs

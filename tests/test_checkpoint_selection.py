@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from estimators import metric_names as mn
+from common import metric_names as mn
 from experiments import tracking_names as tn
 
 BASE = {"tier1": 1.0, "tier2": 0.6, "hard": 0.10}  # step 0: the easy tier is solved, the hard split is not

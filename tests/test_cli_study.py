@@ -25,7 +25,7 @@ def test_study_list_table_and_json():
         assert name in out.stdout
     rows = json.loads(run("study", "list", "--json").stdout)
     by_name = {r["name"]: r for r in rows}
-    assert by_name["main"]["methods"] == 9 and by_name["grid"]["methods"] == 25
+    assert by_name["main"]["methods"] == 9 and by_name["grid"]["methods"] == 36
     assert by_name["backbones"]["models"]["verl"] == ["qwen2.5-7b-base", "qwen2.5-math-1.5b"]
     assert by_name["kappa"]["default_steps"] == 20
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 from orchestrator import tracking
 from orchestrator.cli import main
-from estimators.errors import UserError
+from common.errors import UserError
 from orchestrator.single import MetricsFile
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cluster.schema import load_cluster_file
-from estimators.errors import UserError
+from common.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "cluster").glob("*.yaml"))
@@ -67,9 +67,9 @@ def test_shipped_files_pass_our_schema_and_install_the_gpu_extra(path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_heads_declare_the_admission_of_verl_trials_over_several_nodes(path):
-    """orchestrator/backends/verl/admission.py: a trial of several nodes holds asym_gpu_slot units (one
+    """backends/verl/admission.py: a trial of several nodes holds asym_gpu_slot units (one
     per GPU it uses) and the one asym_verl_job unit; a head without them leaves such a trial pending."""
-    from orchestrator.backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
+    from backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
 
     raw = yaml.safe_load(path.read_text())
     types = raw.get("available_node_types") or {}
@@ -207,7 +207,7 @@ def test_cluster_up_needs_the_ssh_key_file_to_exist(tmp_path):
 def test_missing_cluster_file_is_one_line(tmp_path):
     done = run_cli(["cluster", "status", str(tmp_path / "nope.yaml")], tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"error: cluster file {tmp_path / 'nope.yaml'} not found: give the path of a Ray cluster YAML (see cluster/)"
+    assert done.stderr.strip() == f"error: cluster file {tmp_path / 'nope.yaml'} does not exist: give the path of a Ray cluster YAML (see cluster/)"
 
 
 def test_launcher_runs_rays_own_up_and_down_on_the_absolute_path():

@@ -145,9 +145,10 @@ RAY_JOB_TRIAL = """
 import dataclasses, json, sys
 from pathlib import Path
 
-from experiments.plan import parse_set, plan
-from orchestrator.backends.verl import VerlBackend
-from orchestrator.backends.verl.render import RenderPaths
+from experiments.parse import parse_set
+from experiments.plan import plan
+from backends.verl import VerlBackend
+from backends.verl.render import RenderPaths
 
 fake, workdir = sys.argv[1], Path(sys.argv[2])
 trial = dataclasses.replace(plan("main", backend="verl", models=["qwen3-4b"], axes=(parse_set("nnodes=2"),))[-1], steps=4)
@@ -195,7 +196,7 @@ def test_a_multi_node_verl_trial_runs_as_ray_jobs_on_the_head(stack, tmp_path):
 STOP_EARLIER = """
 import sys, time
 from ray.job_submission import JobSubmissionClient
-from orchestrator.backends.verl.execution import stop_earlier_jobs
+from backends.verl.execution import stop_earlier_jobs
 client, stem = JobSubmissionClient(sys.argv[1]), sys.argv[2]
 client.submit_job(entrypoint="sleep 300", submission_id=stem + "-a1")
 while client.get_job_status(stem + "-a1").value != "RUNNING":

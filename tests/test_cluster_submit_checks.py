@@ -19,8 +19,8 @@ import pytest
 from cluster.head import normalize_address
 from cluster.submit import build_job_request, submit_sweep
 from cluster.tracking_check import require_shared_tracking_uri
-from orchestrator.tracking import redact
-from estimators.errors import UserError
+from common.redact import redact
+from common.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "http://127.0.0.1:8265"

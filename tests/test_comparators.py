@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from estimators import channels, compute_advantages, compute_token_advantages, get_estimator
-from estimators import metric_names as M
+from common import metric_names as M
 from estimators.comparators import entropy_shaping, unlikeliness
 
 R = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
@@ -105,7 +105,7 @@ def test_verl_adapter_passes_the_inputs():
     pytest.importorskip("verl")
     from omegaconf import OmegaConf
 
-    from estimators.verl_adapter import compute_asym_grpo_advantage, rollout_inputs
+    from backends.verl.adapter import compute_asym_grpo_advantage, rollout_inputs
 
     mask = torch.ones(5, 3)
     scores = torch.zeros(5, 3)

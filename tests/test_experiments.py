@@ -102,7 +102,7 @@ def test_user_yaml_overrides_embedded_engine_fields_and_trial_keys(tmp_path):
     ("n_heads: 3\n", "embedded", r"preset embedded-tiny: d_model \(128\) must be divisible by n_heads \(3\)"),
     ("steps: 0\n", "embedded", r"steps must be >= 1"),
     ("- 1\n- 2\n", "embedded", r"must be a mapping"),
-    ("lr: [1,\n", "embedded", r"is not valid YAML"),
+    ("lr: [1,\n", "embedded", r"cfg.yaml:2: not valid YAML"),
 ])
 def test_bad_user_yaml_is_one_line_naming_the_key(tmp_path, text, backend, pattern):
     cfg = _write(tmp_path, text)
@@ -158,3 +158,15 @@ def test_sections_for_models_outside_the_plan_are_checked_too(tmp_path):
     cfg = _write(tmp_path, "qwen2.5-7b-base:\n  lrr: 1\n")
     with pytest.raises(ValueError, match=r"\[qwen2.5-7b-base\]: unknown key 'lrr'"):
         plan("main", backend="verl", config_file=cfg)
+
+
+def test_the_backend_registry_names_the_backends_the_presets_name():
+    """One set of backend names: the registry (classes, capabilities) and the presets (models) agree."""
+    from backends import BACKENDS
+    from experiments.presets import MODELS_BY_BACKEND
+
+    assert list(BACKENDS) == list(MODELS_BY_BACKEND)
+    with pytest.raises(ValueError, match="unknown backend 'gpu'; known: embedded, verl"):
+        from backends import get_backend
+
+        get_backend("gpu")

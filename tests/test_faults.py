@@ -24,7 +24,7 @@ import psutil
 import pytest
 from asym_process import check_resumed_sweep, finish, runs_of, start_asym, wait_for
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 from orchestrator.mlflow_server import LocalServer, run_dir, store_paths
 from orchestrator.tracking import server_is_up

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.backends.verl.job_watch import NodeLossWatchdog, NodeLost, describe, lost_with_their_node
+from backends.verl.job_watch import NodeLossWatchdog, NodeLost, describe, lost_with_their_node
 
 
 def actor(class_name: str, state: str = "DEAD", reason: str | None = "NODE_DIED", node: str = "97978d636acc9416"):
@@ -75,7 +75,7 @@ def test_on_a_real_cluster_the_watchdog_finds_a_jobs_actor_lost_with_its_node(tm
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from cluster.local_sim import simulated_cluster
-    from orchestrator.backends.verl.job_watch import dead_actors_of
+    from backends.verl.job_watch import dead_actors_of
 
     script = tmp_path / "holder.py"
     script.write_text(HOLDER)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.cost import cost_by_configuration, estimated_finish
-from estimators import metric_names as M
+from common import metric_names as M
 from orchestrator.ledger import CostMeter
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ray_local import LOCAL_RAY_INIT
+
 REPO = Path(__file__).resolve().parents[1]
 
 TUNE_RUN = """
@@ -21,11 +23,11 @@ def flaky(config):
 
 out = io.StringIO()
 live = LiveTable("sweep t", console=Console(file=out, force_terminal=False, soft_wrap=True))
-ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+{local_ray_init}
 tune.Tuner(flaky, run_config=tune.RunConfig(storage_path=sys.argv[1], name="t", callbacks=[live], verbose=0,
            failure_config=tune.FailureConfig(max_failures=1))).fit()
 print(out.getvalue())
-"""
+""".replace("{local_ray_init}", LOCAL_RAY_INIT.format(num_cpus=1))
 
 
 def test_a_retried_then_failed_trial_shows_what_it_raised(tmp_path):
@@ -50,7 +52,7 @@ def test_failure_line_is_the_cause_and_first_line_cut_to_its_limit():
 
 
 def test_first_line_of_an_exception_for_one_line_errors():
-    from estimators.errors import first_line
+    from common.errors import first_line
 
     assert first_line(RuntimeError("  no server at X\n  Traceback ...")) == "no server at X"
     assert first_line(ConnectionError()) == "ConnectionError"

@@ -12,7 +12,9 @@ import math
 
 import pytest
 
-from experiments.plan import parse_float_list, parse_seeds, plan, trials_json, trials_table
+from experiments.parse import parse_float_list, parse_seeds
+from experiments.plan_print import trials_json, trials_table
+from experiments.plan import plan
 from experiments.studies import STUDIES
 
 
@@ -24,7 +26,7 @@ def test_every_study_plans_unique_valid_trials(name, backend):
     models = {t.model for t in trials}
     expected = (study.models or ("qwen3-4b",)) if backend == "verl" else (study.embedded_models or ("embedded-tiny",))
     assert models == set(expected)
-    assert len(trials) == 2 * len(models) * (len(study.methods) or 25)
+    assert len(trials) == 2 * len(models) * (len(study.methods) or 36)
     assert len({t.name for t in trials}) == len(trials)
     assert len({t.key for t in trials}) == len(trials)
     assert all(t.backend == backend and t.study == name for t in trials)
@@ -88,10 +90,11 @@ def test_grid_is_the_product_of_the_lists_in_order():
     assert {t.estimator for t in trials} == {"asym"}
     assert trials[0].name == "asym-ap0-an0-s0" and trials[5].name == "asym-ap1-an1-s0"
     default = plan("grid")
-    assert sorted({t.alpha_pos for t in default}) == [0.1, 0.3, 0.5, 0.7, 0.9]
-    assert sorted({t.alpha_neg for t in default}) == [0.1, 0.25, 0.4, 0.5, 0.75]
+    # the paper's range (issue 24) plus the alpha = 0 edges
+    assert sorted({t.alpha_pos for t in default}) == [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
+    assert sorted({t.alpha_neg for t in default}) == [0.0, 0.1, 0.25, 0.4, 0.5, 0.75]
     one_axis = plan("grid", alpha_pos=[0.9])
-    assert [(t.alpha_pos, t.alpha_neg) for t in one_axis] == [(0.9, a) for a in (0.1, 0.25, 0.4, 0.5, 0.75)]
+    assert [(t.alpha_pos, t.alpha_neg) for t in one_axis] == [(0.9, a) for a in (0.0, 0.1, 0.25, 0.4, 0.5, 0.75)]
 
 
 def test_bad_planner_arguments_are_one_line_errors():

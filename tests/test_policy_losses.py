@@ -95,8 +95,8 @@ def test_clip_sides_by_hand():
 
 def test_render_writes_verls_loss_modes():
     from experiments.plan import plan
-    from orchestrator.backends.verl.entry import compose_config
-    from orchestrator.backends.verl.render import RenderPaths, render_overrides
+    from backends.verl.entry import compose_config
+    from backends.verl.render import RenderPaths, render_overrides
 
     trials = {t.label: t for t in plan("comparators", backend="verl")}
     paths = RenderPaths("/data", "/ckpt")

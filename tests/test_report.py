@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from estimators import metric_names as mn
+from common import metric_names as mn
 from experiments import tracking_names as tn
 
 from test_analysis_store import write_sweep  # noqa: E402  (tests/ is on sys.path under pytest)

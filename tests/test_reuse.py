@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 from experiments.plan import plan
 from orchestrator import reuse
@@ -63,7 +63,7 @@ def test_a_changed_base_model_content_gets_another_key(tmp_path, monkeypatch):
     """Settings whose base model is not shipped: its file in the cache, changed in place."""
     from tinyrlvr.base_model import base_model_path
     from tinyrlvr.model import ModelShape, Policy
-    from orchestrator.backends.embedded import EmbeddedBackend
+    from backends.embedded import EmbeddedBackend
     from dataclasses import asdict
 
     (trial,) = [t for t in plan("isolation", smoke=True, steps=3, overrides={"warmup_seed": 123})

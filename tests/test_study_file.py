@@ -9,10 +9,11 @@ import json
 
 import pytest
 
-from experiments.plan import parse_set, plan, plan_sampled
+from experiments.parse import parse_set
+from experiments.plan import plan, plan_sampled
 from experiments.spec import Axis
 from experiments.studies import STUDIES
-from experiments.studies.grid import OPTUNA_STUDY
+from experiments.studies import OPTUNA_STUDY
 from experiments.study_file import load_study_file
 from orchestrator.cli import main
 
@@ -46,7 +47,7 @@ BAD = {  # file text, the one-line error it gives (file:line (field): ...)
     "unknown_parameter": ("name: x\n" + METHOD + "    params: {power: 2}\n",
                           r"unknown_parameter.yaml:5 \(methods\[0\].params.power\): estimator 'asym' has no parameter 'power'"),
     "unknown_setting": ("name: x\n" + METHOD + "axes:\n  lrr: [1, 2]\n", r"unknown key 'lrr' for model 'embedded-tiny'"),
-    "missing_methods": ("name: x\n", r"missing_methods.yaml \(methods\)?: field 'methods' is required|field 'methods' is required"),
+    "missing_methods": ("name: x\n", r"missing_methods.yaml: methods needs at least one method \(or an alpha_grid\)"),
 }
 
 
@@ -97,7 +98,7 @@ def test_estimator_parameter_out_of_range_names_the_line(workdir, capsys, plugin
 def test_study_file_plans_methods_x_axes_x_seeds_with_sources(workdir):
     (workdir / "s.yaml").write_text(GOOD)
     study = load_study_file(workdir / "s.yaml")
-    assert [m.source for m in study.methods] == ["s.yaml:4", "our guess"]
+    assert [m.source for m in study.methods] == ["s.yaml:4", "s.yaml:8: our guess"]
     assert study.axes == (Axis("lr", (0.001, 0.003), "s.yaml:14"),)
     trials = plan(study, smoke=True)
     assert len(trials) == 8 and {t.seed for t in trials} == {0, 1}
@@ -133,7 +134,7 @@ def test_study_show_file_lists_methods_axes_and_sources(workdir, capsys):
     desc = json.loads(out)
     assert [a["key"] for a in desc["axes"]] == ["lr", "clip_high"] and desc["axes"][1]["source"] == "--set"
     assert len(desc["trials"]) == 4  # seed 0 only: 2 methods x 2 lr x 1 clip_high
-    assert desc["methods"][1]["source"] == "our guess"
+    assert desc["methods"][1]["source"] == "s.yaml:8: our guess"
 
 
 def test_builtin_studies_carry_their_sources_on_every_method():
@@ -162,3 +163,69 @@ def test_parse_set_reads_yaml_scalars():
     assert parse_set("group_size=4,8").values == (4, 8)
     with pytest.raises(ValueError, match="listed twice"):
         parse_set("lr=1,1")
+
+
+PAPER_LIKE = """\
+name: mine
+models: {verl: [qwen3-4b], embedded: [embedded-tiny]}
+methods:
+  - {label: GRPO, estimator: grpo}
+  - {label: Clip-Cov, estimator: grpo, policy_loss: clip_cov, smoke: false}
+alpha_grid:
+  alpha_pos: [0.5, 0.9]
+  alpha_neg: [0.4]
+"""
+
+
+def test_a_user_file_says_what_a_paper_study_says(workdir):
+    """policy_loss, a smoke subset, an alpha grid and per-backend models, as the paper's files use them."""
+    (workdir / "m.yaml").write_text(PAPER_LIKE)
+    study = load_study_file(workdir / "m.yaml")
+    assert study.models == ("qwen3-4b",) and study.embedded_models == ("embedded-tiny",)
+    assert study.full_only == ("Clip-Cov",)
+    full = plan(study)
+    assert [t.label for t in full] == ["GRPO", "Clip-Cov", "AsymGRPO (0.5, 0.4)", "AsymGRPO (0.9, 0.4)"]
+    assert full[1].policy_loss == "clip_cov" and full[1].name == "grpo-clip-cov-s0"
+    assert [t.label for t in plan(study, smoke=True)] == ["GRPO", "AsymGRPO (0.5, 0.4)", "AsymGRPO (0.9, 0.4)"]
+    assert [t.alpha_pos for t in plan(study, alpha_pos=[0.1])][2:] == [0.1]
+    assert {t.model for t in plan(study, backend="verl")} == {"qwen3-4b"}
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("name: x\nmethods:\n  - {label: a, estimator: grpo, policy_loss: nope}\n",
+     r"x.yaml:3 \(methods\[0\].policy_loss\): unknown policy_loss 'nope'"),
+    ("name: x\nalpha_grid:\n  alpha_pos: [0.5, -1]\n  alpha_neg: [0.4]\n",
+     r"x.yaml:3 \(alpha_grid.alpha_pos\[1\]\): alpha_pos must be a finite number >= 0"),
+    ("name: x\nalpha_grid:\n  alpha_pos: [0.5]\n  alpha_neg: [0.4]\n  estimator: grpo\n",
+     r"x.yaml:5 \(alpha_grid.estimator\): estimator 'grpo' does not take both alphas"),
+    ("name: x\nmodels: {gpu: [a]}\nmethods:\n  - {label: a, estimator: grpo}\n",
+     r"x.yaml:2 \(models.gpu\): unknown backend 'gpu'"),
+])
+def test_the_grown_schema_rejects_bad_values_with_file_and_line(workdir, text, pattern):
+    (workdir / "x.yaml").write_text(text)
+    with pytest.raises(ValueError, match=pattern):
+        load_study_file(workdir / "x.yaml")
+
+
+def test_the_paper_studies_are_shipped_yaml_files_read_by_the_study_file_loader():
+    from importlib import resources
+
+    files = sorted(p.name for p in resources.files("experiments.studies").iterdir() if p.name.endswith(".yaml"))
+    assert files == sorted(f"{name}.yaml" for name in STUDIES)
+    with resources.as_file(resources.files("experiments.studies") / "isolation.yaml") as path:
+        assert load_study_file(path).methods == STUDIES["isolation"].methods
+    # every method's source starts with its file and line, as a user file's does
+    for name, study in STUDIES.items():
+        for method in study.methods:
+            assert method.source.startswith(f"{name}.yaml:"), (name, method.label, method.source)
+
+
+def test_set_accepts_every_method_field_policy_loss_included(capsys):
+    code, out, err = _run(["sweep", "isolation", "--set", "policy_loss=clip_cov", "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == len(STUDIES["isolation"].methods) and {r["policy_loss"] for r in rows} == {"clip_cov"}
+    assert all("clip-cov" in r["name"] for r in rows)
+    code, out, err = _run(["sweep", "flip", "--set", "use_preset_entropy_coeff=true", "--dry-run", "--json"], capsys)
+    assert code == 0, err
+    assert {r["entropy_coeff"] > 0 for r in json.loads(out)} == {True}

@@ -154,7 +154,7 @@ def test_ui_serves_the_local_store_on_loopback(tmp_path):
     import urllib.request
 
     from orchestrator import tracking
-    from orchestrator.mlflow_server import free_port
+    from common.net import free_port
 
     store = tmp_path / ".asym" / "mlflow"
     store.mkdir(parents=True)
@@ -180,9 +180,11 @@ def test_ui_serves_the_local_store_on_loopback(tmp_path):
 def test_a_trial_needing_a_resource_the_cluster_lacks_is_refused_not_left_pending():
     """A verl trial over several nodes holds admission units the head declares; on a cluster without
     them Tune would keep it pending forever. CPUs and GPUs are not checked (an autoscaler adds nodes)."""
-    from experiments.plan import parse_set, plan
-    from orchestrator.sweep import SweepOptions, _resources_of, check_declared_resources
-    from estimators.errors import UserError
+    from experiments.parse import parse_set
+    from experiments.plan import plan
+    from orchestrator.sweep_launch import check_declared_resources, resources_of as _resources_of
+    from orchestrator.sweep_state import SweepOptions
+    from common.errors import UserError
 
     (trial,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],
                     axes=(parse_set("nnodes=2"),))

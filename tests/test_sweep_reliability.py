@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from asym_process import finish, runs_of, start_asym
 
-from estimators import metric_names as M
+from common import metric_names as M
 from experiments import tracking_names as names
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from estimators import ESTIMATORS
-from estimators import metric_names as M
+from common import metric_names as M
 from tinyrlvr.base_model import get_base_model, load_policy
 from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
 from tinyrlvr.trainer import CHECKPOINT_NAME, train

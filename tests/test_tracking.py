@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from experiments.spec import TrialSpec
-from orchestrator import tracking
+from orchestrator import tracking, trial_run
+from orchestrator.sweep_note import SweepNote
 from experiments import tracking_names as names
-from estimators.errors import UserError
-from orchestrator.mlflow_server import LocalServer, free_port
+from common.errors import UserError
+from common.net import free_port
+from orchestrator.mlflow_server import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,12 +43,12 @@ def test_trial_run_is_found_again_by_key_and_never_logs_a_step_twice(sqlite_clie
     client, exp = sqlite_client
     parent = tracking.open_sweep_run(client, exp, sweep="s1", study="grid", params={"trials": 1})
     trial = _trial()
-    first = tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
+    first = trial_run.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
     for step in range(0, 6):
         first.log_step(step, {"train/entropy": 1.0 + step, "eval/mean_accuracy": 0.1 * step})
     first.buffer.flush()
     # the process dies here (no close): a retry re-opens the run and re-reports steps 3..8
-    again = tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
+    again = trial_run.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent)
     assert again.run_id == first.run_id
     assert again.last_step() == 5
     for step in range(3, 9):
@@ -62,17 +64,17 @@ def test_trial_run_is_found_again_by_key_and_never_logs_a_step_twice(sqlite_clie
     values = {m.step: m.value for m in client.get_metric_history(first.run_id, "train/entropy")}
     assert values[5] == 6.0 and values[6] == 106.0  # kept the first attempt's logged steps
     # the same trial in another sweep is another run; the sweep's parent is found again
-    other = tracking.TrialRun.open(client, exp, trial, sweep="s2", parent_run_id=None)
+    other = trial_run.TrialRun.open(client, exp, trial, sweep="s2", parent_run_id=None)
     assert other.run_id != first.run_id
     assert tracking.open_sweep_run(client, exp, sweep="s1", study="grid") == parent
     assert again.is_complete(8) is False  # status seen at open was RUNNING
-    assert tracking.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent).is_complete(8)
+    assert trial_run.TrialRun.open(client, exp, trial, sweep="s1", parent_run_id=parent).is_complete(8)
 
 
 def test_standalone_runs_are_tagged_and_never_reused(sqlite_client):
     client, exp = sqlite_client
-    a = tracking.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
-    b = tracking.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
+    a = trial_run.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
+    b = trial_run.TrialRun.open(client, exp, _trial(), sweep=None, parent_run_id=None)
     assert a.run_id != b.run_id
     tags = client.get_run(a.run_id).data.tags
     assert tags[names.TAG_KIND] == tracking.KIND_STANDALONE and names.PARENT_RUN_ID not in tags
@@ -80,7 +82,7 @@ def test_standalone_runs_are_tagged_and_never_reused(sqlite_client):
 
 def test_metric_buffer_batches_and_skips_nan(sqlite_client, monkeypatch):
     client, exp = sqlite_client
-    run = tracking.TrialRun.open(client, exp, _trial(), sweep="batching", parent_run_id=None, flush_every_s=3600)
+    run = trial_run.TrialRun.open(client, exp, _trial(), sweep="batching", parent_run_id=None, flush_every_s=3600)
     calls = []
     real = client.log_batch
     monkeypatch.setattr(client, "log_batch",
@@ -121,7 +123,7 @@ def test_logging_survives_a_server_restart_on_the_same_port(tmp_path):
         server.wait_ready()
         client = tracking.make_client(server.uri)
         exp = tracking.ensure_experiment(client, artifacts)
-        run = tracking.TrialRun.open(client, exp, _trial(), sweep="s", parent_run_id=None,
+        run = trial_run.TrialRun.open(client, exp, _trial(), sweep="s", parent_run_id=None,
                                      flush_every_s=0.0, deadline_s=120)
         for step in range(0, 10):
             run.log_step(step, {"train/entropy": float(step), "train/reward_mean": step / 10})
@@ -145,7 +147,7 @@ def test_logging_survives_a_server_restart_on_the_same_port(tmp_path):
 
 def test_flush_gives_up_loudly_after_the_deadline(tmp_path):
     client = tracking.make_client(f"http://127.0.0.1:{free_port()}")
-    buffer = tracking.MetricBuffer(client, "0" * 32, deadline_s=1.0)
+    buffer = trial_run.MetricBuffer(client, "0" * 32, deadline_s=1.0)
     buffer.add(1, {"x": 1.0})
     with pytest.raises(tracking.TrackingError, match="did not accept 1 metrics"):
         buffer.flush(block=True)
@@ -183,11 +185,11 @@ def test_sweep_note_lists_every_trial_and_follows_their_status(sqlite_client):
     parent = tracking.open_sweep_run(client, exp, sweep="noted", study="grid",
                                      params={"command": "asym sweep grid --smoke"})
     a, b = _trial("asym-ap1-an0.5-s0", seed=0), _trial("asym-ap1-an0.5-s1", seed=1)
-    note = tracking.SweepNote(client, exp, parent, sweep="noted", study="grid", planned=[a.name, b.name], every_s=3600)
+    note = SweepNote(client, exp, parent, sweep="noted", study="grid", planned=[a.name, b.name], every_s=3600)
     assert note.update()
     text = client.get_run(parent).data.tags[names.NOTE]
     assert "study `grid`, 2 trials (2 pending)" in text and "Command: `asym sweep grid --smoke`" in text
-    run = tracking.TrialRun.open(client, exp, a, sweep="noted", parent_run_id=parent)
+    run = trial_run.TrialRun.open(client, exp, a, sweep="noted", parent_run_id=parent)
     assert client.get_run(run.run_id).info.run_name == "AsymGRPO (1, 0.5) s0"
     run.log_step(20, {"eval/mean_accuracy": 0.625})
     run.close("FINISHED")
@@ -198,7 +200,8 @@ def test_sweep_note_lists_every_trial_and_follows_their_status(sqlite_client):
 
 
 def test_servers_listen_on_loopback_unless_asked():
-    from orchestrator.mlflow_server import is_loopback, server_command
+    from common.net import is_loopback
+    from orchestrator.mlflow_server import server_command
 
     command = server_command("sqlite:////tmp/x.db", "file:///tmp/a", 5000)
     assert command[command.index("--host") + 1] == "127.0.0.1"

@@ -25,7 +25,8 @@ import pytest
 
 from orchestrator import tracking
 from experiments import tracking_names as names
-from orchestrator.mlflow_server import LocalServer, free_port
+from common.net import free_port
+from orchestrator.mlflow_server import LocalServer
 
 from asym_process import finish, steps_exactly_once, wait_for  # noqa: E402  (tests/ is on sys.path)
 

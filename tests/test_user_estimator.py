@@ -71,8 +71,8 @@ def test_fresh_process_finds_the_user_estimator_in_verls_registry(plugin_module,
                           cwd=plugin_module.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert found["module"] == "estimators.verl_adapter"  # our adapter registered it, on `import verl`
-    from estimators.plugins import load_plugins
+    assert found["module"] == "backends.verl.adapter"  # our adapter registered it, on `import verl`
+    from experiments.plugins import load_plugins
     from estimators.registry import compute_advantages
 
     load_plugins(["my_estimators"], search_dir=str(plugin_module.parent))  # the same module, here

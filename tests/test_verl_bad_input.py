@@ -56,7 +56,7 @@ def test_refused_with_one_line_and_exit_2_and_nothing_written(argv, env, message
 
 
 def test_a_model_in_the_cache_passes_offline(tmp_path, monkeypatch):
-    from orchestrator.backends.verl.models import check_model_source, locate
+    from backends.verl.models import check_model_source, locate
 
     snapshot = tmp_path / "hub" / "models--Qwen--Qwen3-4B" / "snapshots" / "abc123"
     snapshot.mkdir(parents=True)
@@ -73,7 +73,7 @@ def test_a_model_in_the_cache_passes_offline(tmp_path, monkeypatch):
 def test_attention_is_chosen_at_run_time_with_one_line(monkeypatch):
     import importlib.util
 
-    from orchestrator.backends.verl import models
+    from backends.verl import models
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else object())
     extra, line = models.attention_override({})

@@ -29,7 +29,7 @@ SWEEP = "verl-nodes"
 @pytest.fixture(scope="module")
 def sim():
     from cluster.local_sim import simulated_cluster
-    from orchestrator.backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
+    from backends.verl.admission import ADMISSION_RESOURCE, JOB_RESOURCE
 
     # logical CPUs: verl's ~10 processes per job each ask for one; the head declares the admission
     # units a multi-node verl trial holds (one GPU slot per worker GPU, one verl job at a time)

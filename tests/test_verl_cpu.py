@@ -1,4 +1,4 @@
-"""verl's real trainer on a CPU (orchestrator/backends/verl/cpu): the pieces, then a real sweep.
+"""verl's real trainer on a CPU (backends/verl/cpu): the pieces, then a real sweep.
 
 Fast checks: the GPT-2 export computes the embedded base model's logits; the exact reward; the
 registrations inside a fresh ``import verl`` (and nothing without the switch); the version guard of
@@ -25,9 +25,9 @@ import torch
 
 pytest.importorskip("verl")
 
-from estimators import metric_names as mn  # noqa: E402
-from orchestrator.backends.verl.cpu import assets as A  # noqa: E402
-from orchestrator.backends.verl.cpu.reward import compute_score  # noqa: E402
+from common import metric_names as mn  # noqa: E402
+from backends.verl.cpu import assets as A  # noqa: E402
+from backends.verl.cpu.reward import compute_score  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def _run(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 def test_registrations_only_with_the_switch(clean_env):
-    code = ("import verl, json; from orchestrator.backends.verl.cpu import plugin; "
+    code = ("import verl, json; from backends.verl.cpu import plugin; "
             "from verl.workers.rollout.replica import RolloutReplicaRegistry as R; "
             "from verl.utils.device import get_device_name, get_nccl_backend; "
             "print(json.dumps([plugin.registered(), get_device_name(), get_nccl_backend(), R.get('asym_cpu').__name__]))")
@@ -88,7 +88,7 @@ def test_registrations_only_with_the_switch(clean_env):
 
 
 def test_patch_refuses_another_verl_version():
-    from orchestrator.backends.verl.cpu import patch
+    from backends.verl.cpu import patch
 
     with pytest.raises(RuntimeError, match="patches verl 0.9.1 .* verl 0.10.0 is installed"):
         patch.check_verl_version("0.10.0")
@@ -98,7 +98,7 @@ def test_patch_refuses_another_verl_version():
 def server(exported):
     from verl.workers.config import HFModelConfig, RolloutConfig
 
-    from orchestrator.backends.verl.cpu.rollout import CPURolloutServer
+    from backends.verl.cpu.rollout import CPURolloutServer
 
     cfg, assets = exported
     rollout = RolloutConfig(name="asym_cpu", prompt_length=cfg.max_prompt_len, response_length=cfg.max_new_tokens)
@@ -138,7 +138,7 @@ def test_rollout_server_batches_concurrent_requests_and_its_logprobs_are_a_full_
     """Requests that arrive together are decoded as one left-padded batch; each row's sampled log-probs
     equal those of one plain forward of its own unpadded prompt + response (as verl's actor computes
     them, the < 1e-4 the real sweep checks); the serial server samples from the same distributions."""
-    from orchestrator.backends.verl.cpu import rollout as R
+    from backends.verl.cpu import rollout as R
 
     prompts = [[13, 7, 10, 5, 11], [13, 4, 2, 10, 3, 9, 11], [13, 0, 10, 0, 11], [13, 9, 9, 10, 9, 9, 11]] * 2
     params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1}

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.backends.verl.data import ALL_SOURCES, INSTRUCTION, last_boxed, prepare
-from orchestrator.backends.verl.verifier import compute_score
+from backends.verl.data import ALL_SOURCES, INSTRUCTION, last_boxed, prepare
+from backends.verl.verifier import compute_score
 from orchestrator.cli import app
-from estimators.errors import UserError
+from common.errors import UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "math"
 
@@ -47,7 +47,7 @@ def test_our_verl_dataset_reads_the_rows_and_sets_avg_at_n_per_benchmark(tmp_pat
     pytest.importorskip("transfer_queue")  # the trainer module imports verl's v1 trainer
     from omegaconf import OmegaConf
 
-    from orchestrator.backends.verl.trainer import ROLLOUT_N_KEY, AsymRLDataset
+    from backends.verl.trainer import ROLLOUT_N_KEY, AsymRLDataset
 
     prepare(tmp_path, FIXTURE)
     config = OmegaConf.create({"prompt_key": "prompt", "filter_overlong_prompts": False, "cache_dir": str(tmp_path),

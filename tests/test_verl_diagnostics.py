@@ -19,18 +19,18 @@ from omegaconf import OmegaConf  # noqa: E402
 from verl.protocol import DataProto  # noqa: E402
 from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
 
-import estimators.verl_adapter  # noqa: E402,F401  (registers asym_grpo)
+import backends.verl.adapter  # noqa: E402,F401  (registers asym_grpo)
 from estimators import broadcast_to_tokens, channels  # noqa: E402
 from estimators import diagnostics as diag  # noqa: E402
-from estimators import metric_names as names  # noqa: E402
+from common import metric_names as names  # noqa: E402
 from estimators.advantages import asym  # noqa: E402
-from orchestrator.backends.verl.diagnostics import (  # noqa: E402
+from backends.verl.diagnostics import (  # noqa: E402
     batch_diagnostics,
     logp_gain_correct,
     padding_rows,
     verl_key,
 )
-from orchestrator.backends.verl.metrics import map_metrics  # noqa: E402
+from backends.verl.metrics import map_metrics  # noqa: E402
 
 G, T = 8, 12
 

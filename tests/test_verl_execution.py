@@ -18,12 +18,12 @@ import pytest
 
 pytest.importorskip("verl")
 
-from estimators import metric_names as names  # noqa: E402
+from common import metric_names as names  # noqa: E402
 from experiments.plan import plan  # noqa: E402
-from orchestrator.backends.verl import VerlBackend  # noqa: E402
-from orchestrator.backends.verl.execution import trial_env, verl_runtime_env_vars  # noqa: E402
-from orchestrator.backends.verl.render import RenderPaths  # noqa: E402
-from estimators.errors import UserError  # noqa: E402
+from backends.verl import VerlBackend  # noqa: E402
+from backends.verl.execution import trial_env, verl_runtime_env_vars  # noqa: E402
+from backends.verl.render import RenderPaths  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 FAKE = Path(__file__).parent / "fixtures" / "verl" / "fake_verl.py"
 ENV = {"MLFLOW_RUN_ID": "0123abcd", "MLFLOW_TRACKING_URI": "sqlite:////tmp/none.db", "PATH": "/usr/bin"}
@@ -83,7 +83,7 @@ def test_backend_guards_gpus_and_data_before_running(tmp_path, trial):
     b = VerlBackend(paths=RenderPaths(str(tmp_path / "data"), "/ckpt"))
     with pytest.raises(UserError, match="lacks aime24.parquet.*math_train.parquet.*asym data prepare"):
         b.prepare([trial])
-    from orchestrator.backends.verl.data import prepare
+    from backends.verl.data import prepare
 
     prepare(tmp_path / "data", Path(__file__).parent / "fixtures" / "math")
     b.prepare([trial])  # all six files are there
@@ -92,7 +92,7 @@ def test_backend_guards_gpus_and_data_before_running(tmp_path, trial):
 def test_an_attempt_that_logged_nothing_keeps_its_number_and_verl_is_told_what_was_logged(tmp_path, trial):
     """Ray Job submission ids are used once: attempt 2 is numbered 2 even when attempt 1 died before
     verl logged a line; verl gets the last step earlier attempts logged (LOGGED_THROUGH_ENV)."""
-    from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV, next_attempt
+    from backends.verl.execution import LOGGED_THROUGH_ENV, next_attempt
 
     with pytest.raises(RuntimeError, match="logged no metrics"):
         backend("-c", "pass").run(trial, lambda *a: None, tmp_path)
@@ -114,7 +114,7 @@ def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged(tmp_path, monk
     ``trainer.LoggedOnce`` drops those before verl's own ``Tracking`` (here with its file backend)."""
     from verl.utils.tracking import Tracking
 
-    from orchestrator.backends.verl.trainer import LoggedOnce, logged_through_step
+    from backends.verl.trainer import LoggedOnce, logged_through_step
 
     metrics = tmp_path / "attempt-2.jsonl"
     monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(metrics))
@@ -131,7 +131,7 @@ def test_verls_loggers_never_see_a_step_an_earlier_attempt_logged(tmp_path, monk
 def test_a_job_server_that_does_not_answer_is_one_line_naming_where_its_address_came_from(monkeypatch):
     import socket
 
-    from orchestrator.backends.verl.execution import job_client
+    from backends.verl.execution import job_client
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -27,11 +27,11 @@ if not MODEL or not Path(MODEL).is_dir():
 def test_two_step_verl_trial_reports_shared_metrics(tmp_path, monkeypatch):
     import mlflow
 
-    from estimators import metric_names as names
+    from common import metric_names as names
     from experiments.plan import plan
-    from orchestrator.backends.verl import VerlBackend
-    from orchestrator.backends.verl.data import prepare
-    from orchestrator.backends.verl.render import RenderPaths
+    from backends.verl import VerlBackend
+    from backends.verl.data import prepare
+    from backends.verl.render import RenderPaths
 
     prepare(tmp_path / "data", Path(__file__).parent / "fixtures" / "math")
     trial = next(t for t in plan("main", backend="verl", models=["qwen3-4b"], steps=2, overrides={

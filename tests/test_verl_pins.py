@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-from orchestrator.backends.verl import pins
+from backends.verl import pins
 
 pytest.importorskip("verl")
 

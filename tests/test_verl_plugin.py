@@ -13,12 +13,13 @@ import textwrap
 
 import numpy as np
 import pytest
+from ray_local import LOCAL_RAY_INIT
 import torch
 
 core_algos = pytest.importorskip("verl.trainer.ppo.core_algos")
 from omegaconf import OmegaConf  # noqa: E402
 
-import estimators.verl_adapter as adapter  # noqa: E402
+import backends.verl.adapter as adapter  # noqa: E402
 from estimators import broadcast_to_tokens, compute_advantages  # noqa: E402
 
 LOOKUP = textwrap.dedent(
@@ -26,7 +27,7 @@ LOOKUP = textwrap.dedent(
     import json, os, sys
     from importlib.metadata import entry_points
     plugins = {ep.name: ep.value for ep in entry_points(group="verl.plugins")}
-    before = "estimators.verl_adapter" in sys.modules
+    before = "backends.verl.adapter" in sys.modules
     import verl
     from verl.trainer.ppo.core_algos import get_adv_estimator_fn
     fn = get_adv_estimator_fn("asym_grpo")
@@ -48,7 +49,7 @@ def test_fresh_process_finds_asym_grpo_through_entry_point_and_external_modules(
     envs = {
         "entry_point": clean_env,
         "external_modules": {**clean_env, "VERL_USE_EXTERNAL_PLUGINS": "none",
-                             "VERL_USE_EXTERNAL_MODULES": "estimators.verl_adapter"},
+                             "VERL_USE_EXTERNAL_MODULES": "backends.verl.adapter"},
     }
     procs = {k: subprocess.Popen([python_exe, "-c", LOOKUP], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for k, env in envs.items()}
@@ -58,16 +59,16 @@ def test_fresh_process_finds_asym_grpo_through_entry_point_and_external_modules(
         assert proc.returncode == 0, err[-2000:]
         results[key] = json.loads(out.strip().splitlines()[-1])
     entry = results["entry_point"]
-    assert entry["plugins"].get("asym_grpo") == "estimators.verl_adapter"  # pyproject's entry point
-    assert entry["module"] == "estimators.verl_adapter"
+    assert entry["plugins"].get("asym_grpo") == "backends.verl.adapter"  # pyproject's entry point
+    assert entry["module"] == "backends.verl.adapter"
     assert entry["imported_before_verl"] is False and entry["external_modules"] is None
-    assert results["external_modules"]["module"] == "estimators.verl_adapter"
+    assert results["external_modules"]["module"] == "backends.verl.adapter"
 
 
 RAY_ACTOR = textwrap.dedent(
     """
     import json, ray
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    {local_ray_init}
 
     @ray.remote(num_cpus=1)
     class TaskRunnerLike:
@@ -88,13 +89,13 @@ RAY_ACTOR = textwrap.dedent(
     finally:
         ray.shutdown()
     """
-)
+).replace("{local_ray_init}", LOCAL_RAY_INIT.format(num_cpus=1))
 
 
 @pytest.mark.slow
 def test_registered_inside_a_ray_actor(clean_env, python_exe):
     module, values = _run(RAY_ACTOR, clean_env, python_exe, timeout=240)
-    assert module == "estimators.verl_adapter"
+    assert module == "backends.verl.adapter"
     assert values == pytest.approx([1.0, -1.0, -1.0, 1.0])  # p = 1/2: (1)**alpha = 1
 
 

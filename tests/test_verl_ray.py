@@ -18,6 +18,7 @@ import os
 import time
 
 import pytest
+from ray_local import start_local_ray
 
 ray = pytest.importorskip("ray")
 # verl's v1 trainer imports TransferQueue (verl's verl-core extra); without it only those tests skip
@@ -25,7 +26,7 @@ needs_transfer_queue = pytest.mark.skipif(__import__("importlib").util.find_spec
                                           reason="TransferQueue (verl[verl-core]) is not installed")
 
 from experiments.plan import plan  # noqa: E402
-from orchestrator.backends.verl.admission import (  # noqa: E402
+from backends.verl.admission import (  # noqa: E402
     ADMISSION_RESOURCE,
     JOB_RESOURCE,
     PlacementGroupTimeout,
@@ -33,29 +34,28 @@ from orchestrator.backends.verl.admission import (  # noqa: E402
     owned_by_job,
     trial_resources,
 )
-from orchestrator.backends.verl.render import RenderPaths, render_overrides  # noqa: E402
+from backends.verl.render import RenderPaths, render_overrides  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, num_gpus=4, resources={ADMISSION_RESOURCE: 4},
-             include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2, num_gpus=4, resources={ADMISSION_RESOURCE: 4})
     yield
     ray.shutdown()
 
 
 @needs_transfer_queue
 def test_registration_check_inside_the_task_runner_actor(local_ray):
-    from orchestrator.backends.verl.entry import compose_config, task_runner_class
+    from backends.verl.entry import compose_config, task_runner_class
 
     trial = next(t for t in plan("main", backend="verl", models=["qwen3-4b"]) if t.estimator == "asym")
     config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt")))
     runner = task_runner_class().options(num_cpus=0).remote()
     found = ray.get(runner.check_registration.remote(config), timeout=300)
     assert found["adv_estimator"] == "asym_grpo"
-    assert found["trainer"] == "orchestrator.backends.verl.trainer.AsymPPOTrainer"
+    assert found["trainer"] == "backends.verl.trainer.AsymPPOTrainer"
     assert found["pid"] != os.getpid()  # it ran in the actor, not here
     ray.kill(runner)
 
@@ -116,8 +116,8 @@ def test_trainer_subclass_adds_the_diagnostics_through_transfer_queue(local_ray)
 
     from estimators import diagnostics as diag
     from estimators.advantages import asym
-    from orchestrator.backends.verl.entry import compose_config
-    from orchestrator.backends.verl.trainer import AsymPPOTrainer
+    from backends.verl.entry import compose_config
+    from backends.verl.trainer import AsymPPOTrainer
 
     trial = next(t for t in plan("main", backend="verl", models=["qwen3-4b"]) if t.alpha_neg == 0.4)
     config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt"))
@@ -175,8 +175,8 @@ def test_trainer_subclass_hands_old_log_probs_to_the_unlikeliness_variant(local_
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
     from estimators import compute_advantages
-    from orchestrator.backends.verl.entry import compose_config
-    from orchestrator.backends.verl.trainer import AsymPPOTrainer
+    from backends.verl.entry import compose_config
+    from backends.verl.trainer import AsymPPOTrainer
 
     trial = next(t for t in plan("comparators", backend="verl") if t.estimator == "unlikeliness")
     config = compose_config(render_overrides(trial, RenderPaths("/data", "/ckpt"))

@@ -23,8 +23,8 @@ pytest.importorskip("verl")
 from experiments.plan import default_models, plan  # noqa: E402
 from experiments.presets import VERL_MODELS  # noqa: E402
 from experiments.studies import STUDIES  # noqa: E402
-from orchestrator.backends.verl.entry import compose_config, validate  # noqa: E402
-from orchestrator.backends.verl.render import RenderPaths, dry_run_fields, render_overrides  # noqa: E402
+from backends.verl.entry import compose_config, validate  # noqa: E402
+from backends.verl.render import RenderPaths, dry_run_fields, render_overrides  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "verl"
 PATHS = RenderPaths("/data/asym", "/checkpoints")
@@ -100,7 +100,7 @@ def test_composed_values_land_where_verl_reads_them():
     assert dict(cfg.data.asym_val_n) == {"aime24": 10, "aime25": 10, "amc23": 10, "math500": 5, "olympiadbench": 5}
     assert cfg.data.apply_chat_template_kwargs.enable_thinking is False
     assert cfg.ray_kwargs.ray_init.address == "local"
-    assert cfg.reward.custom_reward_function.path == "pkg://orchestrator.backends.verl.verifier"
+    assert cfg.reward.custom_reward_function.path == "pkg://backends.verl.verifier"
 
 
 def test_baselines_use_verls_own_settings():
@@ -125,7 +125,7 @@ def test_multi_node_trial_joins_the_cluster_in_its_own_namespace_and_bad_input_i
     assert "trainer.nnodes=2" in overrides and not any("address=local" in o for o in overrides)
     assert f"+ray_kwargs.ray_init.namespace=asym-{multi.key}" in overrides
     fields = dry_run_fields(trial, PATHS)
-    assert fields["entrypoint"] == ["python", "-m", "orchestrator.backends.verl.entry"]
+    assert fields["entrypoint"] == ["python", "-m", "backends.verl.entry"]
     assert fields["overrides"] == render_overrides(trial, PATHS)
     with pytest.raises(ValueError, match="backend 'embedded'"):
         render_overrides(dataclasses.replace(trial, backend="embedded"), PATHS)
@@ -136,7 +136,7 @@ def test_multi_node_trial_joins_the_cluster_in_its_own_namespace_and_bad_input_i
 def test_a_cpu_trial_over_two_nodes_joins_the_clusters_logical_gpus():
     """cpu-tiny with nnodes=2: one training process per node, no private Ray (Ray refuses num_cpus /
     num_gpus when joining a cluster); save_every is verl's save_freq; two processes on one node refused."""
-    from experiments.plan import parse_set
+    from experiments.parse import parse_set
 
     (one,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0])
     (two,) = plan("grid", backend="verl", models=["cpu-tiny"], alpha_pos=[1.0], alpha_neg=[1.0],

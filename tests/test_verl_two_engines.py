@@ -22,7 +22,7 @@ import torch
 pytest.importorskip("verl")
 
 from estimators import broadcast_to_tokens, compute_advantages  # noqa: E402
-from orchestrator.backends.verl.cpu import assets as A  # noqa: E402
+from backends.verl.cpu import assets as A  # noqa: E402
 from tinyrlvr.base_model import get_base_model, load_policy  # noqa: E402
 from tinyrlvr.loss import ppo_clip_loss  # noqa: E402
 from tinyrlvr.model import positions_from_mask, response_logprobs  # noqa: E402

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
-POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # tinyrlvr.policy_losses; verl's loss_mode names
+POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # tinyrlvr.policy_losses; verl's actor.policy_loss.loss_mode names (Cui et al. 2505.22617)
 
 
 def default_cache_dir() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from estimators import metric_names
+from common import metric_names
 from tinyrlvr import seeding
 from tinyrlvr.model import Policy
 from tinyrlvr.sampler import generate

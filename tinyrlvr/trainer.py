@@ -1,9 +1,9 @@
 """The RL loop: rollouts -> rewards -> advantages (estimators/) -> PPO update, with the paper's metrics.
 
 ``train(cfg, on_step)`` reports ``on_step(0, eval)`` for the base model, then every step's train
-metrics (``estimators.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
+metrics (``common.metric_names.TRAIN_METRICS``) plus, every ``eval_every`` steps and at the
 last step, ``eval/<tier>/accuracy`` and ``eval/mean_accuracy``. Every estimator runs through the
-same code path: the only estimator-specific lines are ``compute_advantages`` and
+same code path: the only estimator-specific lines are ``Estimator.run`` (values the planner checked) and
 ``compute_token_advantages`` (the registry's token shaping, e.g. Cheng et al.'s entropy term).
 
 Metric notes:
@@ -29,8 +29,8 @@ from typing import Callable
 
 import torch
 
-from estimators import channels, compute_advantages, compute_token_advantages, diagnostics
-from estimators import metric_names as M
+from estimators import channels, compute_token_advantages, diagnostics, get_estimator
+from common import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
 from tinyrlvr.evaluate import eval_metrics, problem_set
@@ -76,8 +76,9 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     """One RL step: sample, score, advantages, update; returns the train metrics."""
     batch = collect(policy, cfg, step)
     seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
-    advantages = compute_advantages(cfg.estimator, batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
-                                    dict(cfg.estimator_params), seq_logprob=seq_logp_old)
+    # the alphas and parameters were checked once, by the planner, and are carried in cfg: run, no re-check
+    advantages = get_estimator(cfg.estimator).run(batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
+                                                  cfg.estimator_params, seq_logprob=seq_logp_old)
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)

@@ -24,12 +24,18 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from omegaconf import OmegaConf
+
+from common.numbers import finite_nonnegative
+from common.typed_yaml import read_yaml
 from omegaconf.errors import OmegaConfBaseException
 
 from experiments.presets.machine import gpus_per_node_default
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
 
-VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
+VERL_DEFAULT_MODEL = "qwen3-4b"  # "We use Qwen3-4B as the primary backbone" [v2, App H]
+# The verl models are the preset files of this folder (one owner): the default first, then by name.
+_VERL_FILES = sorted(p.name[: -len(".yaml")] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
+VERL_MODELS = (VERL_DEFAULT_MODEL, *(m for m in _VERL_FILES if m != VERL_DEFAULT_MODEL))
 EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
 # kappa < 0, the regime where Proposition 1 says the two channels swap roles (issue 11; nobody has
@@ -83,10 +89,15 @@ def backend_of(model: str) -> str:
     raise ValueError(f"unknown model '{model}'; known: {', '.join(ALL_MODELS)}")
 
 
-def check_model(model: str, backend: str) -> None:
-    """Reject a model the backend cannot run (embedded -> embedded-tiny; verl -> the Qwen presets)."""
+def check_backend(backend: str) -> None:
+    """The one "unknown backend" error (the planner's, the backend registry's)."""
     if backend not in MODELS_BY_BACKEND:
         raise ValueError(f"unknown backend '{backend}'; known: {', '.join(MODELS_BY_BACKEND)}")
+
+
+def check_model(model: str, backend: str) -> None:
+    """Reject a model the backend cannot run (embedded -> embedded-tiny; verl -> the Qwen presets)."""
+    check_backend(backend)
     if model not in MODELS_BY_BACKEND[backend]:
         backend_of(model)  # unknown model altogether: that error first
         raise ValueError(f"model '{model}' does not run on the {backend} backend; "
@@ -96,17 +107,7 @@ def check_model(model: str, backend: str) -> None:
 def load_user_config(path: str | Path) -> dict[str, Any]:
     """Read a user YAML (``--config FILE``) into a plain dict; one-line ValueError if unusable."""
     path = Path(path)
-    try:
-        cfg = OmegaConf.load(path)
-    except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read config file {path}: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError and OmegaConf's own parse errors
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None)
-        where = f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark and problem else _one_line(exc)
-        raise ValueError(f"config file {path} is not valid YAML: {where}") from None
+    cfg, _ = read_yaml(path, "config file", ValueError)
     if cfg is None or (OmegaConf.is_dict(cfg) and len(cfg) == 0):
         return {}
     if not OmegaConf.is_dict(cfg):
@@ -228,8 +229,7 @@ def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
         raise ValueError(f"preset {model}: steps must be >= 1, got {v['steps']}")
     if not (math.isfinite(v["clip"]) and 0 < v["clip"] < 1):
         raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
-    if not (math.isfinite(v["entropy_coeff"]) and v["entropy_coeff"] >= 0):
-        raise ValueError(f"preset {model}: entropy_coeff must be a finite number >= 0, got {v['entropy_coeff']}")
+    finite_nonnegative(f"preset {model}: entropy_coeff", v["entropy_coeff"])
 
 
 def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
@@ -262,8 +262,7 @@ def _check_verl(model: str, v: dict[str, Any], explicit: set[str]) -> None:
     if not (math.isfinite(v["lr"]) and v["lr"] > 0):
         raise ValueError(f"preset {model}: lr must be a finite number > 0, got {v['lr']}")
     for key in ("eval_temperature", "rollout_temperature"):
-        if not (math.isfinite(v[key]) and v[key] >= 0):
-            raise ValueError(f"preset {model}: {key} must be a finite number >= 0, got {v[key]}")
+        finite_nonnegative(f"preset {model}: {key}", v[key])
     if not (0 < v["eval_top_p"] <= 1):
         raise ValueError(f"preset {model}: eval_top_p must be in (0, 1], got {v['eval_top_p']}")
     if v["device"] not in ("cuda", "cpu"):

@@ -21,7 +21,7 @@ BENCHMARKS = ("math500", "olympiadbench", "aime24", "aime25", "amc23")
 DEFAULT_VAL_N = {"math500": 5, "olympiadbench": 5, "aime24": 10, "aime25": 10, "amc23": 10}
 
 TRIAL_KEYS = ("steps", "clip", "entropy_coeff")
-CPU_ROLLOUT_NAME = "asym_cpu"  # verl's rollout.name of the CPU mode (orchestrator/backends/verl/cpu)
+CPU_ROLLOUT_NAME = "asym_cpu"  # verl's rollout.name of the CPU mode (backends/verl/cpu)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class VerlPreset:
     nnodes: int = 1  # "a single node" [v2, App H]
     gpus_per_trial: Optional[int] = None  # None: n_gpus_per_node * nnodes
     enable_thinking: bool = False  # Qwen3-4B "non-thinking mode" [v2]; unused by Qwen2.5 templates
-    # where and how verl runs; "cpu" is the CPU mode (orchestrator/backends/verl/cpu), whose checks
+    # where and how verl runs; "cpu" is the CPU mode (backends/verl/cpu), whose checks
     # refuse GPU-only values (vLLM rollout, flash attention, KL with its pinned-memory reference model)
     device: str = "cuda"
     rollout_name: str = "vllm"  # verl's rollout.name; asym_cpu on the CPU

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from orchestrator.backends import BACKENDS
+from backends import BACKENDS
 
 BackendName = Enum("BackendName", {name: name for name in BACKENDS}, type=str)  # --backend
+# `asym train --backend`: the backends that train in the CLI's own process
+InProcessBackendName = Enum("InProcessBackendName", {name: name for name, entry in BACKENDS.items()
+                                                     if entry.trains_in_process}, type=str)

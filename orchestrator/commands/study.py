@@ -39,7 +39,8 @@ def show_study(
 ) -> None:
     """Show a study's methods with their values and sources, its axes, and its trials for one seed."""
     from experiments.describe import describe_study, method_sources, methods_table
-    from experiments.plan import parse_set, trials_table
+    from experiments.parse import parse_set
+    from experiments.plan_print import trials_table
 
     study = name
     if name.endswith((".yaml", ".yml")) or "/" in name:

@@ -36,10 +36,10 @@ class SweepGroup(TyperGroup):
         command.name = cmd_name
         command.hidden = False
         try:
-            from experiments.studies import STUDIES
+            from experiments.studies import ORDER, study_title
 
-            if cmd_name in STUDIES:
-                command.help = f"{STUDIES[cmd_name].title}: run it as a sweep."
+            if cmd_name in ORDER:
+                command.help = f"{study_title(cmd_name)}: run it as a sweep."
                 command.short_help = None
         except Exception:
             pass
@@ -48,9 +48,9 @@ class SweepGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         listed = [name for name in super().list_commands(ctx) if name != STUDY_COMMAND]
         try:
-            from experiments.studies import STUDIES
+            from experiments.studies import ORDER
 
-            return list(STUDIES) + listed
+            return list(ORDER) + listed
         except Exception:  # the studies module is optional for help
             return listed
 
@@ -73,13 +73,13 @@ def sweep_study(
     args: SweepArgs,
 ) -> None:
     """Run the study named by this command as a sweep."""
-    from experiments.plan import parse_float_list
+    from experiments.parse import parse_float_list
 
     study = ctx.info_name
     trials, _ = _plan(study, args,
                       alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
                       alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
-    from orchestrator.sweep import default_name
+    from orchestrator.sweep_state import default_name
 
     options = _options(args, _name(args, lambda: default_name(study, trials)), study, scheduler=scheduler.value)
     _dispatch(ctx, trials, options, args, rerun=rerun)
@@ -109,7 +109,7 @@ def sweep_run(
     if search_trials is not None:
         raise ValueError(f"--trials goes with a study file that has a `search:` section ({file} has none)")
     trials, _ = _plan(study, args)
-    from orchestrator.sweep import default_name
+    from orchestrator.sweep_state import default_name
 
     options = _options(args, _name(args, lambda: default_name(study.name, trials)), study.name, scheduler=scheduler.value)
     _dispatch(ctx, trials, options, args, rerun=rerun)
@@ -128,9 +128,9 @@ def sweep_optuna(
     args: SweepArgs,
 ) -> None:
     """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
-    from experiments.plan import parse_float_list
+    from experiments.parse import parse_float_list
     from experiments.spec import Search, SearchRange
-    from experiments.studies.grid import OPTUNA_STUDY
+    from experiments.studies import OPTUNA_STUDY
 
     pos = _range(parse_float_list(alpha_pos_range, name="--alpha-pos-range"), "--alpha-pos-range")
     neg = _range(parse_float_list(alpha_neg_range, name="--alpha-neg-range"), "--alpha-neg-range")
@@ -156,7 +156,7 @@ def _optuna(ctx, study, search, args: SweepArgs) -> None:
     ends = [plan_sampled(study, plan_options, {r.key: getattr(r, end) for r in search.ranges})
             for end in ("low", "high")]
     template = ends[0]
-    from orchestrator.sweep import default_name
+    from orchestrator.sweep_state import default_name
 
     options = _options(args, _name(args, lambda: default_name(study.name, [template], repr(search))), study.name, search=search)
     _dispatch(ctx, [template], options, args, planner=(study, plan_options))
@@ -167,7 +167,7 @@ def _name(args: SweepArgs, default) -> str:
 
 
 def _options(args: SweepArgs, name: str, study: str, **extra):
-    from orchestrator.sweep import SweepOptions
+    from orchestrator.sweep_state import SweepOptions
 
     if args.as_json and not args.dry_run:
         raise ValueError("--json goes with --dry-run")
@@ -194,14 +194,18 @@ def sweep_resume(
 
 def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None):
     """(the planned trials, the planner's options: what a search replans each sample with)."""
-    from experiments.plan import parse_seeds, parse_set, plan
+    from experiments.parse import parse_seeds, parse_set
+    from experiments.plan import plan
+
+    from backends import BACKENDS
 
     backend = args.backend.value
+    gpus_setting = BACKENDS[backend].gpus_setting
     options = dict(
         backend=backend, models=[m.strip() for m in args.model.split(",")] if args.model else None,
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None, steps=args.steps, smoke=args.smoke,
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, config_file=args.config,
-        overrides={"gpus_per_trial": int(args.gpus_per_trial)} if backend == "verl" and args.gpus_per_trial else None,
+        overrides={gpus_setting: int(args.gpus_per_trial)} if gpus_setting and args.gpus_per_trial else None,
         axes=tuple(parse_set(text) for text in args.sets or ()),
     )
     return plan(study, **options), options
@@ -237,7 +241,7 @@ def _dispatch(ctx: typer.Context, trials, options, args: SweepArgs, *, planner=N
             argv += ["--storage", options.storage]
         if cluster and not options.storage:
             from cluster.schema import load_cluster_file
-            from orchestrator.sweep import check_storage_for
+            from orchestrator.sweep_launch import check_storage_for
 
             check_storage_for(load_cluster_file(cluster).max_nodes, None)
         job_id = submit_sweep(argv, cluster, address)
@@ -249,7 +253,7 @@ def _dispatch(ctx: typer.Context, trials, options, args: SweepArgs, *, planner=N
 
 
 def _print_plan(trials, options, as_json: bool) -> None:
-    from experiments.plan import trials_json, trials_table
+    from experiments.plan_print import trials_json, trials_table
 
     if as_json:
         import json
@@ -268,13 +272,10 @@ def _print_plan(trials, options, as_json: bool) -> None:
 
 
 def _backend_fields(trial) -> dict:
-    if trial.backend != "verl":
-        return {}
-    try:
-        from orchestrator.backends.verl.render import dry_run_fields
-    except ImportError:
-        return {}
-    return dry_run_fields(trial)
+    from backends import BACKENDS
+
+    fields = BACKENDS[trial.backend].dry_run_fields_of()
+    return fields(trial) if fields else {}
 
 
 def _argv_without_cluster(ctx: typer.Context) -> list[str]:
@@ -304,7 +305,7 @@ def _text(value) -> str:
 def _finish(outcome) -> None:
     from rich.console import Console
 
-    from orchestrator.sweep import resume_command
+    from orchestrator.sweep_state import resume_command
 
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
@@ -326,7 +327,7 @@ def _finish(outcome) -> None:
 def _ui_hint(uri: str, storage: str | None = None) -> str:
     import os
 
-    from orchestrator.tracking import redact
+    from common.redact import redact
 
     if os.environ.get("MLFLOW_TRACKING_URI") or not uri.startswith("http://127.0.0.1"):
         return redact(uri)  # the user's own server (on loopback too): not the store `asym ui` serves

@@ -8,9 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-
-class BackendName(str, Enum):
-    embedded = "embedded"
+from orchestrator.commands.choices import InProcessBackendName as BackendName
 
 
 class Device(str, Enum):

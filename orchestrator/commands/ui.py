@@ -24,9 +24,10 @@ def ui(
     import subprocess
 
     from experiments import tracking_names as names
-    from estimators.errors import UserError
+    from common.errors import UserError
     from orchestrator import tracking
-    from orchestrator.mlflow_server import is_loopback, reap_orphans, server_command, store_paths
+    from common.net import is_loopback
+    from orchestrator.mlflow_server import reap_orphans, server_command, store_paths
 
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")

@@ -1,0 +1,213 @@
+"""verl adapter: registers ``asym_grpo`` in verl's own advantage-estimator registry, on import.
+
+The estimators floor stays pure torch; this is where it meets verl. verl 0.9.1 imports it in every process that
+runs ``import verl`` (its TaskRunner Ray actor included) through the installed entry point
+``[project.entry-points."verl.plugins"] asym_grpo = "backends.verl.adapter"``, or through
+``VERL_USE_EXTERNAL_MODULES=backends.verl.adapter`` for clusters started elsewhere.
+
+Select it with ``algorithm.adv_estimator=asym_grpo`` and set its parameters with Hydra's ``+``
+prefix (verl's AlgoConfig schema does not know them; they are read from the DictConfig as is):
+``+algorithm.asym.variant=asym +algorithm.asym.alpha_pos=0.9 +algorithm.asym.alpha_neg=0.4``.
+``variant`` is any name of ``asym estimators list`` (default ``asym``); unset alphas take the
+variant's defaults; a user estimator's own parameters go in ``+algorithm.asym.params.<name>=...``.
+
+A user's estimators (``experiments.plugins``: the ``asym.estimators`` entry points and the modules
+in ``ASYM_ESTIMATOR_MODULES``) are imported here too, and each is also registered in verl's
+registry under its own name, so ``get_adv_estimator_fn("<name>")`` finds it in any verl process.
+
+Comparators that need more than rewards (``asym estimators list``: Unlikeliness ranks by old
+log-probs, Entropy-adv shapes token advantages by the old policy's entropy) read verl's
+``old_log_probs`` / ``entropy`` (bs, L) from keyword arguments, or from ``rollout_inputs``: verl
+0.9.1's ``compute_advantage`` passes only rewards, mask, uid and config, so our trainer subclass
+(``backends/verl/trainer.py``) fetches the two fields for the same rows and calls
+verl inside ``with rollout_inputs(old_log_probs=..., entropy=...)``. Without them such a variant
+fails with a one-line error before any update.
+
+How it departs from verl's ``grpo``: success is ``score > 0`` with score = the row's summed
+token-level reward (math_dapo's +-1 and MATH's 0/1 both work), the advantage is the paper's closed
+form (population std, spec section 1), and verl's padding rows (uid ``pad...``, zero mask) are left
+out of every group and get advantage 0.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+from estimators.diagnostics import sequence_mean_logprob
+from experiments.plugins import load_installed
+from backends.verl.render import VERL_ESTIMATOR_NAME
+from estimators.registry import BUILTIN, ESTIMATORS, compute_token_advantages, get_estimator
+
+PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
+DEFAULT_VARIANT = "asym"
+_ROLLOUT_INPUTS: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("asym_rollout_inputs", default=None)
+
+
+@contextmanager
+def rollout_inputs(**tensors: torch.Tensor) -> Iterator[None]:
+    """Hand ``old_log_probs`` / ``entropy`` (bs, L) to the estimator calls inside this block."""
+    token = _ROLLOUT_INPUTS.set(dict(tensors))
+    try:
+        yield
+    finally:
+        _ROLLOUT_INPUTS.reset(token)
+
+
+def variant_inputs(variant: str) -> tuple[str, ...]:
+    """verl batch fields a variant reads besides rewards: ``old_log_probs`` and/or ``entropy``."""
+    estimator = get_estimator(variant)
+    return (("old_log_probs",) if "seq_logprob" in estimator.inputs else ()) + (
+        ("entropy",) if estimator.needs_token_entropy else ())
+
+
+def _section_get(section: Any, key: str) -> Any:
+    if section is None:
+        return None
+    if hasattr(section, "get"):  # DictConfig, dict, verl BaseConfig
+        return section.get(key, None)
+    return getattr(section, key, None)
+
+
+def read_asym_config(config: Any) -> tuple[str, float, float]:
+    """(variant, alpha_pos, alpha_neg) from verl's algorithm config ``config.asym.*``; validated."""
+    section = _section_get(config, "asym")
+    variant = _section_get(section, "variant") or DEFAULT_VARIANT
+    estimator = get_estimator(str(variant))
+    alpha_pos, alpha_neg = estimator.resolve_alphas(_section_get(section, "alpha_pos"), _section_get(section, "alpha_neg"))
+    return estimator.name, alpha_pos, alpha_neg
+
+
+def read_asym_params(config: Any, estimator_name: str) -> dict[str, float]:
+    """The estimator's own parameters from ``config.asym.params``, checked against their ranges."""
+    section = _section_get(_section_get(config, "asym"), "params")
+    given = dict(section.items()) if section is not None and hasattr(section, "items") else {}
+    return dict(get_estimator(estimator_name).resolve_params(given))
+
+
+def uid_groups(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """verl's uid array -> (group id per row int64 (bs,), is-padding-row bool (bs,)).
+
+    One vectorized hash pass (``pandas.factorize``, first-seen order; verl imports pandas anyway);
+    the ``pad`` prefix test runs on the distinct uids only.
+    """
+    import pandas as pd
+
+    rows = np.asarray(index, dtype=object).reshape(-1)
+    group_ids, uniques = pd.factorize(rows)
+    if rows.size and int(group_ids.min()) < 0:
+        raise ValueError("index has a missing uid (None/NaN); every row needs its prompt's uid")
+    pad_group = np.char.startswith(np.asarray(uniques, dtype=object).astype(str), PAD_UID_PREFIX)
+    return group_ids.astype(np.int64, copy=False), pad_group[group_ids]
+
+
+def compute_asym_grpo_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: np.ndarray | None = None,
+    config: Any = None,
+    old_log_probs: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+    variant: str | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl estimator: (bs, L) rewards and mask, uid per row -> (advantages, returns), both (bs, L).
+
+    Per-rollout advantage of ``config.asym.variant`` (eq 8 for ``asym``; ``variant`` forces one)
+    copied to every response token, then the variant's token shaping. Returns equal advantages, as
+    verl's outcome-only estimators do. ``old_log_probs`` / ``entropy``: see the module docstring.
+    """
+    if index is None:
+        raise ValueError("asym_grpo needs the uid of every row (verl passes non_tensor_batch['uid'] as index)")
+    if token_level_rewards.shape != response_mask.shape or token_level_rewards.ndim != 2:
+        raise ValueError(
+            f"token_level_rewards {tuple(token_level_rewards.shape)} and response_mask "
+            f"{tuple(response_mask.shape)} must both be (bs, response_length)"
+        )
+    chosen, alpha_pos, alpha_neg = read_asym_config(config)
+    if variant is not None:
+        chosen = variant
+        section = _section_get(config, "asym")
+        alpha_pos, alpha_neg = get_estimator(variant).resolve_alphas(_section_get(section, "alpha_pos"),
+                                                                     _section_get(section, "alpha_neg"))
+    variant = chosen
+    estimator = get_estimator(chosen)
+    params = read_asym_params(config, chosen)
+    provided = _ROLLOUT_INPUTS.get() or {}
+    old_log_probs = old_log_probs if old_log_probs is not None else provided.get("old_log_probs")
+    entropy = entropy if entropy is not None else provided.get("entropy")
+    for name, value in (("old_log_probs", old_log_probs), ("entropy", entropy)):
+        if name in variant_inputs(variant):
+            if value is None:
+                raise ValueError(f"asym_grpo variant '{variant}' needs verl's {name}; run it under "
+                                 "trainer.v1.trainer_mode=asym_sync (our trainer passes it)")
+            if value.shape != response_mask.shape:
+                raise ValueError(f"{name} {tuple(value.shape)} must match response_mask {tuple(response_mask.shape)}")
+    with torch.no_grad():
+        scores = token_level_rewards.sum(dim=-1)  # (bs,)
+        if bool(torch.isnan(scores).any()):
+            raise ValueError("token_level_rewards contain NaN; asym_grpo needs finite scores")
+        group_ids, is_pad = uid_groups(index)
+        if group_ids.size != scores.shape[0]:
+            raise ValueError(f"index has {group_ids.size} uids for {scores.shape[0]} rows")
+        rewards = (scores > 0).to(torch.float32)  # success = score > 0
+        gids = torch.from_numpy(group_ids).to(scores.device)
+        inputs = {}
+        if old_log_probs is not None and "seq_logprob" in estimator.inputs:
+            inputs["seq_logprob"] = sequence_mean_logprob(old_log_probs.to(torch.float32), response_mask)
+        if is_pad.any():
+            keep = torch.from_numpy(~is_pad).to(scores.device)
+            adv = torch.zeros_like(rewards)
+            if bool(keep.any()):
+                adv[keep] = estimator.fn(rewards[keep], gids[keep], alpha_pos, alpha_neg,
+                                         **{k: v[keep] for k, v in inputs.items()}, **params)
+        else:
+            adv = estimator.fn(rewards, gids, alpha_pos, alpha_neg, **inputs, **params)  # (bs,)
+        advantages = compute_token_advantages(
+            variant, rewards, gids, response_mask, alpha_pos, alpha_neg, rollout_advantages=adv.to(token_level_rewards.dtype),
+            token_entropy=entropy.to(token_level_rewards.dtype) if entropy is not None else None)  # (bs, L)
+    return advantages, advantages
+
+
+def register() -> None:
+    """Put ``asym_grpo`` in verl's registry; a no-op when this function is already there.
+
+    verl's decorator raises on a different function under the same name. A reload of this module
+    makes a new function object: replace our own older one, but never someone else's.
+    """
+    existing = ADV_ESTIMATOR_REGISTRY.get(VERL_ESTIMATOR_NAME)
+    if existing is not None and existing is not compute_asym_grpo_advantage:
+        if getattr(existing, "__module__", None) != __name__:
+            raise ValueError(
+                f"verl already has an advantage estimator '{VERL_ESTIMATOR_NAME}' from "
+                f"{getattr(existing, '__module__', existing)!r}; remove that plugin"
+            )
+        del ADV_ESTIMATOR_REGISTRY[VERL_ESTIMATOR_NAME]
+    register_adv_est(VERL_ESTIMATOR_NAME)(compute_asym_grpo_advantage)
+
+
+def register_user_estimators() -> list[str]:
+    """Each estimator a user's module registered goes into verl's registry under its own name."""
+    added = []
+    for name in ESTIMATORS:
+        if name in BUILTIN or name in ADV_ESTIMATOR_REGISTRY:
+            continue
+
+        def compute(token_level_rewards, response_mask, index=None, config=None, _variant=name, **kwargs):
+            return compute_asym_grpo_advantage(token_level_rewards, response_mask, index=index, config=config,
+                                               variant=_variant, **kwargs)
+
+        compute.__module__ = __name__
+        register_adv_est(name)(compute)
+        added.append(name)
+    return added
+
+
+register()
+load_installed()
+register_user_estimators()
