@@ -218,9 +218,11 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-# Method fields an axis may set; "params.<name>" sets an estimator parameter; anything else is a preset key.
+# Method fields an axis may set; "params.<name>" sets an estimator parameter; "alpha_pos.<name>" /
+# "alpha_neg.<name>" a schedule setting (estimators.schedules); anything else is a preset key.
 METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "clip_high", "loss_agg")
 PARAM_PREFIX = "params."
+SCHEDULE_PREFIXES = ("alpha_pos.", "alpha_neg.")
 
 
 def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[str, Any], dict[str, Any]]:
@@ -232,7 +234,11 @@ def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[
         fields["use_preset_entropy_coeff"] = False  # a swept coefficient replaces the preset's
     params = {**dict(method.params), **{k[len(PARAM_PREFIX):]: v for k, v in assignment.items()
                                         if k.startswith(PARAM_PREFIX)}}
-    preset_values = {k: v for k, v in assignment.items() if k not in METHOD_KEYS and not k.startswith(PARAM_PREFIX)}
+    schedule = {k: v for k, v in assignment.items() if k.startswith(SCHEDULE_PREFIXES)}
+    if schedule:
+        fields["schedule"] = tuple(sorted({**dict(method.schedule), **schedule}.items()))
+    preset_values = {k: v for k, v in assignment.items() if k not in METHOD_KEYS and not k.startswith(PARAM_PREFIX)
+                     and not k.startswith(SCHEDULE_PREFIXES)}
     return (replace(method, **fields) if fields else method), preset_values, params
 
 
@@ -306,6 +312,7 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
             other.append(f"loss {t.policy_loss}")
         other += [f"{k}={_text(v)}" for k, v in t.axes if k not in SLUG_KEYS]
         other += [f"{k}={_text(v)}" for k, v in t.estimator_params if f"{PARAM_PREFIX}{k}" not in dict(t.axes)]
+        other += [f"{k}={_text(v)}" for k, v in t.schedule if k not in dict(t.axes)]
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
     return table
@@ -321,6 +328,16 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     estimator = get_estimator(method.estimator)
     alpha_pos, alpha_neg = estimator.resolve_alphas(method.alpha_pos, method.alpha_neg)
     estimator_params = estimator.resolve_params(params)
+    schedule = method.schedule
+    if schedule:  # checked against the estimator and the run's length (one-line error)
+        from estimators.schedules import parse
+
+        parsed = parse(schedule, estimator=method.estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg, steps=preset.steps)
+        if parsed.is_fixed:  # "fixed" is the plain trial: same key, same name
+            from dataclasses import replace
+
+            schedule, (alpha_pos, alpha_neg) = (), (parsed.alpha_pos.start, parsed.alpha_neg.start)
+            method = replace(method, schedule=())
     if method.use_preset_entropy_coeff:
         entropy_coeff = preset.entropy_coeff
     else:
@@ -328,7 +345,8 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     clip_high = preset.clip if method.clip_high is None else float(method.clip_high)
     if clip_high < preset.clip:
         raise ValueError(f"method '{method.label}': clip_high {clip_high:g} is below the preset's clip {preset.clip:g}")
-    extra = [f"{_short(k)}{_slug_value(v)}" for k, v in assignment.items() if k not in SLUG_KEYS]
+    extra = [f"{_short(k)}{_slug_value(v)}" for k, v in assignment.items()
+             if k not in SLUG_KEYS and not k.startswith(SCHEDULE_PREFIXES)]  # trial_slug names a schedule
     name = "-".join([trial_slug(method, alpha_pos, alpha_neg, entropy_coeff, preset.clip, clip_high), *extra,
                      *([preset.model] if with_model else []), f"s{seed}"])
     label = " ".join([method.label, *(f"{k}={_text(v)}" for k, v in assignment.items())])
@@ -337,7 +355,8 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, seed=seed, backend=preset.backend, model=preset.model,
         steps=preset.steps, entropy_coeff=entropy_coeff, clip_low=preset.clip, clip_high=clip_high,
         loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
-        estimator_params=estimator_params, axes=tuple(sorted(assignment.items())), plugins=tuple(study.plugins),
+        estimator_params=estimator_params, schedule=schedule, axes=tuple(sorted(assignment.items())),
+        plugins=tuple(study.plugins),
     )
 
 
@@ -378,6 +397,12 @@ def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff
         parts.append(method.loss_agg)
     if method.policy_loss != "vanilla":
         parts.append(method.policy_loss.replace("_", "-"))
+    if method.schedule:  # the kinds, and a digest of the settings (two schedules of one kind differ)
+        import hashlib
+
+        kinds = dict(method.schedule)
+        parts += [f"{c[6:]}-{kinds[c + '.schedule']}" for c in ("alpha_pos", "alpha_neg") if c + ".schedule" in kinds]
+        parts.append(hashlib.sha1(repr(method.schedule).encode()).hexdigest()[:4])
     return "-".join(parts)
 
 

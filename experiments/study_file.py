@@ -15,9 +15,11 @@
         alpha_neg: 0.4                #   use_preset_entropy_coeff, clip_high, loss_agg
         settings: {lr: 0.002}         # any preset key (`asym study show` lists them per model)
         params: {temperature: 2.0}    # your estimator's own parameters
+        schedule: {alpha_pos.schedule: linear, alpha_pos.end: 0.5}  # optional alpha schedule
         source: "why these values"    # optional; default: this file and line
     axes:                             # every trial is planned once per value; axes multiply
-      lr: [0.001, 0.003]              # a preset key, a Method field, params.<name>, model or backend
+      lr: [0.001, 0.003]              # a preset key, a Method field, params.<name>, alpha_pos.<name>,
+                                      #   alpha_neg.<name> (a schedule setting), model or backend
     search:                           # optional: Optuna over ranges instead of the axes' grid
       trials: 6
       ranges:
@@ -59,6 +61,7 @@ class MethodSchema:
     loss_agg: str = "token-mean"
     settings: Dict[str, Any] = field(default_factory=dict)
     params: Dict[str, float] = field(default_factory=dict)
+    schedule: Dict[str, Any] = field(default_factory=dict)  # alpha_pos.<name> / alpha_neg.<name> (estimators.schedules)
     source: str = ""
 
 
@@ -177,7 +180,7 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
             label=m["label"], estimator=m["estimator"], alpha_pos=m["alpha_pos"], alpha_neg=m["alpha_neg"],
             entropy_coeff=m["entropy_coeff"], use_preset_entropy_coeff=m["use_preset_entropy_coeff"],
             clip_high=m["clip_high"], loss_agg=m["loss_agg"], settings=_pairs(m["settings"]),
-            params=_pairs(m["params"]), source=m["source"] or f"{path.name}:{lines.get(key, '?')}",
+            params=_pairs(m["params"]), schedule=_pairs(m["schedule"]), source=m["source"] or f"{path.name}:{lines.get(key, '?')}",
         ))
     axes = []
     for key, values in d["axes"].items():

@@ -11,9 +11,9 @@ from dataclasses import replace
 from types import ModuleType
 
 from experiments.spec import Study
-from experiments.studies import backbones, comparators, flip, grid, isolation, kappa, kappa_flip, main
+from experiments.studies import backbones, comparators, flip, grid, isolation, kappa, kappa_flip, main, schedules
 
-_MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kappa, kappa_flip, comparators)
+_MODULES: tuple[ModuleType, ...] = (isolation, flip, grid, main, backbones, kappa, kappa_flip, comparators, schedules)
 
 
 def _with_sources(module: ModuleType) -> Study:

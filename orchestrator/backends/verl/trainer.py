@@ -34,8 +34,10 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
-from estimators.verl_adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
-from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
+from estimators import metric_names as names
+from estimators.verl_adapter import (VERL_ESTIMATOR_NAME, last_alphas, read_asym_config, rollout_inputs,
+                                     schedule_inputs, training_step, variant_inputs)
+from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct, verl_key
 from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
 from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
 
@@ -68,7 +70,7 @@ def estimator_inputs(config) -> tuple[str, ...]:
     if config.algorithm.get("adv_estimator", None) != VERL_ESTIMATOR_NAME:
         return ()
     variant, _, _ = read_asym_config(config.algorithm)
-    return variant_inputs(variant)
+    return tuple(dict.fromkeys(variant_inputs(variant) + schedule_inputs(config.algorithm)))  # + the schedule's
 
 
 def logp_gain_every(config) -> int:
@@ -162,13 +164,17 @@ class AsymPPOTrainer(PPOTrainerSync):
 
     def _compute_advantage(self, batch, metrics: dict):
         needed = estimator_inputs(self.config)
-        if needed:
-            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(needed))
-            tensors = data.to_padded_tensor()  # same keys, same rows and padding as verl's own fetch
-            with rollout_inputs(**{name: tensors[name] for name in needed}):
+        with training_step(self.global_steps):  # the alpha schedule's step
+            if needed:
+                data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(needed))
+                tensors = data.to_padded_tensor()  # same keys, same rows and padding as verl's own fetch
+                with rollout_inputs(**{name: tensors[name] for name in needed}):
+                    batch = super()._compute_advantage(batch, metrics=metrics)
+            else:
                 batch = super()._compute_advantage(batch, metrics=metrics)
-        else:
-            batch = super()._compute_advantage(batch, metrics=metrics)
+        if self.config.algorithm.get("adv_estimator", None) == VERL_ESTIMATOR_NAME:  # the alphas this step used
+            alphas = last_alphas()
+            metrics.update({verl_key(names.ALPHA_POS): alphas["alpha_pos"], verl_key(names.ALPHA_NEG): alphas["alpha_neg"]})
         proto, is_padding = batch_from_transfer_queue(batch, diagnostic_fields(self.config))
         metrics.update(batch_diagnostics(proto, is_padding))
         return batch
