@@ -22,9 +22,11 @@ DIFFICULTY = Method("difficulty (q+ 0.1, q- 0.4)", **BEST, schedule=(
     ("alpha_neg.quantile", 0.4), ("alpha_neg.schedule", "difficulty"),
     ("alpha_pos.quantile", 0.1), ("alpha_pos.schedule", "difficulty")))
 # Feedback, Proposition 1 (eq 6): hold the token entropy in a band by moving alpha_pos - alpha_neg.
-ENTROPY_BAND_LOW, ENTROPY_BAND_HIGH, ENTROPY_BAND_RATE = 0.12, 0.2, 0.01  # ours, probe seed 100
-_BAND = (("entropy_high", ENTROPY_BAND_HIGH), ("entropy_low", ENTROPY_BAND_LOW), ("rate", ENTROPY_BAND_RATE),
-         ("schedule", "entropy-band"))
+# Ours, from one probe run of the fixed cell (seed 100, default embedded testbed): its entropy fell from
+# 0.38 at step 1 through 0.18 (step 20) and 0.15 (step 30) to 0.065 (step 100); the band keeps it
+# at 0.15-0.25, so the schedule acts from about step 30 on. Rate: the module's default, 0.02 per step.
+ENTROPY_BAND_LOW, ENTROPY_BAND_HIGH = 0.15, 0.25
+_BAND = (("entropy_high", ENTROPY_BAND_HIGH), ("entropy_low", ENTROPY_BAND_LOW), ("schedule", "entropy-band"))
 ENTROPY_BAND = Method(f"entropy-band [{ENTROPY_BAND_LOW:g}, {ENTROPY_BAND_HIGH:g}]", **BEST,
                       schedule=tuple(sorted((f"{c}.{k}", v) for c in ("alpha_pos", "alpha_neg") for k, v in _BAND)))
 
@@ -44,5 +46,5 @@ SOURCES = {
     "cosine a+ 0.9->0.5": "schedules are future work in the paper (App I) [v2]; shape and values ours [NF]",
     "step a+ 0.9/0.7/0.5": "schedules are future work in the paper (App I) [v2]; steps and values ours [NF]",
     "difficulty (q+ 0.1, q- 0.4)": "Prop. 2 / eq 11 peaks [der]; quantiles ours [NF] (the best cell's peaks)",
-    "entropy-band [0.12, 0.2]": "Prop. 1 / eq 6 signs [der]; band and rate ours [NF] (probe seed 100)",
+    "entropy-band [0.15, 0.25]": "Prop. 1 / eq 6 signs [der]; band and rate ours [NF] (probe seed 100)",
 }
