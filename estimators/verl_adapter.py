@@ -25,7 +25,7 @@ fails with a one-line error before any update.
 
 Alpha schedules (``estimators.schedules``): ``+algorithm.asym.schedule.<alpha_pos|alpha_neg>.<name>=...``
 with ``+algorithm.asym.total_steps=N`` (the run's length). The schedule's state lives in this
-process (``schedule_state``); the step is verl's ``global_steps`` when our trainer wraps the call in
+process (our trainer saves and restores it with verl's checkpoint); the step is verl's ``global_steps`` when our trainer wraps the call in
 ``training_step(step)``, else one more than the last call's. ``last_alphas()`` is what the last call
 used (the trainer logs it as ``train/alpha_pos`` / ``train/alpha_neg``).
 
@@ -91,6 +91,17 @@ def schedule_inputs(config: Any) -> tuple[str, ...]:
 def last_alphas() -> dict[str, float]:
     """The alphas of the last ``asym_grpo`` call in this process ({} before the first)."""
     return dict(_LAST_ALPHAS)
+
+
+def export_schedule_state() -> dict[str, dict[str, float]]:
+    """Every schedule's state in this process, JSON-ready (our trainer saves it with its checkpoint)."""
+    return {ident: dict(state) for ident, state in _SCHEDULE_STATE.items()}
+
+
+def restore_schedule_state(saved: dict[str, dict[str, float]]) -> None:
+    """Continue the schedules from ``export_schedule_state``'s output (a resumed verl run)."""
+    _SCHEDULE_STATE.clear()
+    _SCHEDULE_STATE.update({ident: {k: float(v) for k, v in state.items()} for ident, state in saved.items()})
 
 
 def reset_schedule_state() -> None:

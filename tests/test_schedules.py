@@ -286,3 +286,58 @@ def test_engine_and_verl_adapter_pick_the_same_alphas(settings, smoke, monkeypat
         verl_alphas[step] = (got["alpha_pos"], got["alpha_neg"])
     assert verl_alphas == engine_alphas
     assert len(set(engine_alphas.values())) > 1
+
+
+def test_verl_schedule_state_survives_a_checkpoint_round_trip():
+    """What our verl trainer writes beside verl's checkpoint (``export_schedule_state`` as JSON) and
+    reads on resume continues the schedule exactly."""
+    pytest.importorskip("verl")
+    import json
+
+    import numpy as np
+    from omegaconf import OmegaConf
+    from verl.protocol import DataProto
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    from estimators import verl_adapter
+
+    gen = torch.Generator().manual_seed(7)
+    groups, G, T = 6, 8, 5
+    batches = []
+    for _ in range(8):
+        p = 0.55 + 0.4 * torch.rand(groups, generator=gen)  # mostly solved groups whose correct rollouts are
+        rewards = (torch.rand(groups * G, generator=gen) < p.repeat_interleave(G)).float()  # the confident ones:
+        scores = torch.zeros(groups * G, T)  # kappa-hat > 0 in every batch
+        scores[:, -1] = rewards
+        logp = -torch.rand(groups * G, T, generator=gen) * 2 + rewards[:, None]
+        entropy = torch.rand(groups * G, T, generator=gen) * 0.4  # below the band: the alphas keep moving
+        batches.append((scores, logp, entropy))
+    nested: dict = {}
+    for key, value in BAND.items():
+        channel, name = key.split(".")
+        nested.setdefault(channel, {})[name] = value
+    config = OmegaConf.create({"adv_estimator": "asym_grpo", "asym": {"variant": "asym", "alpha_pos": 0.9,
+                                                                      "alpha_neg": 0.4, "total_steps": 8,
+                                                                      "schedule": nested}})
+
+    def run(steps):
+        out = []
+        for step in steps:
+            scores, logp, entropy = batches[step - 1]
+            proto = DataProto.from_dict(tensors={"token_level_rewards": scores, "response_mask": torch.ones_like(scores)},
+                                        non_tensors={"uid": np.array([f"u{i // G}" for i in range(groups * G)], dtype=object)})
+            with verl_adapter.rollout_inputs(old_log_probs=logp, entropy=entropy), verl_adapter.training_step(step):
+                compute_advantage(proto, adv_estimator="asym_grpo", num_repeat=G, config=config)
+            out.append(tuple(verl_adapter.last_alphas().values()))
+        return out
+
+    verl_adapter.reset_schedule_state()
+    whole = run(range(1, 9))
+    verl_adapter.reset_schedule_state()
+    first = run(range(1, 5))
+    saved = json.dumps(verl_adapter.export_schedule_state())
+    verl_adapter.reset_schedule_state()  # a new process
+    verl_adapter.restore_schedule_state(json.loads(saved))
+    assert first + run(range(5, 9)) == whole
+    verl_adapter.reset_schedule_state()
+    assert run(range(5, 9)) != whole[4:]  # without the saved state the schedule restarts

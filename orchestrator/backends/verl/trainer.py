@@ -23,7 +23,9 @@ Two extension points, both selected by the rendered overrides (``render.py``):
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import transfer_queue as tq
@@ -35,14 +37,16 @@ from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
 from estimators import metric_names as names
-from estimators.verl_adapter import (VERL_ESTIMATOR_NAME, last_alphas, read_asym_config, rollout_inputs,
-                                     schedule_inputs, training_step, variant_inputs)
+from estimators.verl_adapter import (VERL_ESTIMATOR_NAME, export_schedule_state, last_alphas, read_asym_config,
+                                     restore_schedule_state, rollout_inputs, schedule_inputs, training_step,
+                                     variant_inputs)
 from orchestrator.backends.verl.diagnostics import batch_diagnostics, logp_gain_correct, verl_key
 from orchestrator.backends.verl.execution import LOGGED_THROUGH_ENV
 from orchestrator.backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
 
 ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
-LOGP_GAIN_TIMER = "asym_logp_gain"  # verl reports it as timing_s/asym_logp_gain
+LOGP_GAIN_TIMER = "asym_logp_gain"
+SCHEDULE_STATE_FILE = "asym_schedule_state.json"  # the alpha schedule's state, beside verl's checkpoint  # verl reports it as timing_s/asym_logp_gain
 
 
 def diagnostic_fields(config) -> list[str]:
@@ -136,6 +140,20 @@ class AsymPPOTrainer(PPOTrainerSync):
         if self.global_steps:  # verl logs this at INFO only; the trial's log should say it
             print(f"asym: resumed from the checkpoint of step {self.global_steps} in "
                   f"{self.config.trainer.default_local_dir}", flush=True)
+            saved = self._schedule_state_path()
+            if saved.exists():  # the alpha schedule continues where the checkpoint left it
+                restore_schedule_state(json.loads(saved.read_text()))
+
+    def _save_checkpoint(self):
+        state = export_schedule_state()
+        if state:  # written before verl's own files: its step tracker, written last, marks both complete
+            path = self._schedule_state_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(state))
+        super()._save_checkpoint()
+
+    def _schedule_state_path(self) -> Path:
+        return Path(self.config.trainer.default_local_dir) / f"global_step_{self.global_steps}" / SCHEDULE_STATE_FILE
 
     def _step_once(self, metrics: dict, timing_raw: dict, sample_batch_size: int):
         batch = super()._step_once(metrics, timing_raw, sample_batch_size)
