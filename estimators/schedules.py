@@ -144,6 +144,25 @@ def parse(settings: Mapping[str, Any] | tuple, *, estimator: str, alpha_pos: flo
     return Schedules(**out)
 
 
+def canonical(settings: tuple, estimator: str, alpha_pos: float, alpha_neg: float,
+              steps: int) -> tuple[tuple, float, float]:
+    """(settings, alpha_pos, alpha_neg) after ``parse``'s checks; a schedule that is fixed on both
+    channels becomes the plain trial: no settings, the alphas it starts (and stays) at."""
+    plan = parse(settings, estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg, steps=steps)
+    if plan.is_fixed:
+        return (), plan.alpha_pos.start, plan.alpha_neg.start
+    return tuple(sorted(dict(settings).items())), alpha_pos, alpha_neg
+
+
+def slug(settings: tuple) -> str:
+    """A trial-name part: each scheduled channel's kind and a digest of all settings, "pos-linear-1050"."""
+    import hashlib
+
+    kinds = dict(settings)
+    parts = [f"{c[6:]}-{kinds[c + '.schedule']}" for c in CHANNELS if c + ".schedule" in kinds]
+    return "-".join([*parts, hashlib.sha1(repr(tuple(settings)).encode()).hexdigest()[:4]])
+
+
 def _channel(channel: str, kind: str, p: dict[str, Any], base: float, steps: int, check_alpha) -> ChannelSchedule:
     def number(name: str, default: float | None = None) -> float:
         if name not in p:

@@ -328,16 +328,13 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     estimator = get_estimator(method.estimator)
     alpha_pos, alpha_neg = estimator.resolve_alphas(method.alpha_pos, method.alpha_neg)
     estimator_params = estimator.resolve_params(params)
-    schedule = method.schedule
-    if schedule:  # checked against the estimator and the run's length (one-line error)
-        from estimators.schedules import parse
+    if method.schedule:  # checked (one-line error); a fixed one becomes the plain trial (same key, same name)
+        from dataclasses import replace
 
-        parsed = parse(schedule, estimator=method.estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg, steps=preset.steps)
-        if parsed.is_fixed:  # "fixed" is the plain trial: same key, same name
-            from dataclasses import replace
+        from estimators.schedules import canonical
 
-            schedule, (alpha_pos, alpha_neg) = (), (parsed.alpha_pos.start, parsed.alpha_neg.start)
-            method = replace(method, schedule=())
+        schedule, alpha_pos, alpha_neg = canonical(method.schedule, method.estimator, alpha_pos, alpha_neg, preset.steps)
+        method = replace(method, schedule=schedule)
     if method.use_preset_entropy_coeff:
         entropy_coeff = preset.entropy_coeff
     else:
@@ -355,7 +352,7 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, seed=seed, backend=preset.backend, model=preset.model,
         steps=preset.steps, entropy_coeff=entropy_coeff, clip_low=preset.clip, clip_high=clip_high,
         loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
-        estimator_params=estimator_params, schedule=schedule, axes=tuple(sorted(assignment.items())),
+        estimator_params=estimator_params, schedule=method.schedule, axes=tuple(sorted(assignment.items())),
         plugins=tuple(study.plugins),
     )
 
@@ -397,12 +394,10 @@ def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff
         parts.append(method.loss_agg)
     if method.policy_loss != "vanilla":
         parts.append(method.policy_loss.replace("_", "-"))
-    if method.schedule:  # the kinds, and a digest of the settings (two schedules of one kind differ)
-        import hashlib
+    if method.schedule:
+        from estimators.schedules import slug
 
-        kinds = dict(method.schedule)
-        parts += [f"{c[6:]}-{kinds[c + '.schedule']}" for c in ("alpha_pos", "alpha_neg") if c + ".schedule" in kinds]
-        parts.append(hashlib.sha1(repr(method.schedule).encode()).hexdigest()[:4])
+        parts.append(slug(method.schedule))
     return "-".join(parts)
 
 

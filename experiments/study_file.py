@@ -180,7 +180,8 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
             label=m["label"], estimator=m["estimator"], alpha_pos=m["alpha_pos"], alpha_neg=m["alpha_neg"],
             entropy_coeff=m["entropy_coeff"], use_preset_entropy_coeff=m["use_preset_entropy_coeff"],
             clip_high=m["clip_high"], loss_agg=m["loss_agg"], settings=_pairs(m["settings"]),
-            params=_pairs(m["params"]), schedule=_pairs(m["schedule"]), source=m["source"] or f"{path.name}:{lines.get(key, '?')}",
+            params=_pairs(m["params"]), schedule=_pairs(m["schedule"]),
+            source=m["source"] or f"{path.name}:{lines.get(key, '?')}",
         ))
     axes = []
     for key, values in d["axes"].items():
