@@ -341,3 +341,13 @@ def test_verl_schedule_state_survives_a_checkpoint_round_trip():
     assert first + run(range(5, 9)) == whole
     verl_adapter.reset_schedule_state()
     assert run(range(5, 9)) != whole[4:]  # without the saved state the schedule restarts
+
+
+def test_optuna_searches_a_schedule_setting(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(shlex.split("sweep optuna --set alpha_pos.schedule=cosine --range alpha_pos.end=0.3,0.7 --trials 2 "
+                     "--steps 20 --dry-run --json"))
+    import json
+
+    (trial,) = json.loads(capsys.readouterr().out)  # the trial each sample is planned like
+    assert dict(trial["schedule"]) == {"alpha_pos.schedule": "cosine", "alpha_pos.end": 0.3}  # planned at the low end
