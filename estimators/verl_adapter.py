@@ -25,9 +25,10 @@ fails with a one-line error before any update.
 
 Alpha schedules (``estimators.schedules``): ``+algorithm.asym.schedule.<alpha_pos|alpha_neg>.<name>=...``
 with ``+algorithm.asym.total_steps=N`` (the run's length). The schedule's state lives in this
-process (our trainer saves and restores it with verl's checkpoint); the step is verl's ``global_steps`` when our trainer wraps the call in
-``training_step(step)``, else one more than the last call's. ``last_alphas()`` is what the last call
-used (the trainer logs it as ``train/alpha_pos`` / ``train/alpha_neg``).
+process (our trainer saves and restores it with verl's checkpoint); the step is verl's
+``global_steps`` when our trainer wraps the call in ``training_step(step)``, else one more than the
+last call's. ``last_alphas()`` is what the last call used (the trainer logs it as
+``train/alpha_pos`` / ``train/alpha_neg``).
 
 How it departs from verl's ``grpo``: success is ``score > 0`` with score = the row's summed
 token-level reward (math_dapo's +-1 and MATH's 0/1 both work), the advantage is the paper's closed
@@ -45,10 +46,10 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
+from estimators import schedules
 from estimators.diagnostics import sequence_mean_logprob
 from estimators.plugins import load_installed
 from estimators.registry import BUILTIN, ESTIMATORS, VERL_ESTIMATOR_NAME, compute_token_advantages, get_estimator
-from estimators import schedules
 
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"

@@ -192,7 +192,8 @@ class AsymPPOTrainer(PPOTrainerSync):
                 batch = super()._compute_advantage(batch, metrics=metrics)
         if self.config.algorithm.get("adv_estimator", None) == VERL_ESTIMATOR_NAME:  # the alphas this step used
             alphas = last_alphas()
-            metrics.update({verl_key(names.ALPHA_POS): alphas["alpha_pos"], verl_key(names.ALPHA_NEG): alphas["alpha_neg"]})
+            metrics.update({verl_key(names.ALPHA_POS): alphas["alpha_pos"],
+                            verl_key(names.ALPHA_NEG): alphas["alpha_neg"]})
         proto, is_padding = batch_from_transfer_queue(batch, diagnostic_fields(self.config))
         metrics.update(batch_diagnostics(proto, is_padding))
         return batch
