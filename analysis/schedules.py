@@ -113,8 +113,9 @@ def final_values(data, metric: str) -> pd.Series:
 def schedule_table(data, reference: str | None = None, entropy_from: int | None = None) -> pd.DataFrame:
     """One row per configuration: its schedule, the alphas it ended at, the mean entropy from step
     ``entropy_from`` on (default: a fifth into the run, step 20 of 100), the mean training reward
-    over the same window and the final test accuracy, each mean ± standard error over seeds; with ``reference`` (a label), the paired gap to it per
-    seed (same seeds, common random numbers) for entropy, reward and accuracy."""
+    over the same window and the final test accuracy, each mean ± standard error over seeds; with
+    ``reference`` (a label), the paired gap to it per seed (same seeds, common random numbers) for
+    entropy, reward and accuracy."""
     runs = data.runs.set_index("run_id")
     if entropy_from is None:
         entropy_from = max(1, round(0.2 * int(runs["steps"].max())))
