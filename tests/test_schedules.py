@@ -351,3 +351,37 @@ def test_optuna_searches_a_schedule_setting(tmp_path, monkeypatch, capsys):
 
     (trial,) = json.loads(capsys.readouterr().out)  # the trial each sample is planned like
     assert dict(trial["schedule"]) == {"alpha_pos.schedule": "cosine", "alpha_pos.end": 0.3}  # planned at the low end
+
+
+def test_report_table_and_figure_label_configurations_by_schedule():
+    import pandas as pd
+
+    from analysis import figures
+    from analysis import schedules as report
+    from analysis.load import METRIC_COLUMNS, SweepData
+
+    runs, rows = [], []
+    for label, schedule in (("fixed", {}), ("anneal", {"alpha_pos.schedule": "linear", "alpha_pos.end": "0.5"})):
+        for seed in (0, 1, 2):
+            run_id = f"{label}-{seed}"
+            runs.append({"run_id": run_id, "label": label, "seed": seed, "estimator": "asym", "alpha_pos": 0.9,
+                         "alpha_neg": 0.4, "steps": 10, "model": "embedded-tiny", **schedule})
+            plan_ = parsed({k: float(v) if k.endswith("end") else v for k, v in schedule.items()})
+            state = plan_.initial_state()
+            for step in range(1, 11):
+                state = S.advance(plan_, state, step, None)
+                values = {M.ALPHA_POS: state["alpha_pos"], M.ALPHA_NEG: state["alpha_neg"],
+                          M.ENTROPY: 0.5 - 0.01 * step * (1.5 if label == "anneal" else 1) + 0.001 * seed,
+                          M.REWARD_MEAN: 0.5, M.EVAL_MEAN_ACCURACY: 0.8 + 0.01 * seed}
+                rows += [(run_id, run_id, label, "asym", 0.9, 0.4, seed, "embedded-tiny", "schedules", m, step, v)
+                         for m, v in values.items()]
+    data = SweepData("s", "schedules", "p", "sqlite://", pd.DataFrame(runs), pd.DataFrame(rows, columns=list(METRIC_COLUMNS)))
+    assert report.has_schedules(data)
+    table = report.schedule_table(data, "fixed").set_index("configuration")
+    assert table.loc["anneal", "schedule"] == "a+ linear 0.9->0.5, a- fixed 0.4"
+    assert table.loc["fixed", "schedule"] == "a+ fixed 0.9, a- fixed 0.4"
+    assert table.loc["anneal", "final alpha+"].startswith("0.5000")
+    assert table.loc["anneal", "entropy gap"].startswith("-0.0") and table.loc["anneal", "entropy gap"].endswith("*")
+    fig = report.figure(data, None, figures.palette(data.labels))
+    assert [ax.get_title() for ax in fig.axes][:4] == ["alpha+ (positive channel)", "alpha- (negative channel)",
+                                                       "Policy entropy", "Test accuracy (no smoothing)"]
