@@ -1,15 +1,16 @@
 """Alpha schedules in the report: the alpha trajectories beside entropy and accuracy, and a table
 of the configurations labelled by their schedule (issue 28).
 
-Hook for ``analysis/report.py`` (the lead's), one entry in ``FIGURES`` and one in ``TABLES``::
+Hook (the lead's modules): one entry in ``analysis.report_figures.FIGURES`` and one in
+``analysis.report_tables.TABLES``::
 
     from analysis import schedules
     FigureEntry(schedules.STEM, schedules.TITLE, schedules.caption, schedules.draw,
                 applies=schedules.applies, per_model=True),
-    ("Alpha schedules", schedules.table_applies, lambda ctx: schedules.table_section(ctx, Section)),
+    TableEntry("Alpha schedules", (schedules.TABLE_STEM,), schedules.table_applies, schedules.table_section),
 
-``draw`` / ``applies`` / ``caption`` read only the report's ``Context`` fields ``data``, ``colours``,
-``settings``, ``tracked``, ``accuracy_metric`` and ``ema_note``.
+``draw`` / ``applies`` / ``caption`` / ``table_section`` read the report ``Context`` fields ``data``,
+``colours``, ``settings``, ``tracked``, ``out``, ``accuracy_metric`` and ``ema_note``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from estimators import metric_names as M
 from estimators.schedules import CHANNELS, parse
 
 STEM = "schedules_alpha"
+TABLE_STEM = "schedules"
 TITLE = "Alpha schedules: alpha trajectories, entropy and accuracy ({model})"
 SCHEDULE_PARAM_PREFIXES = tuple(f"{c}." for c in CHANNELS)
 
@@ -110,7 +112,8 @@ def final_values(data, metric: str) -> pd.Series:
     return rows.sort_values("step").groupby("run_id")["value"].last()
 
 
-def schedule_table(data, reference: str | None = None, entropy_from: int | None = None) -> pd.DataFrame:
+def schedule_table(data, reference: str | None = None, entropy_from: int | None = None,
+                   accuracy_metric: str = M.EVAL_MEAN_ACCURACY) -> pd.DataFrame:
     """One row per configuration: its schedule, the alphas it ended at, the mean entropy from step
     ``entropy_from`` on (default: a fifth into the run, step 20 of 100), the mean training reward
     over the same window and the final test accuracy, each mean ± standard error over seeds; with
@@ -122,7 +125,7 @@ def schedule_table(data, reference: str | None = None, entropy_from: int | None 
     columns = {
         "entropy": window_means(data, M.ENTROPY, entropy_from),
         "reward": window_means(data, M.REWARD_MEAN, entropy_from),
-        "accuracy": final_values(data, M.EVAL_MEAN_ACCURACY),
+        "accuracy": final_values(data, accuracy_metric),
         "final alpha+": final_values(data, M.ALPHA_POS),
         "final alpha-": final_values(data, M.ALPHA_NEG),
     }
@@ -156,13 +159,15 @@ def table_applies(ctx) -> bool:
     return has_schedules(ctx.data)
 
 
-def table_section(ctx, section: type):
-    """The report's table; ``section`` is the report's ``Section`` class (passed in: the report
-    imports this module, so this module does not import the report)."""
+def table_section(ctx):
+    """The report's table (CSV and HTML), gaps against the study's fixed cell when it has one."""
+    from analysis.report_context import Section
+
     reference = next((label for label in ctx.data.labels if "fixed" in label.lower()), None)
-    frame = schedule_table(ctx.data, reference)
-    frame.to_csv(ctx.out / "schedules.csv", index=False)
-    caption = ("Configurations by schedule: entropy and training reward are means from a fifth into the run to its end, accuracy "
-               "the last evaluation; mean ± standard error over seeds" + (
+    frame = schedule_table(ctx.data, reference, accuracy_metric=ctx.accuracy_metric)
+    frame.to_csv(ctx.out / f"{TABLE_STEM}.csv", index=False)
+    caption = ("Configurations by schedule: entropy and training reward are means from a fifth into the run to its "
+               f"end, accuracy ({ctx.accuracy_metric}) the last evaluation; mean ± standard error over seeds" + (
                    f"; gaps are paired per seed against '{reference}' (* beyond two standard errors)" if reference else ""))
-    return section("Alpha schedules", caption, table_html=frame.to_html(index=False, border=0), files=("schedules.csv",))
+    return Section("Alpha schedules", caption, table_html=frame.to_html(index=False, border=0),
+                   files=(f"{TABLE_STEM}.csv",))
