@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from analysis import checkpoints, figures, summaries
+from analysis import checkpoints, figures, schedules, summaries
 from analysis.report_context import Context
 from common import metric_names as mn
 
@@ -155,6 +155,8 @@ FIGURES: tuple[FigureEntry, ...] = (
                           "changes are measured on the step's tokens after its update (embedded backend). Cov(log pi, A) "
                           "is the token mean of Cui et al.'s C_t; clip fractions are PPO's ratio clip per side. Mean over seeds.",
                 _fig5, applies=telemetry_tracked, per_model=True),
+    FigureEntry(schedules.STEM, schedules.TITLE, schedules.caption, schedules.draw, applies=schedules.applies,
+                per_model=True),
     FigureEntry("prop2_pressure", "Proposition 2: gradient pressure",
                 lambda c: "W_pos per alpha_pos and W_neg per alpha_neg (eqs 9, 10) of the sweep's alpha-family "
                           "configurations; stars mark the interior peaks of eq 11 (none for alpha 0 or >= 1).",

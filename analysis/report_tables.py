@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from analysis import aggregate as agg
-from analysis import checkpoints, summaries, tables
+from analysis import checkpoints, schedules, summaries, tables
 from analysis.report_context import Context, Section
 from analysis.report_figures import telemetry_tracked
 from common import metric_names as mn
@@ -135,4 +135,5 @@ TABLES: tuple[TableEntry, ...] = (
     TableEntry("Table 5 Prop. 1", ("table5_prop1",), _comparison_applies, _prop1_check_table),
     TableEntry("Prop. 1 ordering", ("prop1_ordering",), _ordering_applies, _ordering_table),
     TableEntry("Cost table", ("cost",), lambda ctx: mn.COST_CPU_SECONDS in ctx.tracked, _cost_table),
+    TableEntry("Alpha schedules", (schedules.TABLE_STEM,), schedules.table_applies, schedules.table_section),
 )

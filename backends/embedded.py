@@ -45,7 +45,7 @@ class EmbeddedBackend:
 
         return EngineConfig.create(
             estimator=trial.estimator, alpha_pos=trial.alpha_pos, alpha_neg=trial.alpha_neg,
-            estimator_params=trial.estimator_params, seed=trial.seed,
+            estimator_params=trial.estimator_params, alpha_schedule=trial.schedule, seed=trial.seed,
             steps=trial.steps, entropy_coeff=trial.entropy_coeff, clip_low=trial.clip_low,
             clip_high=trial.clip_high, loss_agg=trial.loss_agg, policy_loss=trial.policy_loss, **trial.settings_dict(),
             device=self._device(), threads=self.threads or os.cpu_count() or 1,

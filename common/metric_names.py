@@ -44,6 +44,12 @@ CHANNEL_METRICS = (
 PRE_UPDATE_CHANNEL_METRICS = (ENTROPY_POS, ENTROPY_NEG, COV_LOGP_ADV, COV_LOGP_ADV_Q10, COV_LOGP_ADV_Q50,
                               COV_LOGP_ADV_Q90)
 
+# The alphas a step's advantages used (estimators.schedules; constant under a fixed schedule). Logged
+# every step by the engine, and by verl's trainer for our asym_grpo estimator (not for verl's grpo).
+ALPHA_POS = "train/alpha_pos"
+ALPHA_NEG = "train/alpha_neg"
+SCHEDULE_METRICS = (ALPHA_POS, ALPHA_NEG)
+
 EVAL_MEAN_ACCURACY = "eval/mean_accuracy"
 
 

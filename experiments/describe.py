@@ -43,6 +43,7 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
             "label": method.label, "estimator": method.estimator, "alpha_pos": alpha_pos, "alpha_neg": alpha_neg,
             "entropy_coeff": entropy, "clip_high": method.clip_high if method.clip_high is not None else "= clip",
             "loss_agg": method.loss_agg, "policy_loss": method.policy_loss, "settings": dict(method.settings), "params": dict(method.params),
+            "schedule": dict(method.schedule),
             "source": method.source,
         })
     first_seed = (study.seeds or (0,))[:1]
@@ -86,9 +87,19 @@ def methods_table(desc: dict[str, Any]):
     for m in desc["methods"]:
         entropy = m["entropy_coeff"] if isinstance(m["entropy_coeff"], str) else (f"{m['entropy_coeff']:g}" if m["entropy_coeff"] else "-")
         clip_high = m["clip_high"] if isinstance(m["clip_high"], str) else f"{m['clip_high']:g}"
-        table.add_row(escape(m["label"]), m["estimator"], f"{m['alpha_pos']:g}", f"{m['alpha_neg']:g}", entropy,
-                      clip_high, m["loss_agg"])
+        table.add_row(escape(m["label"]), m["estimator"], _alpha_cell(m, "alpha_pos"), _alpha_cell(m, "alpha_neg"),
+                      entropy, clip_high, m["loss_agg"])
     return table
+
+
+def _alpha_cell(method: dict[str, Any], channel: str) -> str:
+    """"0.9", or "0.9 linear (end 0.5)" for a scheduled alpha (estimators.schedules)."""
+    from rich.markup import escape
+
+    own = {k.split(".", 1)[1]: v for k, v in method.get("schedule", {}).items() if k.startswith(channel + ".")}
+    kind = own.pop("schedule", "fixed")
+    text = f"{method[channel]:g}" + ("" if kind == "fixed" else f" {kind}")
+    return escape(text + (f" ({', '.join(f'{k} {v}' for k, v in sorted(own.items()))})" if own else ""))
 
 
 def method_sources(desc: dict[str, Any]) -> list[str]:

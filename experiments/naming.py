@@ -14,6 +14,8 @@ METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "use_pres
 
 
 PARAM_PREFIX = "params."
+# "alpha_pos.<name>" / "alpha_neg.<name>": a schedule setting (estimators.schedules); trial_slug names it
+SCHEDULE_PREFIXES = ("alpha_pos.", "alpha_neg.")
 
 
 def short_key(key: str) -> str:
@@ -48,6 +50,10 @@ def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff
         parts.append(method.loss_agg)
     if method.policy_loss != "vanilla":
         parts.append(method.policy_loss.replace("_", "-"))
+    if method.schedule:
+        from estimators.schedules import slug
+
+        parts.append(slug(method.schedule))
     return "-".join(parts)
 
 

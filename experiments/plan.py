@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from estimators.registry import check_alpha, get_estimator
 from experiments import presets
-from experiments.naming import METHOD_KEYS, PARAM_PREFIX, short_key, slug_value, trial_slug, value_text
+from experiments.naming import METHOD_KEYS, PARAM_PREFIX, SCHEDULE_PREFIXES, short_key, slug_value, trial_slug, value_text
 from experiments.parse import reject_repeats
 from experiments.plugins import load_plugins
 from experiments.spec import Axis, Method, Study, TrialSpec
@@ -178,7 +178,7 @@ def merge_axes(base: Sequence[Axis], extra: Sequence[Axis]) -> tuple[Axis, ...]:
 
 
 # Method fields an axis (or --set) may set, each part of a trial's name (``trial_slug``); "params.<name>" sets
-# an estimator parameter; anything else is a preset key.
+# an estimator parameter; "alpha_pos.<name>" / "alpha_neg.<name>" a schedule setting; anything else is a preset key.
 
 
 def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[str, Any], dict[str, Any]]:
@@ -188,7 +188,11 @@ def _apply(method: Method, assignment: Mapping[str, Any]) -> tuple[Method, dict[
         fields["use_preset_entropy_coeff"] = False  # a swept coefficient replaces the preset's
     params = {**dict(method.params), **{k[len(PARAM_PREFIX):]: v for k, v in assignment.items()
                                         if k.startswith(PARAM_PREFIX)}}
-    preset_values = {k: v for k, v in assignment.items() if k not in METHOD_KEYS and not k.startswith(PARAM_PREFIX)}
+    schedule = {k: v for k, v in assignment.items() if k.startswith(SCHEDULE_PREFIXES)}
+    if schedule:
+        fields["schedule"] = tuple(sorted({**dict(method.schedule), **schedule}.items()))
+    preset_values = {k: v for k, v in assignment.items() if k not in METHOD_KEYS and not k.startswith(PARAM_PREFIX)
+                     and not k.startswith(SCHEDULE_PREFIXES)}
     return (replace(method, **fields) if fields else method), preset_values, params
 
 
@@ -222,6 +226,13 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     estimator = get_estimator(method.estimator)
     alpha_pos, alpha_neg = estimator.resolve_alphas(method.alpha_pos, method.alpha_neg)
     estimator_params = estimator.resolve_params(params)
+    if method.schedule:  # checked (one-line error); a fixed one becomes the plain trial (same key, same name)
+        from dataclasses import replace
+
+        from estimators.schedules import canonical
+
+        schedule, alpha_pos, alpha_neg = canonical(method.schedule, method.estimator, alpha_pos, alpha_neg, preset.steps)
+        method = replace(method, schedule=schedule)
     if method.use_preset_entropy_coeff:
         entropy_coeff = preset.entropy_coeff
     else:
@@ -229,7 +240,8 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     clip_high = preset.clip if method.clip_high is None else float(method.clip_high)
     if clip_high < preset.clip:
         raise ValueError(f"method '{method.label}': clip_high {clip_high:g} is below the preset's clip {preset.clip:g}")
-    extra = [f"{short_key(k)}{slug_value(v)}" for k, v in assignment.items() if k not in METHOD_KEYS]
+    extra = [f"{short_key(k)}{slug_value(v)}" for k, v in assignment.items()
+             if k not in METHOD_KEYS and not k.startswith(SCHEDULE_PREFIXES)]  # trial_slug names a schedule
     name = "-".join([trial_slug(method, alpha_pos, alpha_neg, entropy_coeff, preset.clip, clip_high), *extra,
                      *([preset.model] if with_model else []), f"s{seed}"])
     label = " ".join([method.label, *(f"{k}={value_text(v)}" for k, v in assignment.items())])
@@ -238,7 +250,8 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
         alpha_pos=alpha_pos, alpha_neg=alpha_neg, seed=seed, backend=preset.backend, model=preset.model,
         steps=preset.steps, entropy_coeff=entropy_coeff, clip_low=preset.clip, clip_high=clip_high,
         loss_agg=method.loss_agg, policy_loss=method.policy_loss, settings=preset.settings,
-        estimator_params=estimator_params, axes=tuple(sorted(assignment.items())), plugins=tuple(study.plugins),
+        estimator_params=estimator_params, schedule=method.schedule, axes=tuple(sorted(assignment.items())),
+        plugins=tuple(study.plugins),
     )
 
 

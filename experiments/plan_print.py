@@ -56,6 +56,7 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
             other.append(f"loss {t.policy_loss}")
         other += [f"{k}={value_text(v)}" for k, v in t.axes if k not in METHOD_KEYS]
         other += [f"{k}={value_text(v)}" for k, v in t.estimator_params if f"{PARAM_PREFIX}{k}" not in dict(t.axes)]
+        other += [f"{k}={value_text(v)}" for k, v in t.schedule if k not in dict(t.axes)]
         table.add_row(str(i), t.name, f"{t.alpha_pos:g}", f"{t.alpha_neg:g}", str(t.seed), str(t.steps),
                       ", ".join(other))
     return table

@@ -37,6 +37,7 @@ class Method:
     policy_loss: str = "vanilla"  # PPO-clip; "clip_cov" / "kl_cov" are Cui et al.'s covariance losses
     settings: Pairs = ()  # preset keys this method sets (lr, group_size, ...), applied over the preset
     params: Pairs = ()  # the estimator's own parameters (``Estimator.params``)
+    schedule: Pairs = ()  # alpha schedule settings ("alpha_pos.schedule", "linear"), ... (estimators.schedules)
     source: str = ""  # where the values come from (paper section and spec tag, or file:line)
 
 
@@ -44,7 +45,8 @@ class Method:
 class Axis:
     """One swept setting: every trial is planned once per value (axes multiply)."""
 
-    key: str  # a Method field, "params.<name>", "model", or any preset key (lr, steps, clip, ...)
+    key: str  # a Method field, "params.<name>", "alpha_pos.<name>" / "alpha_neg.<name>" (a schedule),
+    # "model", or any preset key (lr, steps, clip, ...)
     values: tuple[Any, ...]
     source: str = ""  # file:line, or "--set"
 
@@ -135,6 +137,7 @@ class TrialSpec:
     # as sorted (key, value) pairs so the spec stays hashable. Read with ``settings_dict()``.
     settings: Pairs = field(default_factory=tuple)
     estimator_params: Pairs = ()  # a user estimator's own parameters, resolved (logged like the alphas)
+    schedule: Pairs = ()  # alpha schedule settings (estimators.schedules); () = the fixed alphas above
     axes: Pairs = ()  # the value of each swept or sampled setting (logged as ``axis.<key>`` params)
     plugins: tuple[str, ...] = ()  # modules each trial process imports first (a user's estimators)
     # What the trial runs on besides its settings (design, "Trial identity"): the engine's version
@@ -185,7 +188,7 @@ class TrialSpec:
                 d.pop(name)
         for key in _NAMING:
             del d[key]
-        for key in ("estimator_params", "plugins", "identity"):  # empty: as before these fields existed
+        for key in ("estimator_params", "schedule", "plugins", "identity"):  # empty: as before these fields existed
             if not d[key]:
                 del d[key]
         blob = json.dumps(d, sort_keys=True, default=str)
@@ -197,9 +200,10 @@ class TrialSpec:
         preset's (``cfg.<key>``)."""
         d = self.to_dict()
         settings, estimator_params, axes = d.pop("settings"), d.pop("estimator_params"), d.pop("axes")
-        plugins, identity = d.pop("plugins"), d.pop("identity")
+        plugins, identity, schedule = d.pop("plugins"), d.pop("identity"), d.pop("schedule")
         flat = {k: str(v) for k, v in d.items()}
         flat.update({k: str(v) for k, v in estimator_params.items()})
+        flat.update({k: str(v) for k, v in schedule.items()})  # "alpha_pos.schedule": "linear", ...
         flat.update({f"axis.{k}": str(v) for k, v in axes.items()})
         flat.update({f"identity.{k}": str(v) for k, v in identity.items()})
         if plugins:
@@ -213,7 +217,7 @@ class TrialSpec:
 
 
 _LATER_FIELDS = {"policy_loss": "vanilla"}
-_MAPPINGS = ("settings", "estimator_params", "axes", "identity")
+_MAPPINGS = ("settings", "estimator_params", "schedule", "axes", "identity")
 _NAMING = ("study", "name", "label", "axes")  # name a trial, change nothing it computes (axes: values already in the settings)
 
 

@@ -16,6 +16,7 @@
         alpha_neg: 0.4                #   use_preset_entropy_coeff, clip_high, loss_agg, policy_loss
         settings: {lr: 0.002}         # any preset key (`asym study show` lists them per model)
         params: {temperature: 2.0}    # your estimator's own parameters
+        schedule: {alpha_pos.schedule: linear, alpha_pos.end: 0.5}  # optional alpha schedule
         source: "why these values"    # optional; shown after this file and line
         smoke: false                  # optional: a --smoke run leaves this method out (default true)
     alpha_grid:                       # optional: one method per (alpha_pos, alpha_neg) cell, besides
@@ -24,7 +25,8 @@
       estimator: asym                 # default asym; the label is "<label> (a+, a-)"
       label: AsymGRPO
     axes:                             # every trial is planned once per value; axes multiply
-      lr: [0.001, 0.003]              # a preset key, a Method field, params.<name>, model or backend
+      lr: [0.001, 0.003]              # a preset key, a Method field, params.<name>, alpha_pos.<name>,
+                                      #   alpha_neg.<name> (a schedule setting), model or backend
     search:                           # optional: Optuna over ranges instead of the axes' grid
       trials: 6
       ranges:
@@ -68,6 +70,7 @@ class MethodSchema:
     policy_loss: str = "vanilla"
     settings: Dict[str, Any] = field(default_factory=dict)
     params: Dict[str, float] = field(default_factory=dict)
+    schedule: Dict[str, Any] = field(default_factory=dict)  # alpha_pos.<name> / alpha_neg.<name> (estimators.schedules)
     source: str = ""
     smoke: bool = True  # false: a --smoke run leaves the method out (a sweep beside the table's rows)
 
@@ -182,7 +185,7 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
             label=m["label"], estimator=m["estimator"], alpha_pos=m["alpha_pos"], alpha_neg=m["alpha_neg"],
             entropy_coeff=m["entropy_coeff"], use_preset_entropy_coeff=m["use_preset_entropy_coeff"],
             clip_high=m["clip_high"], loss_agg=m["loss_agg"], policy_loss=m["policy_loss"],
-            settings=_pairs(m["settings"]), params=_pairs(m["params"]),
+            settings=_pairs(m["settings"]), params=_pairs(m["params"]), schedule=_pairs(m["schedule"]),
             source=_source(path, lines, key, m["source"]),
         ))
         if m["policy_loss"] not in POLICY_LOSSES:

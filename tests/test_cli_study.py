@@ -50,7 +50,7 @@ def test_study_show_table_on_embedded():
 
 
 @pytest.mark.parametrize("args, message", [
-    (("study", "show", "nope"), "error: unknown study 'nope'; known: isolation, flip, grid, main, backbones, kappa, kappa-flip, comparators"),
+    (("study", "show", "nope"), "error: unknown study 'nope'; known: isolation, flip, grid, main, backbones, kappa, kappa-flip, comparators, schedules"),
 ])
 def test_unknown_study_is_a_one_line_error(args, message):
     out = run(*args)

@@ -21,7 +21,8 @@ VERL_READS = ("hf_path", "train_batch_size", "ppo_mini_batch_size", "rollout_n",
 
 
 def test_registry_lists_the_studies_and_rejects_unknown_names():
-    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip", "comparators"]
+    assert list(STUDIES) == ["isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip", "comparators",
+                            "schedules"]
     with pytest.raises(ValueError, match=r"unknown study 'nope'; known: isolation, flip, grid, main"):
         get_study("nope")
 

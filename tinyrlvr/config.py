@@ -39,6 +39,8 @@ class EngineConfig:
     alpha_pos: float | None = None  # None: the estimator's default (resolved in __post_init__)
     alpha_neg: float | None = None
     estimator_params: tuple[tuple[str, float], ...] = ()  # a user estimator's own parameters (sorted pairs)
+    # alpha schedules (estimators.schedules): sorted ("alpha_pos.schedule", "linear")-style pairs; () = fixed
+    alpha_schedule: tuple[tuple[str, Any], ...] = ()
     seed: int = 0  # prompt stream and sampler randomness (common random numbers across configs)
     steps: int = 100  # RL steps
     entropy_coeff: float = 0.0  # entropy bonus (the "w/ Entro.Reg" baselines only)
@@ -107,6 +109,7 @@ class EngineConfig:
         object.__setattr__(self, "alpha_pos", alpha_pos)
         object.__setattr__(self, "alpha_neg", alpha_neg)
         object.__setattr__(self, "estimator_params", est.resolve_params(dict(self.estimator_params)))
+        self.schedules()  # checks the schedule settings against the estimator and the run's length
         _check_ranges(self)
 
     @classmethod
@@ -120,8 +123,17 @@ class EngineConfig:
         if "estimator" not in kwargs:
             raise ValueError("engine setting 'estimator' is required (e.g. estimator='grpo')")
         params = kwargs.pop("estimator_params", None) or ()  # checked by the estimator's own ranges
+        schedule = kwargs.pop("alpha_schedule", None) or ()  # checked by estimators.schedules.parse
         coerced = {key: _coerce(key, value, hints[key]) for key, value in kwargs.items()}
-        return cls(**coerced, estimator_params=tuple(sorted(dict(params).items())))
+        return cls(**coerced, estimator_params=tuple(sorted(dict(params).items())),
+                   alpha_schedule=tuple(sorted(dict(schedule).items())))
+
+    def schedules(self):
+        """The run's alpha schedules (``estimators.schedules.Schedules``), checked."""
+        from estimators.schedules import parse
+
+        return parse(self.alpha_schedule, estimator=self.estimator, alpha_pos=self.alpha_pos,
+                     alpha_neg=self.alpha_neg, steps=self.steps)
 
     def replace(self, **changes: Any) -> "EngineConfig":
         """A copy with some settings changed, validated like ``create``.
@@ -153,8 +165,8 @@ class EngineConfig:
 
 BASE_MODEL_FORMAT = 2  # bump when the task encoding or the warm-up procedure changes
 _RUNTIME_FIELDS = ("device", "threads", "cache_dir")
-_TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "estimator_params", "seed", "steps", "entropy_coeff", "clip_low",
-                 "clip_high", "loss_agg", "policy_loss")
+_TRIAL_FIELDS = ("estimator", "alpha_pos", "alpha_neg", "estimator_params", "alpha_schedule", "seed", "steps",
+                 "entropy_coeff", "clip_low", "clip_high", "loss_agg", "policy_loss")
 _BASE_MODEL_FIELDS = ("tiers", "max_new_tokens", "n_layers", "d_model", "n_heads", "mlp_ratio") + tuple(
     f.name for f in dataclasses.fields(EngineConfig) if f.name.startswith("warmup_"))
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from estimators import channels, compute_token_advantages, diagnostics, get_estimator
+from estimators import channels, compute_token_advantages, diagnostics, get_estimator, schedules
 from common import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
@@ -60,24 +60,33 @@ def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, 
     policy = load_policy(get_base_model(cfg), cfg.device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     eval_set = problem_set(cfg.tiers, cfg.eval_prompts_per_tier, heldout=True)
-    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer) if checkpoint_dir else 0
+    schedule_state = cfg.schedules().initial_state()  # the alphas; a checkpoint restores them
+    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer, schedule_state) if checkpoint_dir else 0
     if start == 0:
         on_step(0, eval_metrics(policy, cfg, 0, eval_set))
     for step in range(start + 1, cfg.steps + 1):
-        metrics = rl_step(policy, optimizer, cfg, step)
+        metrics = rl_step(policy, optimizer, cfg, step, schedule_state)
+        schedule_state = {"alpha_pos": metrics[M.ALPHA_POS], "alpha_neg": metrics[M.ALPHA_NEG]}
         if step % cfg.eval_every == 0 or step == cfg.steps:
             metrics.update(eval_metrics(policy, cfg, step, eval_set))
         on_step(step, metrics)
         if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step)
+            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step, schedule_state)
 
 
-def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]:
-    """One RL step: sample, score, advantages, update; returns the train metrics."""
+def rl_step(policy, optimizer, cfg: EngineConfig, step: int,
+            schedule_state: dict[str, float] | None = None) -> dict[str, float]:
+    """One RL step: sample, score, alphas (the schedule, from ``schedule_state``: the previous
+    step's alphas), advantages, update; returns the train metrics, the step's alphas included."""
     batch = collect(policy, cfg, step)
     seq_logp_old = diagnostics.sequence_mean_logprob(batch.old_logp, batch.response_mask)  # c_i, App E
-    # the alphas and parameters were checked once, by the planner, and are carried in cfg: run, no re-check
-    advantages = get_estimator(cfg.estimator).run(batch.rewards, batch.group_ids, cfg.alpha_pos, cfg.alpha_neg,
+    plan = cfg.schedules()
+    stats = (schedules.batch_stats(batch.rewards, batch.group_ids, seq_logp_old, batch.entropy, batch.response_mask)
+             if not plan.is_fixed else None)
+    alphas = schedules.advance(plan, schedule_state or plan.initial_state(), step, stats)
+    alpha_pos, alpha_neg = alphas["alpha_pos"], alphas["alpha_neg"]
+    # the alphas and parameters were checked once, by the planner (a schedule's range too): run, no re-check
+    advantages = get_estimator(cfg.estimator).run(batch.rewards, batch.group_ids, alpha_pos, alpha_neg,
                                                   cfg.estimator_params, seq_logprob=seq_logp_old)
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
@@ -93,9 +102,11 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
         M.ADV_MASS_POS: mass_pos,
         M.ADV_MASS_NEG: mass_neg,
         M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
+        M.ALPHA_POS: alpha_pos,
+        M.ALPHA_NEG: alpha_neg,
     }
     token_adv = compute_token_advantages(cfg.estimator, batch.rewards, batch.group_ids, batch.response_mask,
-                                         cfg.alpha_pos, cfg.alpha_neg, token_entropy=batch.entropy,
+                                         alpha_pos, alpha_neg, token_entropy=batch.entropy,
                                          rollout_advantages=advantages)
     metrics.update(channels.pre_update(token_adv, batch.old_logp, batch.entropy, batch.response_mask))
     clip = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
@@ -129,18 +140,22 @@ def _identity(cfg: EngineConfig) -> dict:
     """What must match for a checkpoint to be resumed (steps may grow: a run can be extended)."""
     d = cfg.trial_dict()
     d.pop("steps")
+    if not d["alpha_schedule"]:  # fixed alphas: checkpoints from before schedules existed still match
+        d.pop("alpha_schedule")
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int) -> None:
+def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int,
+                     schedule_state: dict[str, float]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     blob = {"step": step, "model": policy.state_dict(), "optimizer": optimizer.state_dict(),
-            "identity": _identity(cfg), "torch_rng": torch.get_rng_state()}
+            "identity": _identity(cfg), "torch_rng": torch.get_rng_state(), "schedule_state": dict(schedule_state)}
     atomic_save(blob, directory / CHECKPOINT_NAME)
 
 
-def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> int:
-    """Restore the checkpoint in ``directory`` if any; return its step (0 when there is none)."""
+def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, schedule_state: dict[str, float]) -> int:
+    """Restore the checkpoint in ``directory`` if any (``schedule_state`` updated in place); return
+    its step (0 when there is none)."""
     path = directory / CHECKPOINT_NAME
     if not path.exists():
         return 0
@@ -152,4 +167,5 @@ def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> i
     policy.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["torch_rng"])
+    schedule_state.update(blob.get("schedule_state") or {})  # absent: a checkpoint from before schedules
     return int(blob["step"])

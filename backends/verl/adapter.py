@@ -23,6 +23,13 @@ log-probs, Entropy-adv shapes token advantages by the old policy's entropy) read
 verl inside ``with rollout_inputs(old_log_probs=..., entropy=...)``. Without them such a variant
 fails with a one-line error before any update.
 
+Alpha schedules (``estimators.schedules``): ``+algorithm.asym.schedule.<alpha_pos|alpha_neg>.<name>=...``
+with ``+algorithm.asym.total_steps=N`` (the run's length). The schedule's state lives in this
+process (our trainer saves and restores it with verl's checkpoint); the step is verl's
+``global_steps`` when our trainer wraps the call in ``training_step(step)``, else one more than the
+last call's. ``last_alphas()`` is what the last call used (the trainer logs it as
+``train/alpha_pos`` / ``train/alpha_neg``).
+
 How it departs from verl's ``grpo``: success is ``score > 0`` with score = the row's summed
 token-level reward (math_dapo's +-1 and MATH's 0/1 both work), the advantage is the paper's closed
 form (population std, spec section 1), and verl's padding rows (uid ``pad...``, zero mask) are left
@@ -39,6 +46,7 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
+from estimators import schedules
 from estimators.diagnostics import sequence_mean_logprob
 from experiments.plugins import load_installed
 from backends.verl.render import VERL_ESTIMATOR_NAME
@@ -47,6 +55,93 @@ from estimators.registry import BUILTIN, ESTIMATORS, compute_token_advantages, g
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"
 _ROLLOUT_INPUTS: ContextVar[dict[str, torch.Tensor] | None] = ContextVar("asym_rollout_inputs", default=None)
+_STEP: ContextVar[int | None] = ContextVar("asym_training_step", default=None)
+_SCHEDULE_STATE: dict[str, dict[str, float]] = {}  # schedule identity -> {"alpha_pos", "alpha_neg", "step"}
+_LAST_ALPHAS: dict[str, float] = {}
+
+
+@contextmanager
+def training_step(step: int) -> Iterator[None]:
+    """The trainer's step for the schedule calls inside this block."""
+    token = _STEP.set(int(step))
+    try:
+        yield
+    finally:
+        _STEP.reset(token)
+
+
+def schedule_settings(config: Any) -> tuple[tuple[str, Any], ...]:
+    """``config.asym.schedule.<channel>.<name>`` as sorted flat pairs ("alpha_pos.schedule", "linear")."""
+    section = _section_get(_section_get(config, "asym"), "schedule")
+    pairs = []
+    for channel in schedules.CHANNELS:
+        sub = _section_get(section, channel)
+        if sub is not None and hasattr(sub, "items"):
+            pairs += [(f"{channel}.{name}", value) for name, value in sub.items()]
+    return tuple(sorted(pairs))
+
+
+def schedule_inputs(config: Any) -> tuple[str, ...]:
+    """verl batch fields the configured schedule reads (entropy-band: kappa-hat and the entropy)."""
+    if not schedule_settings(config):
+        return ()
+    variant, alpha_pos, alpha_neg = read_asym_config(config)
+    plan = _schedules(config, variant, alpha_pos, alpha_neg)
+    return ("old_log_probs", "entropy") if plan.needs_logprobs else ()
+
+
+def last_alphas() -> dict[str, float]:
+    """The alphas of the last ``asym_grpo`` call in this process ({} before the first)."""
+    return dict(_LAST_ALPHAS)
+
+
+def export_schedule_state() -> dict[str, dict[str, float]]:
+    """Every schedule's state in this process, JSON-ready (our trainer saves it with its checkpoint)."""
+    return {ident: dict(state) for ident, state in _SCHEDULE_STATE.items()}
+
+
+def restore_schedule_state(saved: dict[str, dict[str, float]]) -> None:
+    """Continue the schedules from ``export_schedule_state``'s output (a resumed verl run)."""
+    _SCHEDULE_STATE.clear()
+    _SCHEDULE_STATE.update({ident: {k: float(v) for k, v in state.items()} for ident, state in saved.items()})
+
+
+def reset_schedule_state() -> None:
+    """Forget every schedule's state (a new run in the same process)."""
+    _SCHEDULE_STATE.clear()
+    _LAST_ALPHAS.clear()
+
+
+def _schedules(config: Any, variant: str, alpha_pos: float, alpha_neg: float) -> schedules.Schedules:
+    steps = _section_get(_section_get(config, "asym"), "total_steps")
+    settings = schedule_settings(config)
+    if settings and steps is None:
+        raise ValueError("an alpha schedule needs +algorithm.asym.total_steps (the run's length)")
+    return schedules.parse(settings, estimator=variant, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
+                           steps=int(steps) if steps is not None else 1)
+
+
+def _scheduled_alphas(config: Any, variant: str, alpha_pos: float, alpha_neg: float, rewards: torch.Tensor,
+                      gids: torch.Tensor, mask: torch.Tensor, old_log_probs: torch.Tensor | None,
+                      entropy: torch.Tensor | None) -> tuple[float, float]:
+    """This step's alphas: the schedule advanced by one step on this batch (real rows only)."""
+    plan = _schedules(config, variant, alpha_pos, alpha_neg)
+    if plan.is_fixed:
+        alphas = plan.initial_state()
+    else:
+        ident = repr((variant, alpha_pos, alpha_neg, schedule_settings(config)))
+        state = _SCHEDULE_STATE.get(ident) or {**plan.initial_state(), "step": 0}
+        step = _STEP.get() if _STEP.get() is not None else int(state["step"]) + 1
+        seq = sequence_mean_logprob(old_log_probs.to(torch.float32), mask) if old_log_probs is not None else None
+        stats = schedules.batch_stats(rewards, gids, seq, entropy.to(torch.float32) if entropy is not None else None, mask)
+        if plan.needs_logprobs and (seq is None or entropy is None):
+            raise ValueError("an entropy-band schedule needs verl's old_log_probs and entropy; run it under "
+                             "trainer.v1.trainer_mode=asym_sync (our trainer passes them)")
+        alphas = schedules.advance(plan, state, step, stats)
+        _SCHEDULE_STATE[ident] = {**alphas, "step": step}
+    _LAST_ALPHAS.clear()
+    _LAST_ALPHAS.update(alphas)
+    return alphas["alpha_pos"], alphas["alpha_neg"]
 
 
 @contextmanager
@@ -160,6 +255,10 @@ def compute_asym_grpo_advantage(
         inputs = {}
         if old_log_probs is not None and "seq_logprob" in estimator.inputs:
             inputs["seq_logprob"] = sequence_mean_logprob(old_log_probs.to(torch.float32), response_mask)
+        real = torch.from_numpy(~is_pad).to(scores.device)
+        alpha_pos, alpha_neg = _scheduled_alphas(
+            config, chosen, alpha_pos, alpha_neg, rewards[real], gids[real], response_mask[real],
+            old_log_probs[real] if old_log_probs is not None else None, entropy[real] if entropy is not None else None)
         if is_pad.any():
             keep = torch.from_numpy(~is_pad).to(scores.device)
             adv = torch.zeros_like(rewards)

@@ -108,7 +108,17 @@ def estimator_overrides(trial: TrialSpec) -> list[str]:
         f"+algorithm.asym.alpha_pos={_fmt(float(trial.alpha_pos))}",
         f"+algorithm.asym.alpha_neg={_fmt(float(trial.alpha_neg))}",
         *(f"+algorithm.asym.params.{k}={_fmt(float(v))}" for k, v in trial.estimator_params),
+        *schedule_overrides(trial),
     ]
+
+
+def schedule_overrides(trial: TrialSpec) -> list[str]:
+    """The alpha schedule (estimators.schedules) and the run's length it needs; none when fixed."""
+    if not trial.schedule:
+        return []
+    value = lambda v: _fmt(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else f"'{v}'"  # noqa: E731
+    return [f"+algorithm.asym.total_steps={trial.steps}",
+            *(f"+algorithm.asym.schedule.{k}={value(v)}" for k, v in trial.schedule)]
 
 
 def policy_loss_overrides(trial: TrialSpec) -> list[str]:

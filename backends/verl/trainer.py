@@ -26,7 +26,9 @@ Two extension points, both selected by the rendered overrides (``render.py``):
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import transfer_queue as tq
@@ -37,14 +39,18 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from verl.utils.debug import marked_timer
 from verl.workers.utils.padding import response_from_nested
 
-from backends.verl.adapter import VERL_ESTIMATOR_NAME, read_asym_config, rollout_inputs, variant_inputs
+from backends.verl.adapter import (VERL_ESTIMATOR_NAME, export_schedule_state, last_alphas, read_asym_config,
+                                   restore_schedule_state, rollout_inputs, schedule_inputs, training_step,
+                                   variant_inputs)
 from backends.verl.cpu import PLATFORM_NAME as CPU_ROLLOUT_NAME
-from backends.verl.diagnostics import batch_diagnostics, logp_gain_correct
+from backends.verl.diagnostics import batch_diagnostics, logp_gain_correct, verl_key
 from backends.verl.execution import LOGGED_THROUGH_ENV
 from backends.verl.render import LOGP_GAIN_EVERY_KEY, TRAINER_MODE
+from common import metric_names as names
 
 ROLLOUT_N_KEY = "__rollout_n__"  # verl.trainer.ppo.v1.agent_loop_tq: per-row n
 LOGP_GAIN_TIMER = "asym_logp_gain"  # verl reports it as timing_s/asym_logp_gain
+SCHEDULE_STATE_FILE = "asym_schedule_state.json"  # the alpha schedule's state, beside verl's checkpoint
 
 
 def diagnostic_fields(config) -> list[str]:
@@ -72,7 +78,7 @@ def estimator_inputs(config) -> tuple[str, ...]:
     if config.algorithm.get("adv_estimator", None) != VERL_ESTIMATOR_NAME:
         return ()
     variant, _, _ = read_asym_config(config.algorithm)
-    return variant_inputs(variant)
+    return tuple(dict.fromkeys(variant_inputs(variant) + schedule_inputs(config.algorithm)))  # + the schedule's
 
 
 def logp_gain_every(config) -> int:
@@ -150,6 +156,20 @@ class AsymPPOTrainer(PPOTrainerSync):
         if self.global_steps:  # verl logs this at INFO only; the trial's log should say it
             print(f"asym: resumed from the checkpoint of step {self.global_steps} in "
                   f"{self.config.trainer.default_local_dir}", flush=True)
+            saved = self._schedule_state_path()
+            if saved.exists():  # the alpha schedule continues where the checkpoint left it
+                restore_schedule_state(json.loads(saved.read_text()))
+
+    def _save_checkpoint(self):
+        state = export_schedule_state()
+        if state:  # written before verl's own files: its step tracker, written last, marks both complete
+            path = self._schedule_state_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(state))
+        super()._save_checkpoint()
+
+    def _schedule_state_path(self) -> Path:
+        return Path(self.config.trainer.default_local_dir) / f"global_step_{self.global_steps}" / SCHEDULE_STATE_FILE
 
     def on_init_end(self):
         super().on_init_end()
@@ -194,13 +214,18 @@ class AsymPPOTrainer(PPOTrainerSync):
 
     def _compute_advantage(self, batch, metrics: dict):
         needed = estimator_inputs(self.config)
-        if needed:
-            data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(needed))
-            tensors = data.to_padded_tensor()  # same keys, same rows and padding as verl's own fetch
-            with rollout_inputs(**{name: tensors[name] for name in needed}):
+        with training_step(self.global_steps):  # the alpha schedule's step
+            if needed:
+                data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=list(needed))
+                tensors = data.to_padded_tensor()  # same keys, same rows and padding as verl's own fetch
+                with rollout_inputs(**{name: tensors[name] for name in needed}):
+                    batch = super()._compute_advantage(batch, metrics=metrics)
+            else:
                 batch = super()._compute_advantage(batch, metrics=metrics)
-        else:
-            batch = super()._compute_advantage(batch, metrics=metrics)
+        if self.config.algorithm.get("adv_estimator", None) == VERL_ESTIMATOR_NAME:  # the alphas this step used
+            alphas = last_alphas()
+            metrics.update({verl_key(names.ALPHA_POS): alphas["alpha_pos"],
+                            verl_key(names.ALPHA_NEG): alphas["alpha_neg"]})
         proto, is_padding = batch_from_transfer_queue(batch, diagnostic_fields(self.config))
         metrics.update(batch_diagnostics(proto, is_padding))
         return batch

@@ -14,7 +14,7 @@ from typing import Any
 
 from experiments.spec import Method, Study
 
-ORDER = ("isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip", "comparators")  # `asym study list`
+ORDER = ("isolation", "flip", "grid", "main", "backbones", "kappa", "kappa-flip", "comparators", "schedules")  # `asym study list`
 
 # `asym sweep optuna`: one AsymGRPO method whose alphas (and any --range) Optuna samples; each sample
 # is planned into its own trial, labelled by its values ("AsymGRPO alpha_pos=0.553 alpha_neg=0.72").

@@ -150,7 +150,8 @@ def sweep_optuna(
 
 def _optuna(ctx, study, search, args: SweepArgs) -> None:
     """An Optuna sweep: the planner checks both ends of every range now, and plans every sample later."""
-    _, plan_options = _plan(study, args)
+    # planned at the ranges' low ends: a sampled key may be one the plan needs (a schedule's alpha_pos.end)
+    _, plan_options = _plan(study, args, sample={r.key: r.low for r in search.ranges})
     from experiments.plan import plan_sampled
 
     ends = [plan_sampled(study, plan_options, {r.key: getattr(r, end) for r in search.ranges})
@@ -192,8 +193,9 @@ def sweep_resume(
 # --- shared steps ------------------------------------------------------------------------------------
 
 
-def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None):
-    """(the planned trials, the planner's options: what a search replans each sample with)."""
+def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None, sample=None):
+    """(the planned trials, the planner's options: what a search replans each sample with; ``sample``
+    is not among them)."""
     from experiments.parse import parse_seeds, parse_set
     from experiments.plan import plan
 
@@ -208,7 +210,7 @@ def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None):
         overrides={gpus_setting: int(args.gpus_per_trial)} if gpus_setting and args.gpus_per_trial else None,
         axes=tuple(parse_set(text) for text in args.sets or ()),
     )
-    return plan(study, **options), options
+    return plan(study, **options, sample=sample), options
 
 
 def _storage(text: str | None, cluster: str | None, address: str | None) -> str | None:
