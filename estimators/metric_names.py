@@ -10,6 +10,9 @@ ADV_MASS_NEG = "train/adv_mass_neg"
 LOGP_GAIN_CORRECT = "train/logp_gain_correct"  # Fig 2 d,h
 RESPONSE_LENGTH = "train/response_length"
 CLIP_FRAC = "train/clip_frac"
+# Embedded only (not in TRAIN_METRICS, which every backend reports): the token-mean entropy along the
+# correct answers of a fixed held-out probe set, teacher-forced, before the step's update (issue 25).
+ENTROPY_PROBE = "train/entropy_probe"
 
 TRAIN_METRICS = (
     ENTROPY, REWARD_MEAN, NONE_SOLVED, ALL_SOLVED, KAPPA, ADV_MASS_POS, ADV_MASS_NEG,

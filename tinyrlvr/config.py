@@ -59,6 +59,7 @@ class EngineConfig:
     top_p: float = 1.0
     max_new_tokens: int = 8  # longest answer (tier+1 digits) + end token + 2 spare
     zero_uniform_groups: bool = False  # give all-solved / none-solved groups advantage 0 (all estimators)
+    center_groups: bool = False  # A <- A - mean_g(A) per group, all estimators (issue 25's group-mean control)
 
     # --- evaluation (Avg@k on the held-out split of every tier) ---
     eval_every: int = 10  # spec section 6: curves every 10 steps

@@ -9,6 +9,9 @@ same code path: the only estimator-specific lines are ``compute_advantages`` and
 Metric notes:
 - ``train/entropy`` is the token mean of the sampling distribution's entropy (old policy, at the
   rollout temperature) over response tokens, whatever the loss aggregation.
+- ``train/entropy_probe`` is the same entropy on a fixed probe set (held-out prompts with their
+  correct answers, teacher-forced, before the update), so an entropy curve does not depend only on
+  which tokens a method happened to sample (embedded only).
 - ``train/kappa`` is App E's estimator from the sampler's log-probs, before the update; NaN when no
   group of the step is mixed (the estimator is undefined then).
 - ``train/logp_gain_correct`` is the mean over correct rollouts of the change in length-normalized
@@ -29,11 +32,11 @@ from typing import Callable
 
 import torch
 
-from estimators import channels, compute_advantages, compute_token_advantages, diagnostics
+from estimators import channels, compute_advantages, compute_token_advantages, diagnostics, prop1
 from estimators import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
-from tinyrlvr.evaluate import eval_metrics, problem_set
+from tinyrlvr.evaluate import EntropyProbeSet, entropy_probe_set, eval_metrics, problem_set, probe_entropy
 from tinyrlvr.model import response_logprobs
 from tinyrlvr.rollout import RolloutBatch, collect
 from tinyrlvr.update import ppo_update
@@ -81,6 +84,8 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)
+    if cfg.center_groups:  # the group-mean control: removes the shift term Proposition 1 does not contain
+        advantages = prop1.center_groups(advantages, batch.group_ids)
     none_solved, all_solved = diagnostics.solve_fractions(batch.rewards, batch.group_ids)
     mass_pos, mass_neg = diagnostics.advantage_mass(batch.rewards, advantages)
     metrics = {
@@ -92,6 +97,7 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
         M.ADV_MASS_POS: mass_pos,
         M.ADV_MASS_NEG: mass_neg,
         M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
+        M.ENTROPY_PROBE: probe_entropy(policy, _probe_set(cfg), cfg.temperature),
     }
     token_adv = compute_token_advantages(cfg.estimator, batch.rewards, batch.group_ids, batch.response_mask,
                                          cfg.alpha_pos, cfg.alpha_neg, token_entropy=batch.entropy,
@@ -104,6 +110,17 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     metrics.update(channels.post_update(token_adv, batch.response_mask, batch.old_logp, new_logp, batch.entropy,
                                         new_entropy))
     return metrics
+
+
+_PROBE_SETS: dict[tuple, EntropyProbeSet] = {}
+
+
+def _probe_set(cfg: EngineConfig) -> EntropyProbeSet:
+    """The fixed entropy probe set of ``cfg``'s task, built once per process."""
+    key = (cfg.tiers, cfg.eval_prompts_per_tier, cfg.max_new_tokens, cfg.device)
+    if key not in _PROBE_SETS:
+        _PROBE_SETS[key] = entropy_probe_set(cfg)
+    return _PROBE_SETS[key]
 
 
 @torch.no_grad()
