@@ -234,7 +234,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
     need(cfg.policy_loss in POLICY_LOSSES,
          f"policy_loss must be one of {', '.join(POLICY_LOSSES)}, got '{cfg.policy_loss}'")
     need(cfg.loss_agg in LOSS_AGG_MODES, f"loss_agg must be one of {', '.join(LOSS_AGG_MODES)}, got '{cfg.loss_agg}'")
-    need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low < 1.0, f"clip_low must be in [0, 1), got {cfg.clip_low}")
+    # clip_low = 1 clamps rho at 0 from below (Clip-Cov's recipe runs PPO's clip at 1 on both sides)
+    need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low <= 1.0, f"clip_low must be in [0, 1], got {cfg.clip_low}")
     need(math.isfinite(cfg.clip_high) and cfg.clip_high >= 0.0, f"clip_high must be >= 0, got {cfg.clip_high}")
     need(math.isfinite(cfg.entropy_coeff) and cfg.entropy_coeff >= 0, f"entropy_coeff must be >= 0, got {cfg.entropy_coeff}")
     for name in ("lr", "warmup_lr", "grad_clip"):

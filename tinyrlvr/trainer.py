@@ -34,6 +34,8 @@ import torch
 
 from estimators import channels, compute_advantages, compute_token_advantages, diagnostics, prop1
 from estimators import metric_names as M
+from estimators.advantages import broadcast_to_tokens
+from estimators.registry import get_estimator
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
 from tinyrlvr.evaluate import EntropyProbeSet, entropy_probe_set, eval_metrics, problem_set, probe_entropy
@@ -103,7 +105,9 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
                                          cfg.alpha_pos, cfg.alpha_neg, token_entropy=batch.entropy,
                                          rollout_advantages=advantages)
     metrics.update(channels.pre_update(token_adv, batch.old_logp, batch.entropy, batch.response_mask))
-    clip = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
+    shaping = get_estimator(cfg.estimator).token_shaping  # applied per mini-batch with the updated policy's entropy
+    update_adv = broadcast_to_tokens(advantages, batch.response_mask) if shaping is not None else token_adv
+    clip = ppo_update(policy, optimizer, batch, update_adv, cfg, step, token_shaping=shaping)
     metrics[M.CLIP_FRAC], metrics[M.CLIP_FRAC_UPPER], metrics[M.CLIP_FRAC_LOWER] = clip["clip_frac"], clip["upper"], clip["lower"]
     new_logp, new_entropy = _after_update(policy, batch, cfg)
     metrics[M.LOGP_GAIN_CORRECT] = logp_gain_correct(batch, seq_logp_old, new_logp)

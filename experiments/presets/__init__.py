@@ -225,8 +225,8 @@ def _frozen(value: Any) -> Any:
 def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
     if v["steps"] < 1:
         raise ValueError(f"preset {model}: steps must be >= 1, got {v['steps']}")
-    if not (math.isfinite(v["clip"]) and 0 < v["clip"] < 1):
-        raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
+    if not (math.isfinite(v["clip"]) and 0 < v["clip"] <= 1):  # 1: Clip-Cov's recipe (tinyrlvr.policy_losses)
+        raise ValueError(f"preset {model}: clip must be in (0, 1], got {v['clip']}")
     if not (math.isfinite(v["entropy_coeff"]) and v["entropy_coeff"] >= 0):
         raise ValueError(f"preset {model}: entropy_coeff must be a finite number >= 0, got {v['entropy_coeff']}")
 

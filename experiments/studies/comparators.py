@@ -17,7 +17,8 @@ METHODS = (
     Method("W-REINFORCE", "w-reinforce"),  # Zhu et al. 2506.01347, lambda = 0.1
     Method("Unlikeliness", "unlikeliness"),  # He et al. 2506.02355, beta = 0.25
     Method("Entropy-adv", "entropy-adv"),  # Cheng et al. 2506.14758, alpha = 0.4, kappa = 2
-    Method("Clip-Cov", "grpo", policy_loss="clip_cov"),  # Cui et al. 2505.22617, verl loss_mode=clip_cov
+    # Cui et al. 2505.22617, verl loss_mode=clip_cov, with PPO's clip at 1 as their 7B recipe runs it
+    Method("Clip-Cov", "grpo", policy_loss="clip_cov", settings=(("clip", 1.0),)),
     Method("KL-Cov", "grpo", policy_loss="kl_cov"),  # Cui et al. 2505.22617, verl loss_mode=kl_cov
 )
 
@@ -37,8 +38,13 @@ SOURCES = {
     "PSR": "[ext] Zhu et al. arXiv 2506.01347: A = r, positive samples only",
     "NSR": "[ext] Zhu et al. arXiv 2506.01347: A = r - 1, negative samples only",
     "W-REINFORCE": "[ext] Zhu et al. arXiv 2506.01347: A = 0.1 correct / -1 wrong, no group norm",
-    "Unlikeliness": "[ext] He et al. arXiv 2506.02355: r(1 - 0.25 rank/G) over correct, least likely first; then GRPO",
-    "Entropy-adv": "[ext] Cheng et al. arXiv 2506.14758: A_t + min(0.4 H_t, |A_t|/2) on GRPO",
-    "Clip-Cov": "[ext] Cui et al. arXiv 2505.22617; verl clip_cov: ratio 2e-4, C_t in (1, 5), on GRPO",
-    "KL-Cov": "[ext] Cui et al. arXiv 2505.22617; verl kl_cov: ratio 2e-4, coef 1, on GRPO",
+    "Unlikeliness": "[ext] He et al. arXiv 2506.02355; AndreHe02/rewarding-unlikely-release "
+    "verl/trainer/ppo/ray_lean_trainer.py: r(1 - 0.25 rank/G), rank among all G by old log-prob, least likely "
+    "first; GRPO (unbiased std); all-correct / all-wrong groups dropped (examples/lean/grpo.sh)",
+    "Entropy-adv": "[ext] Cheng et al. arXiv 2506.14758: A_t + min(0.4 H_t, |A_t|/2) on GRPO, H_t from the "
+    "updated policy's forward (detached)",
+    "Clip-Cov": "[ext] Cui et al. arXiv 2505.22617; PRIME-RL/Entropy-Mechanism-of-RL recipe/dapo/7b_clip_cov.sh: "
+    "ratio 2e-4, C_t in (1, 5), PPO clip 1, on GRPO; selects ~1 token per mini-batch here (not ranked)",
+    "KL-Cov": "[ext] Cui et al. arXiv 2505.22617; PRIME-RL/Entropy-Mechanism-of-RL recipe/dapo/7b_kl_cov.sh: "
+    "k 2e-3 (k_percent 0.2), coef 1, on GRPO; selects ~4 tokens per mini-batch here (not ranked)",
 }
