@@ -12,6 +12,9 @@ Metric notes:
 - ``train/entropy_probe`` is the same entropy on a fixed probe set (held-out prompts with their
   correct answers, teacher-forced, before the update), so an entropy curve does not depend only on
   which tokens a method happened to sample (embedded only).
+- ``train/prop1_gap_exact`` / ``train/prop1_gap_linear``: Proposition 1's predicted entropy change
+  of this step's update minus REINFORCE's on the same batch, per unit eta (``estimators.prop1``):
+  exact within-group (from the rollout advantages, before any token shaping) and eq 6's linearised.
 - ``train/kappa`` is App E's estimator from the sampler's log-probs, before the update; NaN when no
   group of the step is mixed (the estimator is undefined then).
 - ``train/logp_gain_correct`` is the mean over correct rollouts of the change in length-normalized
@@ -89,13 +92,19 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
     if cfg.center_groups:  # the group-mean control: removes the shift term Proposition 1 does not contain
         advantages = prop1.center_groups(advantages, batch.group_ids)
     none_solved, all_solved = diagnostics.solve_fractions(batch.rewards, batch.group_ids)
+    kappa = diagnostics.kappa(batch.rewards, batch.group_ids, seq_logp_old)
+    estimator = get_estimator(cfg.estimator)
     mass_pos, mass_neg = diagnostics.advantage_mass(batch.rewards, advantages)
     metrics = {
         M.ENTROPY: diagnostics.masked_mean(batch.entropy, batch.response_mask),
         M.REWARD_MEAN: float(batch.rewards.mean()),
         M.NONE_SOLVED: none_solved,
         M.ALL_SOLVED: all_solved,
-        M.KAPPA: diagnostics.kappa(batch.rewards, batch.group_ids, seq_logp_old),
+        M.KAPPA: kappa,
+        M.PROP1_GAP_EXACT: prop1.covariance_gap(batch.rewards, batch.group_ids, seq_logp_old, advantages,
+                                                2 * batch.rewards - 1),
+        M.PROP1_GAP_LINEAR: (prop1.linear_alpha_gap(kappa, cfg.alpha_pos, cfg.alpha_neg) if estimator.alpha_family
+                             else float("nan")),
         M.ADV_MASS_POS: mass_pos,
         M.ADV_MASS_NEG: mass_neg,
         M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
@@ -105,7 +114,7 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]
                                          cfg.alpha_pos, cfg.alpha_neg, token_entropy=batch.entropy,
                                          rollout_advantages=advantages)
     metrics.update(channels.pre_update(token_adv, batch.old_logp, batch.entropy, batch.response_mask))
-    shaping = get_estimator(cfg.estimator).token_shaping  # applied per mini-batch with the updated policy's entropy
+    shaping = estimator.token_shaping  # applied per mini-batch with the updated policy's entropy
     update_adv = broadcast_to_tokens(advantages, batch.response_mask) if shaping is not None else token_adv
     clip = ppo_update(policy, optimizer, batch, update_adv, cfg, step, token_shaping=shaping)
     metrics[M.CLIP_FRAC], metrics[M.CLIP_FRAC_UPPER], metrics[M.CLIP_FRAC_LOWER] = clip["clip_frac"], clip["upper"], clip["lower"]
