@@ -124,3 +124,20 @@ def write_report(csv_path: Path, out_dir: Path) -> list[Path]:
             markdown(per_method(frame)), ""]
     (out_dir / "agreement.md").write_text("\n".join(text))
     return [*paths, out_dir / "agreement.md"]
+
+
+def covariance_loss_note(policy_loss: str, response_tokens_per_minibatch: float) -> str:
+    """What the report should print beside a Clip-Cov / KL-Cov row instead of ranking it ("" otherwise).
+
+    Both select a fixed share of a mini-batch's response tokens (``tinyrlvr.policy_losses``: Clip-Cov
+    2e-4 and KL-Cov 2e-3 of them, the authors' 7B recipes, at least one): at the embedded engine's
+    ~2,000 tokens per mini-batch that is 1 and about 4 tokens, where a 7B run selects hundreds.
+    """
+    from tinyrlvr.policy_losses import CLIP_COV_RATIO, KL_COV_RATIO
+
+    ratio = {"clip_cov": CLIP_COV_RATIO, "kl_cov": KL_COV_RATIO}.get(policy_loss)
+    if ratio is None or not math.isfinite(response_tokens_per_minibatch):
+        return ""
+    chosen = max(1, int(ratio * response_tokens_per_minibatch))
+    return (f"acts on {chosen} token(s) per mini-batch ({ratio:g} of ~{response_tokens_per_minibatch:,.0f}): "
+            "cannot act at this engine's token counts; not ranked")

@@ -122,3 +122,37 @@ def test_no_mixed_group_gives_nan():
     c = torch.tensor([-1.0, -2, -1, -3])
     assert math.isnan(prop1.exact_alpha_gap(rewards, ids, c, 0.5, 0.0))
     assert math.isnan(prop1.covariance_gap(rewards, ids, c, rewards, rewards))
+
+
+def test_the_covariance_losses_are_flagged_where_they_select_a_handful_of_tokens():
+    from analysis.probe import covariance_loss_note
+
+    assert covariance_loss_note("clip_cov", 2000).startswith("acts on 1 token(s)")
+    assert covariance_loss_note("kl_cov", 2000).startswith("acts on 4 token(s)")
+    assert covariance_loss_note("vanilla", 2000) == ""
+
+
+def test_agreement_table_by_hand(tmp_path):
+    import pandas as pd
+
+    from analysis.probe import agreement, load_rows, write_report
+    from orchestrator.probe import write_csv
+
+    rows = []
+    for seed, (pred, meas) in enumerate([(1.0, 2.0), (-1.0, -1.5), (2.0, -0.5), (0.5, 1.0)]):
+        for method, est in (("REINFORCE", "reinforce"), ("Pos-Only", "pos-only")):
+            ref = est == "reinforce"
+            rows.append({"seed": seed, "step": 0, "method": method, "estimator": est, "optimizer": "sgd", "control": "none",
+                         "predicted_dh": 0.0 if ref else pred, "predicted_dh_linear": 0.0 if ref else pred / 2,
+                         "measured_dh_batch": 0.0 if ref else meas, "measured_dh_probe": 0.0 if ref else -meas,
+                         "predicted_gap_per_eta": pred, "linear_gap_per_eta": pred / 2})
+    write_csv(rows, tmp_path / "probe.csv")
+    frame = load_rows(tmp_path / "probe.csv")
+    assert set(frame["method"]) == {"Pos-Only"}
+    table = agreement(frame).set_index("measured on")
+    assert table.loc["batch tokens", "sign (exact)"] == pytest.approx(0.75)
+    assert table.loc["probe set", "sign (exact)"] == pytest.approx(0.25)
+    assert table.loc["batch tokens", "r (exact)"] == pytest.approx(
+        float(pd.Series([1.0, -1, 2, 0.5]).corr(pd.Series([2.0, -1.5, -0.5, 1.0]))))
+    names = {p.name for p in write_report(tmp_path / "probe.csv", tmp_path)}
+    assert names == {"probe.png", "probe_probe_set.png", "agreement.md"}
