@@ -42,7 +42,8 @@ class ProbePlan:
                 "methods": ",".join(m.label for m in self.methods), "optimizers": ",".join(self.optimizers),
                 "controls": ",".join(self.controls), "at": ",".join(map(str, self.at)), "sgd_lr": str(self.sgd_lr),
                 "adamw_lr": str(self.configs[0].lr), "grad_clip": str(self.configs[0].grad_clip),
-                "steps": str(self.configs[0].steps)}
+                "steps": str(self.configs[0].steps), "warmup_seed": str(self.configs[0].warmup_seed),
+                "base_model_key": self.configs[0].base_model_key()}
 
 
 def split_list(text: str, what: str) -> list[str]:

@@ -76,6 +76,7 @@ BAD = [
     (["--seeds", "1,1"], "--seeds must be distinct integers >= 0"),
     (["--model", "qwen3-4b"], "not an embedded preset"),
     (["--sgd-lr", "0"], "--sgd-lr must be > 0"),
+    (["--warmup-seed", "-1"], "--warmup-seed must be >= 0"),
     (["--methods", "needs-values"], "which the probe does not have"),
     (["--out", "no/such/dir/out"], "does not exist"),
 ]

@@ -37,6 +37,8 @@ def prop1(
     sgd_lr: Annotated[Optional[float], typer.Option("--sgd-lr", help="Plain SGD's step (sgd, sgd-clip).")] = None,
     smoke: Annotated[bool, typer.Option("--smoke", help="The smoke-size model and batch (seconds).")] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads (default: torch's).")] = None,
+    warmup_seed: Annotated[Optional[int], typer.Option("--warmup-seed", help="Another base-model build: the warm-up's "
+                                                       "seed (default: the preset's; a new one is built on first use).")] = None,
 ) -> None:
     """Fork the policy at --at steps, apply one update per method x optimizer x control, compare with Prop. 1."""
     from experiments.probe import DEFAULT_METHODS, DEFAULT_SGD_LR, plan_probe
@@ -44,9 +46,12 @@ def prop1(
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
+    if warmup_seed is not None and warmup_seed < 0:
+        raise ValueError(f"--warmup-seed must be >= 0, got {warmup_seed}")
     plan = plan_probe(seeds=_ints(seeds, "--seeds"), at=_ints(at, "--at"), methods=methods or DEFAULT_METHODS,
                       reference=reference, optimizers=optimizers, controls=controls, model=model, smoke=smoke,
-                      steps=steps, sgd_lr=DEFAULT_SGD_LR if sgd_lr is None else sgd_lr, threads=threads)
+                      steps=steps, sgd_lr=DEFAULT_SGD_LR if sgd_lr is None else sgd_lr, threads=threads,
+                      settings={} if warmup_seed is None else {"warmup_seed": warmup_seed})
     out = check_out(out)
     parent_id, rows = run_plan(plan, out)
     from analysis.probe import write_report
