@@ -6,9 +6,11 @@ optimizer and control (``tinyrlvr.probe``); REINFORCE's own rows (0 by construct
 Agreement, per (optimizer, control) over methods, seeds and steps:
 - sign: share of rows where sign(predicted) = sign(measured), for the exact within-group prediction
   and for the linearised one (eq 6; alpha-family methods only);
-- r: Pearson correlation of predicted and measured (scale-free: the theory's eta is the step of a
-  natural gradient on a tabular softmax, not an optimizer's learning rate, so only the identity
-  construction of ``tests/test_probe.py`` is expected on the identity line);
+- r: Pearson correlation of predicted and measured over all rows (scale-free: the theory's eta is the
+  step of a natural gradient on a tabular softmax, not an optimizer's learning rate, so only the
+  identity construction of ``tests/test_probe.py`` is expected on the identity line);
+- r within state: the median over (seed, step) of the correlation across methods at that one state
+  (the pooled r mixes states whose effective step differs);
 - slope: least-squares measured / predicted through the origin (how far from the identity line).
 """
 
@@ -50,20 +52,26 @@ def agreement(frame: pd.DataFrame) -> pd.DataFrame:
             pred, lin, meas = part["predicted_dh"], part["predicted_dh_linear"], part[column]
             ok = pred.notna() & meas.notna()
             slope = float((pred[ok] * meas[ok]).sum() / (pred[ok] ** 2).sum()) if ok.any() else math.nan
+            within = [_corr(state["predicted_dh"], state[column]) for _, state in part.groupby(["seed", "step"])]
+            within = [r for r in within if math.isfinite(r)]
             out.append({"optimizer": optimizer, "control": control, "measured on": measure, "n": int(ok.sum()),
                         "sign (exact)": _sign_share(pred, meas), "sign (linear)": _sign_share(lin, meas),
-                        "r (exact)": _corr(pred, meas), "r (linear)": _corr(lin, meas), "slope": slope})
+                        "r (exact)": _corr(pred, meas), "r (linear)": _corr(lin, meas),
+                        "r within state": float(np.median(within)) if within else math.nan, "slope": slope})
     return pd.DataFrame(out)
 
 
 def per_method(frame: pd.DataFrame, column: str = "measured_dh_batch") -> pd.DataFrame:
-    """Per (optimizer, control, method): mean predicted and measured gap, and sign agreement over seeds x steps."""
+    """Per (optimizer, control, method): mean predicted and measured gap over steps and seeds, the
+    measured one ± its standard error over seeds (each seed's mean over steps), and the share of
+    (seed, step) rows whose sign agrees with the exact prediction."""
     rows = []
     for (optimizer, control, method), part in frame.groupby(["optimizer", "control", "method"], sort=False):
-        rows.append({"optimizer": optimizer, "control": control, "method": method, "n": len(part),
+        seeds = part.groupby("seed")[column].mean()
+        rows.append({"optimizer": optimizer, "control": control, "method": method, "seeds": len(seeds),
                      "predicted/eta": part["predicted_gap_per_eta"].mean(),
-                     "linear/eta": part["linear_gap_per_eta"].mean(), "measured": part[column].mean(),
-                     "measured SE": part[column].std(ddof=1) / math.sqrt(len(part)) if len(part) > 1 else math.nan,
+                     "linear/eta": part["linear_gap_per_eta"].mean(), "measured": seeds.mean(),
+                     "measured SE": seeds.std(ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else math.nan,
                      "sign agrees": _sign_share(part["predicted_dh"], part[column])})
     return pd.DataFrame(rows)
 
@@ -120,7 +128,7 @@ def write_report(csv_path: Path, out_dir: Path) -> list[Path]:
         fig.savefig(out_dir / name, dpi=120)
         paths.append(out_dir / name)
     text = ["# Proposition 1 probe: agreement (over methods x seeds x steps)", "", markdown(agreement(frame)), "",
-            "## Per method (measured on the batch's tokens; measured SE = standard error over seeds x steps)", "",
+            "## Per method (measured on the batch's tokens: mean over steps and seeds, ± standard error over seeds)", "",
             markdown(per_method(frame)), ""]
     (out_dir / "agreement.md").write_text("\n".join(text))
     return [*paths, out_dir / "agreement.md"]
