@@ -103,12 +103,21 @@ def figure(frame: pd.DataFrame, column: str = "measured_dh_batch") -> Figure:
             part = frame[(frame["control"] == control) & (frame["optimizer"] == optimizer)]
             for method, rows in part.groupby("method", sort=False):
                 ax.scatter(rows["predicted_dh"], rows[column], s=14, color=colors[method], label=method)
-            values = pd.concat([part["predicted_dh"], part[column]]).dropna()
-            lim = float(values.abs().max()) * 1.1 if len(values) else 1.0
-            ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
+            x, y = part["predicted_dh"], part[column]
+            ok = x.notna() & y.notna()
+            xlim = float(x[ok].abs().max()) * 1.1 if ok.any() else 1.0
+            ylim = float(y[ok].abs().max()) * 1.1 if ok.any() else 1.0
+            # each axis keeps its own scale (the theory's eta is not the optimizer's lr), so the identity
+            # line (dashed) may leave the panel; the dotted line is the least-squares slope through 0
+            slope = float((x[ok] * y[ok]).sum() / (x[ok] ** 2).sum()) if ok.any() and (x[ok] ** 2).sum() > 0 else math.nan
+            ax.plot([-xlim, xlim], [-xlim, xlim], "k--", lw=0.8, label="identity")
+            if math.isfinite(slope):
+                ax.plot([-xlim, xlim], [-slope * xlim, slope * xlim], "k:", lw=0.8, label="fit through 0")
+            ax.set_xlim(-xlim, xlim)
+            ax.set_ylim(-ylim, ylim)
             ax.axhline(0, color="0.8", lw=0.5)
             ax.axvline(0, color="0.8", lw=0.5)
-            ax.set_title(f"{optimizer}, {control}", fontsize=9)
+            ax.set_title(f"{optimizer}, {control} (slope {slope:.3g})", fontsize=9)
             ax.set_xlabel("predicted dH - dH_REINFORCE (exact)", fontsize=8)
             ax.set_ylabel(f"measured ({dict(MEASURES)[column]})", fontsize=8)
             ax.tick_params(labelsize=7)
