@@ -6,13 +6,19 @@ Parts (each a set of configurations x the same seeds, common random numbers):
   entropy Pos-Only > REINFORCE > Neg-Only when kappa > 0.
 - ``control``: the same with uniform groups zeroed for every method (``zero_uniform_groups``), which
   Proposition 1 does not cover: how much of each gap comes from mixed groups.
+- ``center``: the same with every group's mean advantage subtracted (``center_groups``): the shift
+  term Proposition 1's covariance does not contain, removed on mixed and uniform groups alike.
 - ``flip``: GRPO, EntDecrease, EntIncrease: the flip should order entropy EntIncrease > GRPO > EntDecrease.
+- ``flip-center``: the flip with ``center_groups`` (EntDecrease's +3.56 on all-correct groups and
+  EntIncrease's -3.56 on all-wrong ones are pure shift terms).
 - ``kappa-neg``: the isolation methods on ``embedded-kappa-neg`` (kappa < 0): the channels should swap.
 - ``kappa-neg-control``: the same with uniform groups zeroed (most of that base's groups are none-solved).
 
-Entropy is the mean of ``train/entropy`` over a late window (20% of the run to its end); gaps are
-paired per seed (``analysis.stats.paired_gap``) and called real when larger than twice their standard
-error. Every run's per-step metrics are appended to ``--out`` (JSON lines) as it finishes, so
+Entropy is the mean of ``train/entropy`` over a late window (20% of the run to its end): a trajectory
+outcome of separately trained runs, not Proposition 1's one-step change (``asym probe prop1`` measures
+that). Gaps are paired per seed (``analysis.stats.paired_gap``), mean ± standard error over seeds, and
+called real when larger than t(0.975, n - 1) standard errors (4.30 at n = 3, 2.78 at n = 5: a 95%
+interval excludes 0). Every run's per-step metrics are appended to ``--out`` (JSON lines) as it finishes, so
 ``--summarize`` can print the tables again without training.
 
     .venv/bin/python -m benchmarks.findings --steps 200 --seeds 10,11,12,13,14 --workers 2 --out findings.jsonl
@@ -32,19 +38,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.stats import estimate, exceeds_noise, paired_gap  # noqa: E402
+from analysis.stats import estimate, exceeds_noise, paired_gap, t95  # noqa: E402
 from common import metric_names as M  # noqa: E402
 
 REINFORCE = {"estimator": "reinforce"}
 POS_ONLY = {"estimator": "pos-only", "alpha_pos": 0.5}
 NEG_ONLY = {"estimator": "neg-only", "alpha_neg": 0.5}
+FLIP = {"GRPO": {"estimator": "grpo"}, "EntDecrease": {"estimator": "ent-decrease"}, "EntIncrease": {"estimator": "ent-increase"}}
 PARTS = {  # part -> (model preset, extra engine settings, {label: settings}, predicted order high -> low)
     "isolation": ("embedded-tiny", {}, {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY},
                   ("Pos-Only", "REINFORCE", "Neg-Only")),
     "control": ("embedded-tiny", {"zero_uniform_groups": True},
                 {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY}, ("Pos-Only", "REINFORCE", "Neg-Only")),
-    "flip": ("embedded-tiny", {}, {"GRPO": {"estimator": "grpo"}, "EntDecrease": {"estimator": "ent-decrease"},
-                                   "EntIncrease": {"estimator": "ent-increase"}}, ("EntIncrease", "GRPO", "EntDecrease")),
+    "center": ("embedded-tiny", {"center_groups": True},
+               {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY}, ("Pos-Only", "REINFORCE", "Neg-Only")),
+    "flip": ("embedded-tiny", {}, FLIP, ("EntIncrease", "GRPO", "EntDecrease")),
+    "flip-center": ("embedded-tiny", {"center_groups": True}, FLIP, ("EntIncrease", "GRPO", "EntDecrease")),
     # Proposition 1 with kappa < 0: the positive channel lowers entropy, the negative one raises it.
     "kappa-neg": ("embedded-kappa-neg", {}, {"REINFORCE": REINFORCE, "Pos-Only": POS_ONLY, "Neg-Only": NEG_ONLY},
                   ("Neg-Only", "REINFORCE", "Pos-Only")),
@@ -125,6 +134,7 @@ def part_tables(part: str, runs: list[dict]) -> list[str]:
     wall = sum(r["seconds"] for r in runs if r["part"] == part)
     lines = [f"**{part}** ({len(seeds)} seeds: {', '.join(map(str, seeds))}; {steps} steps; entropy = mean of train/entropy "
              f"over steps {max(1, steps // 5)}-{steps}; {wall / 60:.1f} CPU-minutes of runs)", "",
+             "entropy: mean ± 95% t half-width over seeds (a trajectory outcome, not Prop. 1's one-step change)", "",
              "| configuration | entropy | kappa-bar (steps 1-20) | none-solved (late) | all-solved (late) | final eval accuracy |",
              "|---|---|---|---|---|---|"]
     for label in configs:
@@ -132,11 +142,13 @@ def part_tables(part: str, runs: list[dict]) -> list[str]:
                      f"{estimate(per_seed(label, M.NONE_SOLVED, late_mean)).text(3)} | "
                      f"{estimate(per_seed(label, M.ALL_SOLVED, late_mean)).text(3)} | "
                      f"{estimate(per_seed(label, M.EVAL_MEAN_ACCURACY, final)).text(3)} |")
-    lines += ["", "| predicted | gap (paired, mean ± SE) | > 2 SE | seeds in the predicted direction |", "|---|---|---|---|"]
+    k = t95(len(seeds) - 1)
+    lines += ["", f"| predicted | gap (paired, mean ± SE) | > t SE (t = {k:.2f}) | seeds in the predicted direction |",
+              "|---|---|---|---|"]
     for high, low in zip(order, order[1:]):
         gap = paired_gap(entropy[high], entropy[low])
         agree = sum(h > l for h, l in zip(entropy[high], entropy[low]))
-        lines.append(f"| {high} > {low} | {gap.mean:+.4f} ± {gap.se:.4f} | {'yes' if gap.mean > 0 and exceeds_noise(gap) else 'no'} | "
+        lines.append(f"| {high} > {low} | {gap.mean:+.4f} ± {gap.se:.4f} | {'yes' if gap.mean > 0 and exceeds_noise(gap, k) else 'no'} | "
                      f"{agree}/{len(seeds)} |")
     return lines
 

@@ -10,6 +10,14 @@ ADV_MASS_NEG = "train/adv_mass_neg"
 LOGP_GAIN_CORRECT = "train/logp_gain_correct"  # Fig 2 d,h
 RESPONSE_LENGTH = "train/response_length"
 CLIP_FRAC = "train/clip_frac"
+# Embedded only (not in TRAIN_METRICS, which every backend reports): the token-mean entropy along the
+# correct answers of a fixed held-out probe set, teacher-forced, before the step's update (issue 25).
+ENTROPY_PROBE = "train/entropy_probe"
+# Embedded only: Proposition 1's prediction of this step's entropy change minus REINFORCE's on the same
+# batch, per unit eta (estimators.prop1): the exact within-group one (all orders in alpha, the run's own
+# rollout advantages against A = 2r - 1) and eq 6's linearised (alpha+ - alpha-) kappa (alpha family).
+PROP1_GAP_EXACT = "train/prop1_gap_exact"
+PROP1_GAP_LINEAR = "train/prop1_gap_linear"
 
 TRAIN_METRICS = (
     ENTROPY, REWARD_MEAN, NONE_SOLVED, ALL_SOLVED, KAPPA, ADV_MASS_POS, ADV_MASS_NEG,

@@ -15,10 +15,13 @@ Sources (rewards r in {0, 1}):
   LLM Reasoning", arXiv 2506.01347 (Sec 3-4): PSR trains on the correct samples only (A = +1),
   NSR on the wrong samples only (A = -1), W-REINFORCE = lambda * PSR + NSR with lambda = 0.1.
 - Unlikeliness reward: He et al., "Rewarding the Unlikely: Lifting GRPO Beyond Distribution
-  Sharpening", arXiv 2506.02355: r_i <- r_i (1 - beta * rank_i / G) over the correct rollouts of a
-  group ranked by old-policy likelihood, least likely first (rank 0), beta = 0.25, then GRPO.
+  Sharpening", arXiv 2506.02355, as their released trainer runs it (``unlikeliness``): every rollout
+  ranked among all G by old-policy likelihood, least likely first, r_i <- r_i (1 - 0.25 rank_i / G),
+  GRPO with the unbiased std, uniform groups dropped.
 - Entropy-based advantage: Cheng et al., "Reasoning with Exploration: An Entropy Perspective",
-  arXiv 2506.14758: A_t <- A_t + min(alpha * H_t (detached), |A_t| / kappa).
+  arXiv 2506.14758: A_t <- A_t + min(alpha * H_t (detached), |A_t| / kappa), H_t the entropy of the
+  policy being updated, from its own forward pass (the engine applies it per mini-batch in
+  ``tinyrlvr.update``; verl applies it to the actor's entropy before the update).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from estimators.advantages import _safe_div, check_binary_rewards, group_inverse
+from estimators.advantages import check_binary_rewards, group_inverse
 
 from estimators.comparator_constants import (  # noqa: F401  (re-exported: comp.W_REINFORCE_LAMBDA, ...)
     ENTROPY_ADV_ALPHA,
@@ -56,15 +59,15 @@ def w_reinforce(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alph
     return lam * r - (1.0 - r) + 0.0
 
 
-def likelihood_rank(seq_logprob: Tensor, correct: Tensor, group_ids: Tensor) -> Tensor:
-    """Rank of each correct rollout among its group's correct ones by ``seq_logprob``, ascending.
+def likelihood_rank(seq_logprob: Tensor, group_ids: Tensor) -> Tensor:
+    """Rank of each rollout among all G rollouts of its group by ``seq_logprob``, ascending: (N,) long.
 
-    0 is the least likely correct rollout; ties keep rollout order (stable sorts). Wrong rollouts get
-    ranks after the correct ones (never read). (N,) long. Two stable sorts, no loop over groups.
+    0 is the group's least likely rollout, as ``argsort(argsort(old_log_probs))`` in He et al.'s trainer
+    (``verl/trainer/ppo/ray_lean_trainer.py``, ``_compute_advantages``); ties keep rollout order (stable
+    sorts; the release's unstable argsort breaks them arbitrarily). Two stable sorts, no loop over groups.
     """
     inverse = group_inverse(group_ids)
-    key = torch.where(correct, seq_logprob.to(torch.float64), torch.full_like(seq_logprob, float("inf"), dtype=torch.float64))
-    by_key = torch.argsort(key, stable=True)  # (N,)
+    by_key = torch.argsort(seq_logprob.to(torch.float64), stable=True)  # (N,)
     order = by_key[torch.argsort(inverse[by_key], stable=True)]  # by group, then by key
     sizes = torch.bincount(inverse)
     starts = torch.cumsum(sizes, 0) - sizes  # first sorted position of each group
@@ -73,30 +76,18 @@ def likelihood_rank(seq_logprob: Tensor, correct: Tensor, group_ids: Tensor) -> 
     return position - starts[inverse]
 
 
-def grpo_normalise(rewards: Tensor, group_ids: Tensor) -> Tensor:
-    """GRPO's group normalisation of real-valued rewards: (r - mean_g) / std_g, population std.
-
-    On binary rewards this is exactly ``advantages.grpo`` (eq 4); groups with std 0 get 0.
-    """
-    inverse = group_inverse(group_ids)
-    num_groups = int(inverse.max()) + 1 if inverse.numel() else 0
-    r = rewards.to(torch.float64)
-    n = torch.bincount(inverse, minlength=num_groups).to(torch.float64)
-    mean = torch.zeros(num_groups, dtype=torch.float64, device=r.device).index_add_(0, inverse, r) / n
-    centred = r - mean[inverse]
-    var = torch.zeros_like(mean).index_add_(0, inverse, centred * centred) / n
-    std = var.sqrt()[inverse]
-    return torch.where(std > 0, _safe_div(centred, std), torch.zeros_like(centred)).to(torch.float32) + 0.0
-
-
 def unlikeliness(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alpha_neg: float = 0.0, *,
                  seq_logprob: Tensor | None = None, beta: float = UNLIKELINESS_BETA) -> Tensor:
-    """Unlikeliness reward (He et al. 2506.02355), then GRPO normalisation.
+    """Unlikeliness reward (He et al. 2506.02355) as the released trainer computes it.
 
-    r_i <- r_i * (1 - beta * rank_i / G), rank_i the rank of correct rollout i among its group's
-    correct rollouts by old-policy mean token log-prob ``seq_logprob`` (N,), least likely first
-    (rank 0 keeps reward 1); G the group size. Then A = (r - mean_g) / std_g (population std, as
-    ``advantages.grpo``). Unlike binary GRPO, an all-correct group is not uniform any more.
+    Source: github.com/AndreHe02/rewarding-unlikely-release, ``verl/trainer/ppo/ray_lean_trainer.py``:
+    - rank_i = argsort(argsort(c)) / G over *all* G rollouts of the group (c = ``seq_logprob``, the
+      masked mean old log-prob), r_i <- r_i (1 - beta rank_i), beta = ``rank_penalty`` = 0.25
+      (``examples/lean/grpo.sh``: ``+lean.rank_penalty=0.25``); a wrong rollout's reward stays 0;
+    - A = (r - mean_g) / (std_g + 1e-6) with torch's *unbiased* std (``_compute_advantages``);
+    - all-correct and all-wrong groups are dropped from the batch (``lean.advantage_threshold=True``,
+      the sample filter of ``ray_lean_trainer.py``): here they get A = 0, so they add no gradient, but
+      their tokens still count in a token-mean loss's denominator (the one difference; ours).
     """
     check_binary_rewards(rewards, group_ids)
     if seq_logprob is None:
@@ -104,12 +95,19 @@ def unlikeliness(rewards: Tensor, group_ids: Tensor, alpha_pos: float = 0.0, alp
     if seq_logprob.shape != rewards.shape:
         raise ValueError(f"seq_logprob {tuple(seq_logprob.shape)} must have one value per rollout like rewards "
                          f"{tuple(rewards.shape)}")
-    correct = rewards.to(torch.bool)
-    rank = likelihood_rank(seq_logprob, correct, group_ids).to(torch.float64)
     inverse = group_inverse(group_ids)
-    size = torch.bincount(inverse).to(torch.float64)[inverse]  # G of each rollout's group
-    shaped = rewards.to(torch.float64) * (1.0 - beta * rank / size)
-    return grpo_normalise(shaped, group_ids)
+    groups = int(inverse.max()) + 1 if inverse.numel() else 0
+    n = torch.bincount(inverse, minlength=groups).to(torch.float64)
+    rank = likelihood_rank(seq_logprob, group_ids).to(torch.float64) / n[inverse]
+    r = rewards.to(torch.float64)
+    shaped = r * (1.0 - beta * rank)
+    k = torch.zeros(groups, dtype=torch.float64, device=r.device).index_add_(0, inverse, r)
+    mean = torch.zeros_like(k).index_add_(0, inverse, shaped) / n
+    centred = shaped - mean[inverse]
+    var = torch.zeros_like(k).index_add_(0, inverse, centred * centred) / (n - 1).clamp_min(1)
+    adv = centred / (var.sqrt()[inverse] + 1e-6)
+    mixed = ((k > 0) & (k < n))[inverse]
+    return torch.where(mixed, adv, torch.zeros_like(adv)).to(torch.float32) + 0.0
 
 
 def entropy_shaping(token_advantages: Tensor, token_entropy: Tensor, response_mask: Tensor,

@@ -226,7 +226,8 @@ for _entry in (
     Estimator("w-reinforce", _comp("w_reinforce"), "W-REINFORCE", 0.0, 0.0, (), alpha_family=False,
               source=f"Zhu et al. 2506.01347: A = {comp.W_REINFORCE_LAMBDA:g} correct, -1 wrong"),
     Estimator("unlikeliness", _comp("unlikeliness"), "Unlikeliness", 0.0, 0.0, (), alpha_family=False,
-              source=f"He et al. 2506.02355: r(1 - {comp.UNLIKELINESS_BETA:g} rank/G), then GRPO",
+              source=f"He et al. 2506.02355 (released trainer): r(1 - {comp.UNLIKELINESS_BETA:g} rank/G) over all G, "
+                     "GRPO with unbiased std, uniform groups dropped",
               inputs=("seq_logprob",)),
     Estimator("entropy-adv", _adv("grpo"), "Entropy-adv", 0.5, 0.5, (), alpha_family=False,
               source=f"Cheng et al. 2506.14758: GRPO + min({comp.ENTROPY_ADV_ALPHA:g} H_t, |A_t|/{comp.ENTROPY_ADV_KAPPA:g})",

@@ -17,6 +17,7 @@ from orchestrator.commands import (
     data as data_cmd,
     doctor as doctor_cmd,
     estimators as estimators_cmd,
+    probe as probe_cmd,
     report as report_cmd,
     study as study_cmd,
     sweep as sweep_cmd,
@@ -41,6 +42,7 @@ app.add_typer(report_cmd.app, name="report")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(base_model_cmd.app, name="base-model")
 app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(probe_cmd.app, name="probe")
 train_cmd.register(app)
 ui_cmd.register(app)
 doctor_cmd.register(app)

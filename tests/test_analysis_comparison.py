@@ -58,3 +58,25 @@ def test_prop1_check_signs():
     assert tuple(check.loc[(eq6, "AsymGRPO (0.9, 0.4)"), ["predicted", "observed", "agree"]]) == ("+", "+", "yes")
     assert check.loc[(eq6, "GRPO"), "agree"] == "n/a"  # a+ = a-: no first-order prediction
     assert (eq6, "Clip-Cov") not in check.index  # not plain eq 8: another loss
+
+
+def test_eq6_uses_the_exact_prediction_where_the_engine_logged_it():
+    # the exact within-group prediction can disagree with the linearised one (here GRPO: a+ = a-, so the
+    # linearised is 0, but the exact one is -0.07, as on the default base's step-1 batches)
+    history = {run: dict(metrics) for run, metrics in HISTORY.items()}
+    history["g0"][mn.PROP1_GAP_EXACT] = [-0.07, -0.05]
+    history["a0"][mn.PROP1_GAP_EXACT] = [-0.01, 0.02]
+    data = sweep()
+    extra = [(r, r, lab, est, ap, an, s, "m", "comparators", metric, step, v)
+             for r, lab, est, ap, an, s, _ in RUNS for metric, values in history[r].items()
+             if metric == mn.PROP1_GAP_EXACT for step, v in enumerate(values, 1)]
+    data = SweepData("x", "comparators", "p", "sqlite://", data.runs,
+                     pd.concat([data.metrics, pd.DataFrame(extra, columns=list(METRIC_COLUMNS))], ignore_index=True))
+    check = comparison.prop1_check(data, comparison.per_run(data)).set_index(["claim", "label"])
+    eq6 = [c for c, _ in check.index if c.startswith("eq 6")][0]
+    assert "exact within-group" in eq6
+    # GRPO: exact -0.07 < 0, observed -0.02 - (-0.03) = +0.01: disagree (the linearised alone said n/a)
+    assert tuple(check.loc[(eq6, "GRPO"), ["predicted", "observed", "agree"]]) == ("-", "+", "no")
+    # AsymGRPO: exact -0.01 at step 1 while the linearised (0.5 * 0.4) is +: the exact one decides
+    assert check.loc[(eq6, "AsymGRPO (0.9, 0.4)"), "predicted"] == "-"
+    assert "linearised (a+ - a-) kappa-bar = 0.2" in check.loc[(eq6, "AsymGRPO (0.9, 0.4)"), "detail"]

@@ -31,41 +31,44 @@ def test_psr_nsr_w_reinforce_by_hand():
 
 
 def test_unlikeliness_by_hand():
-    # correct: rollout 0 (-0.5), 1 (-2.0), 3 (-1.0); least likely first -> ranks 2, 0, 1 of G = 4
+    # He et al.'s release: every rollout ranked among all G = 4 by old log-prob, least likely first:
+    # logp [-0.5, -2.0, -1.0, -1.5] -> ranks [3, 0, 2, 1]; r(1 - 0.25 rank / 4); (r - mean) / (std + 1e-6), unbiased std
     rewards = torch.tensor([1.0, 1.0, 0.0, 1.0])
-    logp = torch.tensor([-0.5, -2.0, -1.0, -1.0])
-    shaped = [1 - 0.25 * 2 / 4, 1.0, 0.0, 1 - 0.25 * 1 / 4]  # [0.875, 1, 0, 0.9375]
-    mean, std = statistics.fmean(shaped), statistics.pstdev(shaped)
+    logp = torch.tensor([-0.5, -2.0, -1.0, -1.5])
+    shaped = [1 - 0.25 * 3 / 4, 1.0, 0.0, 1 - 0.25 * 1 / 4]
+    mean, std = statistics.fmean(shaped), statistics.stdev(shaped)
     got = compute_advantages("unlikeliness", rewards, torch.zeros(4, dtype=torch.long), seq_logprob=logp)
-    assert got.tolist() == pytest.approx([(s - mean) / std for s in shaped], rel=1e-6)
-    # an all-correct group is no longer uniform: the likeliest correct rollout gets A < 0
-    allc = unlikeliness(torch.ones(4), torch.zeros(4, dtype=torch.long), seq_logprob=torch.tensor([-3.0, -1.0, -2.0, -4.0]))
-    assert allc[1] < 0 < allc[3] and float(allc.sum()) == pytest.approx(0.0, abs=1e-6)
+    assert got.tolist() == pytest.approx([(s - mean) / (std + 1e-6) for s in shaped], rel=1e-6)
+    # all-correct and all-wrong groups are dropped (advantage 0), as the released trainer filters them
+    ids = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    uniform = unlikeliness(torch.tensor([1.0] * 4 + [0.0] * 4), ids, seq_logprob=torch.tensor([-3.0, -1, -2, -4] * 2))
+    assert uniform.tolist() == [0.0] * 8
 
 
-def test_unlikeliness_with_beta_zero_is_grpo_and_needs_logprobs():
+def test_unlikeliness_with_beta_zero_is_grpo_up_to_the_unbiased_std_and_needs_logprobs():
     rng = random.Random(1)
     rewards = torch.tensor([float(rng.random() < 0.5) for _ in range(40)])
     ids = torch.arange(5).repeat_interleave(8)
     got = unlikeliness(rewards, ids, seq_logprob=torch.randn(40), beta=0.0)
-    assert torch.allclose(got, compute_advantages("grpo", rewards, ids), atol=1e-6)
+    assert torch.allclose(got, compute_advantages("grpo", rewards, ids) * (7 / 8) ** 0.5, atol=1e-5)
     with pytest.raises(ValueError, match="needs seq_logprob"):
         compute_advantages("unlikeliness", rewards, ids)
 
 
 def _unlikeliness_loop(rewards, ids, logp, beta=0.25):
-    """He et al. per group, plainly: sort the correct ones, shape, then (r - mean) / pstdev."""
+    """The released trainer's loop (ray_lean_trainer.py), plainly: rank all G, shape, drop uniform groups."""
     out = [0.0] * len(rewards)
     for g in set(ids):
         idx = [i for i in range(len(ids)) if ids[i] == g]
-        correct = sorted((i for i in idx if rewards[i]), key=lambda i: (logp[i], i))
-        shaped = {i: 0.0 for i in idx}
-        for rank, i in enumerate(correct):
-            shaped[i] = 1 - beta * rank / len(idx)
+        k = sum(rewards[i] for i in idx)
+        if k == 0 or k == len(idx):
+            continue
+        ranked = sorted(idx, key=lambda i: (logp[i], i))
+        shaped = {i: rewards[i] * (1 - beta * ranked.index(i) / len(idx)) for i in idx}
         values = [shaped[i] for i in idx]
-        mean, std = statistics.fmean(values), statistics.pstdev(values)
+        mean, std = statistics.fmean(values), statistics.stdev(values)
         for i in idx:
-            out[i] = (shaped[i] - mean) / std if std > 0 else 0.0
+            out[i] = (shaped[i] - mean) / (std + 1e-6)
     return out
 
 

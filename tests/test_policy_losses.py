@@ -103,7 +103,7 @@ def test_render_writes_verls_loss_modes():
     cfg = compose_config(render_overrides(trials["KL-Cov"], paths))
     assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "kl_cov"
     assert cfg.actor_rollout_ref.actor.policy_loss.ppo_kl_coef == 1.0
-    assert cfg.actor_rollout_ref.actor.policy_loss.kl_cov_ratio == 2e-4
+    assert cfg.actor_rollout_ref.actor.policy_loss.kl_cov_ratio == 2e-3  # the 7B recipe (k_percent 0.2)
     assert not any("policy_loss" in o for o in render_overrides(trials["GRPO"], paths))
     clip = render_overrides(trials["Clip-Cov"], paths)
     assert "actor_rollout_ref.actor.policy_loss.loss_mode=clip_cov" in clip

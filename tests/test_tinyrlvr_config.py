@@ -39,7 +39,7 @@ def test_create_resolves_alphas_and_accepts_presets():
     ({"estimator": "grpo", "tiers": (1, 2)}, "warmup_tier_weights needs one positive weight per tier"),
     ({"estimator": "grpo", "tiers": (1, 2), "warmup_tier_weights": (1, 1)}, "warmup_corrupt_frac needs one value in [0, 1] per tier"),
     ({"estimator": "grpo", "warmup_corrupt_frac": (0.1, 0.2, 0.3, 1.5)}, "warmup_corrupt_frac needs one value in [0, 1] per tier"),
-    ({"estimator": "grpo", "clip_low": 1.5}, "clip_low must be in [0, 1)"),
+    ({"estimator": "grpo", "clip_low": 1.5}, "clip_low must be in [0, 1]"),
     ({"seed": 1}, "'estimator' is required"),
 ])
 def test_create_rejects_bad_input_with_one_line(kwargs, fragment):

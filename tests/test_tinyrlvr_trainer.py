@@ -116,3 +116,50 @@ def test_zero_uniform_groups_removes_the_signal_of_uniform_groups(smoke):
     assert plain[M.NONE_SOLVED] > 0  # REINFORCE gives all-wrong groups -1 each ...
     assert zeroed[M.ADV_MASS_NEG] < plain[M.ADV_MASS_NEG]  # ... which the switch removes
     assert zeroed[M.REWARD_MEAN] == plain[M.REWARD_MEAN]  # same rollouts (common random numbers)
+
+
+def test_center_groups_subtracts_each_groups_mean_advantage(smoke):
+    centred = run(smoke(steps=1, estimator="reinforce", center_groups=True))[1]
+    dr = run(smoke(steps=1, estimator="dr-grpo"))[1]
+    # REINFORCE centred: 2r - 1 - (2p - 1) = 2 (r - p), twice Dr.GRPO's r - p, on the same rollouts
+    assert centred[M.ADV_MASS_POS] == pytest.approx(2 * dr[M.ADV_MASS_POS], rel=1e-5)
+    assert centred[M.ADV_MASS_NEG] == pytest.approx(2 * dr[M.ADV_MASS_NEG], rel=1e-5)
+
+
+def test_entropy_probe_is_the_same_fixed_set_for_every_estimator(smoke):
+    first = {name: run(smoke(steps=2, estimator=name)) for name in ("reinforce", "neg-only")}
+    a, b = first["reinforce"], first["neg-only"]
+    assert math.isfinite(a[1][M.ENTROPY_PROBE]) and a[1][M.ENTROPY_PROBE] > 0
+    assert a[1][M.ENTROPY_PROBE] == b[1][M.ENTROPY_PROBE]  # step 1 is measured before any update
+    assert a[2][M.ENTROPY_PROBE] != b[2][M.ENTROPY_PROBE]  # step 2 after different updates
+
+
+def test_token_shaping_reads_the_entropy_of_the_policy_being_updated(smoke):
+    import torch
+
+    from estimators.advantages import broadcast_to_tokens
+    from tinyrlvr.base_model import get_base_model, load_policy
+    from tinyrlvr.rollout import collect
+    from tinyrlvr.update import ppo_update
+
+    cfg = smoke(steps=1, estimator="entropy-adv", mini_batches=2)
+    policy = load_policy(get_base_model(cfg), cfg.device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr)
+    batch = collect(policy, cfg, 1)
+    seen = []
+
+    def shaping(adv, entropy, mask):
+        seen.append(entropy)
+        return adv
+
+    ppo_update(policy, optimizer, batch, broadcast_to_tokens(batch.rewards * 2 - 1, batch.response_mask), cfg, 1,
+               token_shaping=shaping)
+    assert len(seen) == 2 and not any(e.requires_grad for e in seen)
+    from tinyrlvr import seeding
+
+    first, second = torch.randperm(batch.rewards.numel(), generator=seeding.generator(cfg.seed, 1, "shuffle")).chunk(2)
+    mask = batch.response_mask
+    # the first mini-batch runs on the sampling policy: its entropies are the sampler's (to round-off);
+    # the second runs after one optimizer step: the policy being updated has moved
+    assert torch.allclose(seen[0][mask[first]], batch.entropy[first][mask[first]], atol=1e-4)
+    assert (seen[1][mask[second]] - batch.entropy[second][mask[second]]).abs().max() > 1e-4

@@ -61,6 +61,7 @@ class EngineConfig:
     top_p: float = 1.0
     max_new_tokens: int = 8  # longest answer (tier+1 digits) + end token + 2 spare
     zero_uniform_groups: bool = False  # give all-solved / none-solved groups advantage 0 (all estimators)
+    center_groups: bool = False  # A <- A - mean_g(A) per group, all estimators (issue 25's group-mean control)
 
     # --- evaluation (Avg@k on the held-out split of every tier) ---
     eval_every: int = 10  # spec section 6: curves every 10 steps
@@ -245,7 +246,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
     need(cfg.policy_loss in POLICY_LOSSES,
          f"policy_loss must be one of {', '.join(POLICY_LOSSES)}, got '{cfg.policy_loss}'")
     need(cfg.loss_agg in LOSS_AGG_MODES, f"loss_agg must be one of {', '.join(LOSS_AGG_MODES)}, got '{cfg.loss_agg}'")
-    need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low < 1.0, f"clip_low must be in [0, 1), got {cfg.clip_low}")
+    # clip_low = 1 clamps rho at 0 from below (Clip-Cov's recipe runs PPO's clip at 1 on both sides)
+    need(math.isfinite(cfg.clip_low) and 0.0 <= cfg.clip_low <= 1.0, f"clip_low must be in [0, 1], got {cfg.clip_low}")
     need(math.isfinite(cfg.clip_high) and cfg.clip_high >= 0.0, f"clip_high must be >= 0, got {cfg.clip_high}")
     need(math.isfinite(cfg.entropy_coeff) and cfg.entropy_coeff >= 0, f"entropy_coeff must be >= 0, got {cfg.entropy_coeff}")
     for name in ("lr", "warmup_lr", "grad_clip"):

@@ -19,9 +19,18 @@ the embedded default has 2 mini-batches, so half of each step's updates). Clip-C
 on-policy as well, and KL-Cov (like verl's) has no PPO clip at all: on-policy it is the plain
 policy-gradient surrogate. ``tests/test_policy_losses.py`` checks the on-policy case.
 
-Values (the source's, and verl's): Clip-Cov ratio 2e-4, lb 1, ub 5; KL-Cov ratio 2e-4 and coef 1
-(verl's function default; its YAML default is 0.1, and the renderer sets 1 explicitly). With the
-embedded engine's ~2,000 response tokens per mini-batch, 2e-4 selects the minimum of one token.
+Values, audited against the authors' release (github.com/PRIME-RL/Entropy-Mechanism-of-RL, the
+7B recipes ``recipe/dapo/7b_clip_cov.sh`` and ``recipe/dapo/7b_kl_cov.sh``, the losses in
+``verl/trainer/ppo/core_algos.py``):
+- Clip-Cov: ratio 2e-4, lb 1, ub 5 (``clip_cov_ratio=0.0002``, ``clip_cov_lb=1.0``, ``clip_cov_ub=5.0``),
+  run with PPO's ratio clip at 1 on both sides (``clip_ratio_low=1``, ``clip_ratio_high=1``: rho is
+  clamped to [0, 2], so PPO's clip almost never binds); the comparators study sets clip 1 for it.
+- KL-Cov: k = 2e-3 of the tokens and coef 1 (``k_percent=0.2`` and ``ppo_kl_coef=1``; core_algos
+  divides k_percent by 100). 2e-4 (``k_percent=0.02``) is their 32B recipe's value and verl 0.9.1's
+  default ``kl_cov_ratio``; the renderer writes 2e-3 explicitly.
+With the embedded engine's ~2,000 response tokens per mini-batch, Clip-Cov's 2e-4 selects the minimum
+of one token and KL-Cov's 2e-3 about four: at this engine's token counts neither can act as it does on
+a 7B model's ~10^6 tokens per mini-batch, so the report does not rank them (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from torch import Tensor
 from tinyrlvr.config import POLICY_LOSSES  # noqa: F401  (re-exported: the modes this module implements)
 from tinyrlvr.loss import aggregate
 
-CLIP_COV_RATIO = 2e-4  # Cui et al. Sec 4 / verl PolicyLossConfig.clip_cov_ratio
-CLIP_COV_LB = 1.0  # verl clip_cov_lb (omega_low)
-CLIP_COV_UB = 5.0  # verl clip_cov_ub (omega_high)
-KL_COV_RATIO = 2e-4  # Cui et al. Sec 4 (k for 7B) / verl kl_cov_ratio
-KL_COV_COEF = 1.0  # beta; verl compute_policy_loss_kl_cov's default (its YAML says 0.1)
+CLIP_COV_RATIO = 2e-4  # PRIME-RL/Entropy-Mechanism-of-RL recipe/dapo/7b_clip_cov.sh: clip_cov_ratio=0.0002
+CLIP_COV_LB = 1.0  # same file: clip_cov_lb=1.0 (omega_low)
+CLIP_COV_UB = 5.0  # same file: clip_cov_ub=5.0 (omega_high)
+CLIP_COV_PPO_CLIP = 1.0  # same file: clip_ratio_low=1, clip_ratio_high=1 (PPO's clip set by the study, not here)
+KL_COV_RATIO = 2e-3  # PRIME-RL/Entropy-Mechanism-of-RL recipe/dapo/7b_kl_cov.sh: k_percent=0.2 (%, core_algos.py / 100)
+KL_COV_COEF = 1.0  # same file: ppo_kl_coef=1 (verl 0.9.1's YAML default is 0.1)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -9,6 +9,12 @@ same code path: the only estimator-specific lines are ``Estimator.run`` (values 
 Metric notes:
 - ``train/entropy`` is the token mean of the sampling distribution's entropy (old policy, at the
   rollout temperature) over response tokens, whatever the loss aggregation.
+- ``train/entropy_probe`` is the same entropy on a fixed probe set (held-out prompts with their
+  correct answers, teacher-forced, before the update), so an entropy curve does not depend only on
+  which tokens a method happened to sample (embedded only).
+- ``train/prop1_gap_exact`` / ``train/prop1_gap_linear``: Proposition 1's predicted entropy change
+  of this step's update minus REINFORCE's on the same batch, per unit eta (``estimators.prop1``):
+  exact within-group (from the rollout advantages, before any token shaping) and eq 6's linearised.
 - ``train/kappa`` is App E's estimator from the sampler's log-probs, before the update; NaN when no
   group of the step is mixed (the estimator is undefined then).
 - ``train/logp_gain_correct`` is the mean over correct rollouts of the change in length-normalized
@@ -29,11 +35,12 @@ from typing import Callable
 
 import torch
 
-from estimators import channels, compute_token_advantages, diagnostics, get_estimator, schedules
 from common import metric_names as M
+from estimators import channels, compute_token_advantages, diagnostics, get_estimator, prop1, schedules
+from estimators.advantages import broadcast_to_tokens
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
-from tinyrlvr.evaluate import eval_metrics, problem_set
+from tinyrlvr.evaluate import EntropyProbeSet, entropy_probe_set, eval_metrics, problem_set, probe_entropy
 from tinyrlvr.model import response_logprobs
 from tinyrlvr.rollout import RolloutBatch, collect
 from tinyrlvr.update import ppo_update
@@ -85,37 +92,59 @@ def rl_step(policy, optimizer, cfg: EngineConfig, step: int,
              if not plan.is_fixed else None)
     alphas = schedules.advance(plan, schedule_state or plan.initial_state(), step, stats)
     alpha_pos, alpha_neg = alphas["alpha_pos"], alphas["alpha_neg"]
+    estimator = get_estimator(cfg.estimator)
     # the alphas and parameters were checked once, by the planner (a schedule's range too): run, no re-check
-    advantages = get_estimator(cfg.estimator).run(batch.rewards, batch.group_ids, alpha_pos, alpha_neg,
-                                                  cfg.estimator_params, seq_logprob=seq_logp_old)
+    advantages = estimator.run(batch.rewards, batch.group_ids, alpha_pos, alpha_neg, cfg.estimator_params,
+                               seq_logprob=seq_logp_old)
     if cfg.zero_uniform_groups:  # same switch for every estimator: uniform groups carry no signal
         k = torch.zeros_like(batch.rewards).index_add_(0, batch.group_ids, batch.rewards)[batch.group_ids]
         advantages = torch.where((k == 0) | (k == cfg.group_size), torch.zeros_like(advantages), advantages)
+    if cfg.center_groups:  # the group-mean control: removes the shift term Proposition 1 does not contain
+        advantages = prop1.center_groups(advantages, batch.group_ids)
     none_solved, all_solved = diagnostics.solve_fractions(batch.rewards, batch.group_ids)
+    kappa = diagnostics.kappa(batch.rewards, batch.group_ids, seq_logp_old)
     mass_pos, mass_neg = diagnostics.advantage_mass(batch.rewards, advantages)
     metrics = {
         M.ENTROPY: diagnostics.masked_mean(batch.entropy, batch.response_mask),
         M.REWARD_MEAN: float(batch.rewards.mean()),
         M.NONE_SOLVED: none_solved,
         M.ALL_SOLVED: all_solved,
-        M.KAPPA: diagnostics.kappa(batch.rewards, batch.group_ids, seq_logp_old),
+        M.KAPPA: kappa,
+        M.PROP1_GAP_EXACT: prop1.covariance_gap(batch.rewards, batch.group_ids, seq_logp_old, advantages,
+                                                2 * batch.rewards - 1),
+        M.PROP1_GAP_LINEAR: (prop1.linear_alpha_gap(kappa, alpha_pos, alpha_neg) if estimator.alpha_family
+                             else float("nan")),
         M.ADV_MASS_POS: mass_pos,
         M.ADV_MASS_NEG: mass_neg,
         M.RESPONSE_LENGTH: float(batch.response_mask.sum(-1).float().mean()),
         M.ALPHA_POS: alpha_pos,
         M.ALPHA_NEG: alpha_neg,
+        M.ENTROPY_PROBE: probe_entropy(policy, _probe_set(cfg), cfg.temperature),
     }
     token_adv = compute_token_advantages(cfg.estimator, batch.rewards, batch.group_ids, batch.response_mask,
                                          alpha_pos, alpha_neg, token_entropy=batch.entropy,
                                          rollout_advantages=advantages)
     metrics.update(channels.pre_update(token_adv, batch.old_logp, batch.entropy, batch.response_mask))
-    clip = ppo_update(policy, optimizer, batch, token_adv, cfg, step)
+    shaping = estimator.token_shaping  # applied per mini-batch with the updated policy's entropy
+    update_adv = broadcast_to_tokens(advantages, batch.response_mask) if shaping is not None else token_adv
+    clip = ppo_update(policy, optimizer, batch, update_adv, cfg, step, token_shaping=shaping)
     metrics[M.CLIP_FRAC], metrics[M.CLIP_FRAC_UPPER], metrics[M.CLIP_FRAC_LOWER] = clip["clip_frac"], clip["upper"], clip["lower"]
     new_logp, new_entropy = _after_update(policy, batch, cfg)
     metrics[M.LOGP_GAIN_CORRECT] = logp_gain_correct(batch, seq_logp_old, new_logp)
     metrics.update(channels.post_update(token_adv, batch.response_mask, batch.old_logp, new_logp, batch.entropy,
                                         new_entropy))
     return metrics
+
+
+_PROBE_SETS: dict[tuple, EntropyProbeSet] = {}
+
+
+def _probe_set(cfg: EngineConfig) -> EntropyProbeSet:
+    """The fixed entropy probe set of ``cfg``'s task, built once per process."""
+    key = (cfg.tiers, cfg.eval_prompts_per_tier, cfg.max_new_tokens, cfg.device)
+    if key not in _PROBE_SETS:
+        _PROBE_SETS[key] = entropy_probe_set(cfg)
+    return _PROBE_SETS[key]
 
 
 @torch.no_grad()

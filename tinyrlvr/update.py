@@ -19,8 +19,12 @@ from tinyrlvr.rollout import RolloutBatch
 
 
 def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutBatch, token_advantages: Tensor,
-               cfg, step: int) -> dict[str, float]:
+               cfg, step: int, token_shaping=None) -> dict[str, float]:
     """Run ``cfg.ppo_epochs`` x ``cfg.mini_batches`` optimizer steps; return mean clip fractions.
+
+    ``token_shaping`` (an estimator's, e.g. Cheng et al.'s entropy term): applied to each mini-batch's
+    token advantages with the entropy of the policy being updated, from this forward pass, detached
+    (Cheng et al. 2506.14758), not the sampler's.
 
     Keys: ``clip_frac`` (the mode's own: PPO's clipped share, Clip-Cov's detached share, KL-Cov's
     penalised share, as verl reports them), ``upper`` and ``lower`` (PPO's ratio clip per side).
@@ -34,8 +38,10 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, batch: RolloutB
         for rows in order.chunk(cfg.mini_batches):
             logp, entropy = response_logprobs(policy, batch.prompts[rows], batch.prompt_valid[rows], batch.responses[rows],
                                               batch.response_mask[rows], cfg.temperature,
-                                              with_entropy=cfg.entropy_coeff > 0)
+                                              with_entropy=cfg.entropy_coeff > 0 or token_shaping is not None)
             old, adv, mask = batch.old_logp[rows], token_advantages[rows], batch.response_mask[rows]
+            if token_shaping is not None:
+                adv = token_shaping(adv, entropy.detach(), mask)
             if cfg.policy_loss == "vanilla":
                 loss, clip_frac = ppo_clip_loss(logp, old, adv, mask, cfg.clip_low, cfg.clip_high, cfg.loss_agg,
                                                 cfg.max_new_tokens, entropy, cfg.entropy_coeff)

@@ -227,8 +227,8 @@ def _frozen(value: Any) -> Any:
 def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
     if v["steps"] < 1:
         raise ValueError(f"preset {model}: steps must be >= 1, got {v['steps']}")
-    if not (math.isfinite(v["clip"]) and 0 < v["clip"] < 1):
-        raise ValueError(f"preset {model}: clip must be in (0, 1), got {v['clip']}")
+    if not (math.isfinite(v["clip"]) and 0 < v["clip"] <= 1):  # 1: Clip-Cov's recipe (tinyrlvr.policy_losses)
+        raise ValueError(f"preset {model}: clip must be in (0, 1], got {v['clip']}")
     finite_nonnegative(f"preset {model}: entropy_coeff", v["entropy_coeff"])
 
 
