@@ -40,6 +40,7 @@ from tinyrlvr.base_model_files import (  # noqa: F401  (re-exported)
     content_hash,
     shipped_base_model_path,
 )
+from tinyrlvr.difficulty import drop_carries
 from tinyrlvr.evaluate import accuracy_by_tier, problem_set
 from tinyrlvr.model import ModelShape, Policy
 from tinyrlvr.task import OUTPUT_VOCAB, PAD, encode_prompts, sample_problems, target_responses
@@ -123,6 +124,7 @@ def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], d
     weights = torch.tensor(cfg.warmup_tier_weights, dtype=torch.float64)
     tiers = torch.tensor(cfg.tiers, dtype=torch.long)
     corrupt_frac = torch.tensor(phase["corrupt_frac"], dtype=torch.float64)
+    carry_drop = torch.tensor(cfg.warmup_carry_drop, dtype=torch.float64)
     validation = problem_set(cfg.tiers, cfg.warmup_eval_prompts, heldout=False, seed=WARMUP_VALIDATION_SEED)
     p, r = cfg.max_prompt_len, cfg.max_new_tokens
     history = []
@@ -131,7 +133,10 @@ def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], d
         tier_index = torch.multinomial(weights, cfg.warmup_batch, replacement=True, generator=data_gen)
         problems = sample_problems(tiers[tier_index], data_gen, heldout=False)
         prompts, prompt_valid = encode_prompts(problems, p)
-        answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)
+        if cfg.warmup_errors == "carry":  # systematic: forgotten carries (tinyrlvr.difficulty)
+            answers = drop_carries(target_responses(problems, r), problems, carry_drop, data_gen)
+        else:
+            answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)
         opt.zero_grad(set_to_none=True)
         loss = demonstration_loss_backward(policy, prompts, prompt_valid, answers, problems.tier)
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

@@ -33,7 +33,7 @@ from estimators import channels, compute_advantages, compute_token_advantages, d
 from estimators import metric_names as M
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
-from tinyrlvr.evaluate import eval_metrics, problem_set
+from tinyrlvr.evaluate import Evaluator
 from tinyrlvr.model import response_logprobs
 from tinyrlvr.rollout import RolloutBatch, collect
 from tinyrlvr.update import ppo_update
@@ -59,17 +59,17 @@ def train(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None 
 def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, checkpoint_every: int) -> None:
     policy = load_policy(get_base_model(cfg), cfg.device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    eval_set = problem_set(cfg.tiers, cfg.eval_prompts_per_tier, heldout=True)
-    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer) if checkpoint_dir else 0
+    evaluator = Evaluator(cfg)
+    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer, evaluator) if checkpoint_dir else 0
     if start == 0:
-        on_step(0, eval_metrics(policy, cfg, 0, eval_set))
+        on_step(0, evaluator.metrics(policy, 0))
     for step in range(start + 1, cfg.steps + 1):
         metrics = rl_step(policy, optimizer, cfg, step)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics.update(eval_metrics(policy, cfg, step, eval_set))
+        if evaluator.protocol.evaluates(step, cfg.steps):
+            metrics.update(evaluator.metrics(policy, step))
         on_step(step, metrics)
         if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step)
+            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step, evaluator.curve)
 
 
 def rl_step(policy, optimizer, cfg: EngineConfig, step: int) -> dict[str, float]:
@@ -131,14 +131,16 @@ def _identity(cfg: EngineConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int) -> None:
+def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int,
+                     eval_curve: list[tuple[int, float]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     blob = {"step": step, "model": policy.state_dict(), "optimizer": optimizer.state_dict(),
-            "identity": _identity(cfg), "torch_rng": torch.get_rng_state()}
+            "identity": _identity(cfg), "torch_rng": torch.get_rng_state(),
+            "eval_curve": [[s, a] for s, a in eval_curve]}  # the running area's points so far
     atomic_save(blob, directory / CHECKPOINT_NAME)
 
 
-def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> int:
+def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, evaluator: Evaluator) -> int:
     """Restore the checkpoint in ``directory`` if any; return its step (0 when there is none)."""
     path = directory / CHECKPOINT_NAME
     if not path.exists():
@@ -151,4 +153,5 @@ def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer) -> i
     policy.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["torch_rng"])
+    evaluator.curve = [(int(s), float(a)) for s, a in blob.get("eval_curve", [])]
     return int(blob["step"])

@@ -29,7 +29,13 @@ from omegaconf.errors import OmegaConfBaseException
 from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
 
 VERL_MODELS = ("qwen3-4b", "qwen2.5-math-1.5b", "qwen2.5-7b-base", "cpu-tiny")
-EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
+EMBEDDED_MODELS = ("embedded-carry", "embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
+# embedded-carry (the default since issue 24) is the paper's regime with headroom: tiers 2-5, and
+# demonstrations with systematic errors (tinyrlvr.difficulty): the i-th carry of a sum is forgotten
+# with probability 0.15 / 0.45 / 0.75 / 0.9 (4th and later), so prompts with many carries have a
+# wrong answer as the base's mode and the right one as a minority RL can amplify (kappa > 0), and
+# the hard split (held-out prompts with >= 3 carries) starts low. embedded-tiny is the earlier
+# default (one random wrong digit per noisy demonstration, tiers 1-4; ~99% held-out accuracy at T = 0.4).
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
 # kappa < 0, the regime where Proposition 1 says the two channels swap roles (issue 11; nobody has
 # shown it): a task the model genuinely cannot do yet. Only the hard tiers 3 and 4 (same model shape),
@@ -38,6 +44,8 @@ EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the em
 # 50 steps, so kappa stays < 0. (A base taught to be noisy, 60-75% wrong demonstrations from the
 # default base, gave kappa-hat < 0 at step 0 only: RL removed the noise within a few steps.)
 EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
+    "embedded-carry": {"tiers": [2, 3, 4, 5], "warmup_errors": "carry", "warmup_carry_drop": [0.15, 0.45, 0.75, 0.9],
+                       "warmup_corrupt_frac": [0.0, 0.0, 0.0, 0.0]},
     "embedded-tiny": {},
     "embedded-kappa-neg": {"tiers": [3, 4], "warmup_steps": 470, "warmup_corrupt_frac": [0.0, 0.0],
                            "warmup_tier_weights": [1.0, 2.0]},

@@ -14,6 +14,7 @@ import typer
 
 app = typer.Typer(help="The embedded engine's base models: show them, rebuild them.", no_args_is_help=True)
 
+DEFAULT_MODEL = "embedded-carry"  # experiments.presets.EMBEDDED_MODELS[0], without importing the presets at startup
 ModelOpt = Annotated[str, typer.Option("--model", help="An embedded model preset (`asym study show` lists them).")]
 SmokeOpt = Annotated[bool, typer.Option("--smoke", help="The smoke preset's (smaller) base model.")]
 
@@ -29,7 +30,7 @@ def _engine_config(model: str, smoke: bool):
 
 
 @app.command("show")
-def show(model: ModelOpt = "embedded-tiny", smoke: SmokeOpt = False) -> None:
+def show(model: ModelOpt = DEFAULT_MODEL, smoke: SmokeOpt = False) -> None:
     """Print the base model's key, where it is, its content hash and how the warm-up made it."""
     import json
 
@@ -53,7 +54,7 @@ def show(model: ModelOpt = "embedded-tiny", smoke: SmokeOpt = False) -> None:
 
 @app.command("build")
 def build(
-    model: ModelOpt = "embedded-tiny",
+    model: ModelOpt = DEFAULT_MODEL,
     smoke: SmokeOpt = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write here (default: the cache, never the package).")] = None,
 ) -> None:
