@@ -8,7 +8,11 @@ Choices the paper leaves open (spec section 6/9, [NF]) are settings with our def
 - seeds and intervals are not disclosed: we report the mean over seeds with a percentile bootstrap
   interval of that mean (95 %, 2000 resamples, seeded);
 - checkpoint selection: the paper takes the best MATH-500 checkpoint (spec section 6, [v1*]), i.e.
-  the step where the first benchmark peaks; ``last`` takes the final evaluation instead.
+  the step where the selection score peaks; ``last`` takes the final evaluation instead. Ours: step 0
+  (the base model, which has its own row) is never a trained run's checkpoint, and on ties the later
+  step wins (as much accuracy after more training);
+- the area under the eval curve (``curve_area``): the trapezoid area of the evaluations over the
+  run's evaluated steps, divided by their span, i.e. the time-average accuracy (ours).
 """
 
 from __future__ import annotations
@@ -89,9 +93,10 @@ def bootstrap_mean(samples: np.ndarray, confidence: float = DEFAULT_CONFIDENCE,
 
 
 def select_checkpoint(steps: np.ndarray, scores: np.ndarray, mode: str = "best") -> int:
-    """The evaluation step a table reports: where ``scores`` peak (earliest on ties) or the last.
+    """The evaluation step a table reports for a trained run: where ``scores`` peak or the last.
 
-    ``steps`` and ``scores`` are ``(T,)``; NaN scores are never selected.
+    ``steps`` and ``scores`` are ``(T,)``. Step 0 (the base model, before any update) and NaN scores
+    are never selected; among tied peaks the latest step wins.
     """
     if mode not in SELECT_MODES:
         raise ValueError(f"checkpoint selection must be one of {', '.join(SELECT_MODES)}, got '{mode}'")
@@ -99,14 +104,31 @@ def select_checkpoint(steps: np.ndarray, scores: np.ndarray, mode: str = "best")
     v = np.asarray(scores, dtype=np.float64)
     if s.shape != v.shape or s.ndim != 1:
         raise ValueError(f"steps {s.shape} and scores {v.shape} must be matching 1-D arrays")
-    ok = ~np.isnan(v)
+    ok = ~np.isnan(v) & (s > 0)
     if not ok.any():
-        raise ValueError("no evaluated checkpoint to select (every score is NaN or missing)")
+        raise ValueError("no evaluated checkpoint after step 0 to select (the run was not evaluated after training)")
     order = np.argsort(s[ok], kind="stable")
     s, v = s[ok][order], v[ok][order]
     if mode == "last":
         return int(s[-1])
-    return int(s[int(np.argmax(v))])
+    return int(s[len(v) - 1 - int(np.argmax(v[::-1]))])  # the last of the tied peaks
+
+
+def curve_area(steps: np.ndarray, values: np.ndarray) -> float:
+    """Normalised area under an eval curve: trapezoid area over the evaluated steps / their span.
+
+    The time-average accuracy of the run (ours; the paper reports curves, not their area). ``(T,)``
+    each; NaN values are left out; NaN with fewer than two evaluations.
+    """
+    s = np.asarray(steps, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    ok = ~np.isnan(v)
+    s, v = s[ok], v[ok]
+    order = np.argsort(s, kind="stable")
+    s, v = s[order], v[order]
+    if s.size < 2 or s[-1] == s[0]:
+        return float("nan")
+    return float(np.sum((v[1:] + v[:-1]) / 2.0 * np.diff(s)) / (s[-1] - s[0]))
 
 
 def first_steps_mean(steps: np.ndarray, values: np.ndarray, n: int = KAPPA_STEPS) -> float:

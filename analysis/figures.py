@@ -113,58 +113,100 @@ def curves_figure(panels: list[tuple[str, str, pd.DataFrame]], colours: dict[str
     return fig
 
 
-def heatmap_figure(grid: pd.DataFrame, title: str, value_label: str, se: pd.DataFrame | None = None,
-                   n: pd.DataFrame | None = None) -> Figure:
-    """Fig 4(d): final accuracy over alpha_pos (rows) x alpha_neg (columns), cells annotated.
+PAPER_ALPHA_RANGE = 1.0  # eq 11 has an interior peak only for 0 < alpha < 1 (Prop. 2)
 
-    With ``se`` and ``n`` (same shape: standard error and seeds per cell) each cell reads
-    "mean ± 95% half-width / n=k", and the cells within two standard errors of the best get a
-    dashed box: the grid's structure is only what stands out of that noise.
+
+def heatmap_figure(panels: list[tuple[str, object]], title: str, value_label: str) -> Figure:
+    """Fig 4(d): one heatmap per (panel title, ``summaries.GridCells``), alpha_pos rows x alpha_neg columns.
+
+    Each cell reads "mean ± 95% t half-width / n=k"; the best cell has a red box and the cells within
+    two standard errors of it a dashed one (the grid's structure is only what stands out of that
+    noise); cells with an alpha >= 1 (outside the paper's range, no interior pressure peak) are
+    hatched. The colour range is the data's own range, shared by the panels.
     """
     from analysis.stats import t95
 
-    values = grid.to_numpy(dtype=np.float64)
-    errors = se.reindex_like(grid).to_numpy(dtype=np.float64) if se is not None else np.full_like(values, np.nan)
-    counts = n.reindex_like(grid).to_numpy(dtype=np.float64) if n is not None else np.full_like(values, np.nan)
-    fig = Figure(figsize=(1.5 * values.shape[1] + 3.2, 0.95 * values.shape[0] + 2.2), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", origin="lower", aspect="auto")
-    ax.set_xticks(range(values.shape[1]), [f"{a:g}" for a in grid.columns])
-    ax.set_yticks(range(values.shape[0]), [f"{a:g}" for a in grid.index])
-    ax.set_xlabel("alpha_neg (negative channel)")
-    ax.set_ylabel("alpha_pos (positive channel)")
-    finite = values[np.isfinite(values)]
-    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            if not np.isfinite(values[i, j]):
-                continue
-            text = f"{values[i, j]:.3f}"
-            if np.isfinite(errors[i, j]) and np.isfinite(counts[i, j]):
-                text += f"\n± {t95(int(counts[i, j]) - 1) * errors[i, j]:.3f}"
-            if np.isfinite(counts[i, j]):
-                text += f"\nn={int(counts[i, j])}"
-            ax.text(j, i, text, ha="center", va="center", color="white" if values[i, j] < middle else "black",
-                    fontsize=8, linespacing=1.1)
-    if finite.size:
-        best = np.unravel_index(np.nanargmax(values), values.shape)
-        ax.add_patch(_cell_box(best[1], best[0]))
-        for i, j in zip(*np.nonzero(np.isfinite(values))):
-            if (i, j) == best:
-                continue
-            spread = np.sqrt(np.nan_to_num(errors[i, j]) ** 2 + np.nan_to_num(errors[best]) ** 2)
-            if spread > 0 and values[best] - values[i, j] <= 2 * spread:
-                ax.add_patch(_cell_box(j, i, dashed=True))
-    fig.colorbar(image, ax=ax, label=value_label)
-    ax.set_title(title)
+    finite_all = np.concatenate([c.mean.to_numpy(dtype=np.float64).ravel() for _, c in panels])
+    finite_all = finite_all[np.isfinite(finite_all)]
+    vmin, vmax = (float(finite_all.min()), float(finite_all.max())) if finite_all.size else (0.0, 1.0)
+    if vmax == vmin:
+        vmax = vmin + 1e-9
+    width = max(c.mean.shape[1] for _, c in panels)
+    height = max(c.mean.shape[0] for _, c in panels)
+    fig = Figure(figsize=(len(panels) * (1.35 * width + 1.6) + 1.6, 0.9 * height + 2.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False).ravel())
+    image = None
+    for ax, (panel_title, cells) in zip(axes, panels):
+        grid = cells.mean
+        values = grid.to_numpy(dtype=np.float64)
+        errors = cells.se.reindex_like(grid).to_numpy(dtype=np.float64)
+        counts = cells.n.reindex_like(grid).to_numpy(dtype=np.float64)
+        image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", origin="lower", aspect="auto", vmin=vmin, vmax=vmax)
+        ax.set_xticks(range(values.shape[1]), [f"{a:g}" for a in grid.columns])
+        ax.set_yticks(range(values.shape[0]), [f"{a:g}" for a in grid.index])
+        ax.set_xlabel("alpha_neg (negative channel)")
+        ax.set_ylabel("alpha_pos (positive channel)")
+        middle = (vmin + vmax) / 2
+        for i, alpha_pos in enumerate(grid.index):
+            for j, alpha_neg in enumerate(grid.columns):
+                if not np.isfinite(values[i, j]):
+                    continue
+                text = f"{values[i, j]:.3f}"
+                if np.isfinite(errors[i, j]) and np.isfinite(counts[i, j]) and counts[i, j] > 1:
+                    text += f"\n± {t95(int(counts[i, j]) - 1) * errors[i, j]:.3f}"
+                if np.isfinite(counts[i, j]):
+                    text += f"\nn={int(counts[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", color="white" if values[i, j] < middle else "black",
+                        fontsize=8, linespacing=1.1)
+                if max(alpha_pos, alpha_neg) >= PAPER_ALPHA_RANGE:
+                    ax.add_patch(_cell_box(j, i, hatch=True))
+        if np.isfinite(values).any():
+            best = np.unravel_index(np.nanargmax(values), values.shape)
+            ax.add_patch(_cell_box(best[1], best[0]))
+            for i, j in zip(*np.nonzero(np.isfinite(values))):
+                if (i, j) == best:
+                    continue
+                spread = np.sqrt(np.nan_to_num(errors[i, j]) ** 2 + np.nan_to_num(errors[best]) ** 2)
+                if spread > 0 and values[best] - values[i, j] <= 2 * spread:
+                    ax.add_patch(_cell_box(j, i, dashed=True))
+        ax.set_title(panel_title)
+    fig.colorbar(image, ax=list(axes), label=value_label)
+    fig.suptitle(title)
     return fig
 
 
-def _cell_box(x: int, y: int, dashed: bool = False):
+def _cell_box(x: int, y: int, dashed: bool = False, hatch: bool = False):
     from matplotlib.patches import Rectangle
 
+    if hatch:  # outside the paper's alpha range
+        return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="grey", lw=0, hatch="//", alpha=0.6)
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="white" if dashed else "red", lw=1.5 if dashed else 2,
                      linestyle="--" if dashed else "-")
+
+
+def pass_at_k_figure(frame: pd.DataFrame, colours: dict[str, str], title: str) -> Figure:
+    """pass@k against k (log2 axis), one panel per benchmark: a line per configuration at its selected
+    checkpoint (mean over seeds, band: the interval), the base model dashed grey."""
+    benches = list(dict.fromkeys(frame["benchmark"]))
+    n_labels = frame["label"].nunique()
+    fig = Figure(figsize=(max(10.0, 5.2 * len(benches)), 4.2 + 0.28 * np.ceil(n_labels / 4)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(benches), squeeze=False).ravel())
+    for ax, bench in zip(axes, benches):
+        rows_of = frame[frame["benchmark"] == bench]
+        for label, rows in rows_of.groupby("label", sort=False):
+            base = label.endswith(" (base)")
+            colour = "grey" if base else colours.get(label, "black")
+            ax.plot(rows["k"], rows["mean"], marker="o", ms=3, color=colour, ls="--" if base else "-", label=label)
+            if (rows["n"] > 1).any():
+                ax.fill_between(rows["k"], rows["low"], rows["high"], color=colour, alpha=0.15, lw=0)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k (samples per prompt, T = 1)")
+        ax.set_ylabel(f"pass@k on {bench}")
+        ax.set_title(bench)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    _legend_below(fig, axes)
+    return fig
 
 
 def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame) -> Figure:

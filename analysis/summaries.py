@@ -8,6 +8,8 @@ advantage (Fig 1) and pressure (Prop. 2) curves of the configurations the sweep 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -15,57 +17,9 @@ from analysis import aggregate as agg
 from analysis.load import SweepData
 from estimators import metric_names as mn
 
-# The alpha family of eq 5/8: each of these is exactly asym(alpha_pos, alpha_neg), so they share
-# the Fig 4(d) plane and Proposition 2's pressure curves (eqs 9-11).
-ALPHA_FAMILY = ("reinforce", "grpo", "asym", "pos-only", "neg-only")
 FLIP_ESTIMATORS = ("grpo", "ent-decrease", "ent-increase")  # Sec 3.2 / Fig 3
 GROUP_SIZE_PARAMS = ("cfg.group_size", "cfg.rollouts_per_prompt", "cfg.n", "cfg.rollout_n", "cfg.num_generations")
-# Params that list a run's benchmarks in order, and how to turn their value into metric names.
-BENCHMARK_LIST_PARAMS = {
-    "cfg.tiers": lambda tiers: [f"tier{t}" for t in tiers],  # embedded engine: (1, 2) -> tier1, tier2
-    "cfg.val_n": lambda pairs: [p[0] if isinstance(p, (list, tuple)) else str(p) for p in pairs],  # verl
-    "cfg.benchmarks": lambda names: [str(n) for n in names],
-}
 DEFAULT_GROUP_SIZE = 8  # G = 8 rollouts per prompt (spec section 6, [v1*])
-
-
-def eval_benchmarks(data: SweepData, select_on: str | None = None) -> list[str]:
-    """Benchmarks with tracked accuracy, the selection benchmark first.
-
-    First: ``select_on`` if given, else MATH-500 when tracked (the paper picks checkpoints by it,
-    spec section 6), else the first benchmark the runs declare (``cfg.tiers`` of the embedded
-    engine, ``cfg.val_n`` of verl, ``cfg.benchmarks``), else the alphabetically first. The rest
-    follow in declared, then alphabetical, order.
-    """
-    prefix, suffix = "eval/", "/accuracy"
-    tracked = sorted(m[len(prefix):-len(suffix)] for m in data.metric_names()
-                     if m.startswith(prefix) and m.endswith(suffix) and m != mn.EVAL_MEAN_ACCURACY)
-    declared = [b for b in _declared_benchmarks(data.runs) if b in tracked]
-    ordered = declared + [b for b in tracked if b not in declared]
-    if select_on is None:
-        math500 = [b for b in ordered if b.lower().replace("-", "").replace("_", "").endswith("math500")]
-        select_on = math500[0] if math500 else None
-    elif select_on not in tracked:
-        raise ValueError(f"benchmark '{select_on}' is not tracked in this sweep; choose one of: {', '.join(tracked) or 'none'}")
-    if select_on is not None:
-        ordered = [select_on] + [b for b in ordered if b != select_on]
-    return ordered
-
-
-def _declared_benchmarks(runs: pd.DataFrame) -> list[str]:
-    """Benchmark names in the order a run's config lists them (see ``eval_benchmarks``)."""
-    import ast
-
-    for key, to_names in BENCHMARK_LIST_PARAMS.items():
-        if key not in runs.columns or not runs[key].notna().any():
-            continue
-        try:
-            value = ast.literal_eval(str(runs[key].dropna().iloc[0]))
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(value, (list, tuple)):
-            return to_names(value)
-    return []
 
 
 def curve(data: SweepData, metric: str, ema_factor: float | None = None, labels: list[str] | None = None,
@@ -96,52 +50,14 @@ def curve(data: SweepData, metric: str, ema_factor: float | None = None, labels:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def checkpoint_scores(data: SweepData, benchmarks: list[str], select: str = "best") -> pd.DataFrame:
-    """One row per run: the selected eval step and every benchmark's accuracy there.
-
-    ``select`` "best": the step where ``benchmarks[0]`` peaks; "last": the final evaluation.
-    The average is the tracked ``eval/mean_accuracy`` at that step (the benchmarks' mean when the
-    run did not track it). Columns: run_id, model, label, seed, step, <benchmark>..., avg.
-    """
-    if not benchmarks:
-        raise ValueError("the sweep tracked no eval/<benchmark>/accuracy metric; nothing to tabulate")
-    rows = []
-    for run in data.runs.itertuples(index=False):
-        first = data.history(run.run_id, mn.eval_accuracy(benchmarks[0]))
-        if first.empty:
-            continue
-        step = agg.select_checkpoint(first.index.to_numpy(), first.to_numpy(), select)
-        row = {"run_id": run.run_id, "model": run.model, "label": run.label, "seed": run.seed, "step": step}
-        for bench in benchmarks:
-            history = data.history(run.run_id, mn.eval_accuracy(bench))
-            row[bench] = float(history.get(step, np.nan))
-        tracked_avg = data.history(run.run_id, mn.EVAL_MEAN_ACCURACY)
-        row["avg"] = float(tracked_avg[step]) if step in tracked_avg.index else float(np.nanmean([row[b] for b in benchmarks]))
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["run_id", "model", "label", "seed", "step", *benchmarks, "avg"])
-
-
-def base_scores(data: SweepData, benchmarks: list[str]) -> pd.DataFrame:
-    """The starting model's scores (step 0), one row per (model, seed); runs of a seed are averaged."""
-    rows = []
-    for run in data.runs.itertuples(index=False):
-        row = {"model": run.model, "seed": run.seed}
-        for bench, metric in [(b, mn.eval_accuracy(b)) for b in benchmarks] + [("avg", mn.EVAL_MEAN_ACCURACY)]:
-            row[bench] = float(data.history(run.run_id, metric).get(0, np.nan))
-        if not np.isnan([row[b] for b in benchmarks]).all():
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=["model", "seed", *benchmarks, "avg"])
-    return frame.groupby(["model", "seed"], sort=False).mean().reset_index()
-
-
 def accuracy_table(scores: pd.DataFrame, benchmarks: list[str], base: pd.DataFrame | None = None,
                    confidence: float = agg.DEFAULT_CONFIDENCE, seed: int = 0) -> pd.DataFrame:
     """Tables 2/3: per (model, label) the mean over seeds of each benchmark and the average.
 
-    Columns: model, label, seeds, steps, then <col>, <col>_low, <col>_high for each benchmark and
-    ``avg``. A "<model> (base)" row (step 0) leads each model's block when ``base`` has it.
+    Columns: model, label, seeds, steps, then <col>, <col>_low, <col>_high for each benchmark,
+    ``avg`` and ``auc``. A "<model> (base)" row (step 0) leads each model's block when ``base`` has it.
     """
-    columns = [*benchmarks, "avg"]
+    columns = [*benchmarks, "avg", "auc"]
     out = []
 
     def summarise(model: str, label: str, rows: pd.DataFrame, steps: str) -> dict:
@@ -187,9 +103,25 @@ def kappa_table(data: SweepData, n_steps: int = agg.KAPPA_STEPS, confidence: flo
     return pd.DataFrame(models, columns=["model", "kappa", "kappa_low", "kappa_high", "runs", "sign"]), per_run
 
 
+def alpha_family(runs: pd.DataFrame) -> pd.Series:
+    """Per run: is its estimator of eq 8's alpha family? The run's own ``alpha_family`` param (the
+    registry's flag, logged by the trial, which had the user's estimator modules imported), else the
+    registry's flag for a built-in estimator; False for an estimator this process does not know."""
+    from estimators.registry import ESTIMATORS
+
+    def registry_flag(name) -> bool:
+        return bool(name in ESTIMATORS and ESTIMATORS[name].alpha_family)
+
+    flags = runs["estimator"].map(registry_flag)
+    if "alpha_family" in runs:
+        logged = runs["alpha_family"].map(lambda v: None if pd.isna(v) else str(v).strip().lower() == "true")
+        flags = logged.where(logged.notna(), flags).astype(bool)
+    return flags
+
+
 def _plain_alpha_runs(runs: pd.DataFrame) -> pd.Series:
     """Runs whose update is exactly eq 8 with token-mean PPO-clip: no bonus, symmetric clip."""
-    mask = runs["estimator"].isin(ALPHA_FAMILY)
+    mask = alpha_family(runs)
     if "entropy_coeff" in runs:
         mask &= runs["entropy_coeff"].fillna(0.0) == 0.0
     if "clip_high" in runs and "clip_low" in runs:
@@ -199,40 +131,49 @@ def _plain_alpha_runs(runs: pd.DataFrame) -> pd.Series:
     return mask
 
 
-def alpha_grid(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> dict[str, pd.DataFrame]:
-    """Fig 4(d): per model, mean over seeds of ``column`` on the alpha_pos x alpha_neg plane.
+def _grid_runs(data: SweepData, scores: pd.DataFrame) -> pd.DataFrame:
+    """Scores of plain alpha-family runs with their estimator and alphas."""
+    plain = data.runs.loc[_plain_alpha_runs(data.runs), "run_id"]
+    return scores[scores["run_id"].isin(plain)].merge(
+        data.runs[["run_id", "estimator", "alpha_pos", "alpha_neg"]], on="run_id")
 
-    Rows alpha_pos, columns alpha_neg (NaN where no run). Cells come from plain AsymGRPO runs
-    (estimator ``asym``); only models whose cells span at least two values on each axis and fill
-    at least half the grid (a real grid, not the two AsymGRPO rows of the main table).
+
+def alpha_grid(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> dict[tuple[str, str], "GridCells"]:
+    """Fig 4(d): per (model, estimator), ``column`` on the alpha_pos x alpha_neg plane.
+
+    Cells come from plain runs of an alpha-family estimator (the registry's flag: AsymGRPO or a
+    user's own); only (model, estimator) pairs whose cells span at least two values on each axis and
+    fill at least half the grid (a real grid, not the two AsymGRPO rows of the main table). Each
+    frame has rows alpha_pos, columns alpha_neg, NaN where no run.
     """
-    plain = data.runs.loc[_plain_alpha_runs(data.runs) & (data.runs["estimator"] == "asym"), "run_id"]
+    from analysis.stats import estimate
+
     grids = {}
-    selected = scores[scores["run_id"].isin(plain)].merge(data.runs[["run_id", "alpha_pos", "alpha_neg"]], on="run_id")
-    for model, rows in selected.groupby("model", sort=False):
-        grid = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc="mean")
-        if grid.shape[0] >= 2 and grid.shape[1] >= 2 and grid.notna().to_numpy().mean() >= 0.5:
-            grids[model] = grid.sort_index().sort_index(axis=1)
+    for (model, estimator), rows in _grid_runs(data, scores).groupby(["model", "estimator"], sort=False):
+        def pivot(how):
+            table = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc=how)
+            return table.sort_index().sort_index(axis=1)
+
+        mean = pivot("mean")
+        if mean.shape[0] >= 2 and mean.shape[1] >= 2 and mean.notna().to_numpy().mean() >= 0.5:
+            grids[(model, estimator)] = GridCells(mean, pivot(lambda v: estimate(list(v)).se),
+                                                  pivot(lambda v: estimate(list(v)).n))
     return grids
 
 
-def alpha_grid_spread(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """The seed spread of ``alpha_grid``'s cells: per model (standard error, number of seeds), same shape."""
-    from analysis.stats import estimate
+@dataclass(frozen=True)
+class GridCells:
+    """One alpha grid: mean over seeds, its standard error and the number of seeds, per cell."""
 
-    plain = data.runs.loc[_plain_alpha_runs(data.runs) & (data.runs["estimator"] == "asym"), "run_id"]
-    selected = scores[scores["run_id"].isin(plain)].merge(data.runs[["run_id", "alpha_pos", "alpha_neg"]], on="run_id")
-    out = {}
-    for model, rows in selected.groupby("model", sort=False):
-        se = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc=lambda v: estimate(list(v)).se)
-        n = rows.pivot_table(index="alpha_pos", columns="alpha_neg", values=column, aggfunc=lambda v: estimate(list(v)).n)
-        out[model] = (se.sort_index().sort_index(axis=1), n.sort_index().sort_index(axis=1))
-    return out
+    mean: pd.DataFrame
+    se: pd.DataFrame
+    n: pd.DataFrame
 
 
 def configurations(data: SweepData) -> pd.DataFrame:
-    """Distinct (label, estimator, alpha_pos, alpha_neg) the sweep ran, in label order."""
-    return data.runs[["label", "estimator", "alpha_pos", "alpha_neg"]].drop_duplicates("label").reset_index(drop=True)
+    """Distinct (label, estimator, alpha_pos, alpha_neg, alpha_family) the sweep ran, in label order."""
+    runs = data.runs.assign(alpha_family=alpha_family(data.runs))
+    return runs[["label", "estimator", "alpha_pos", "alpha_neg", "alpha_family"]].drop_duplicates("label").reset_index(drop=True)
 
 
 def group_size(data: SweepData, default: int = DEFAULT_GROUP_SIZE) -> int:
@@ -255,11 +196,12 @@ def advantage_curves(configs: pd.DataFrame, group_size: int) -> pd.DataFrame:
     Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
     """
     from estimators.curves import channel_values, check_group_size
-    from estimators.registry import get_estimator
+    from estimators.registry import ESTIMATORS, get_estimator
 
     check_group_size(group_size)
     rows = []
-    for (estimator, alpha_pos, alpha_neg), same in configs.groupby(["estimator", "alpha_pos", "alpha_neg"], sort=False):
+    known = configs[configs["estimator"].isin(list(ESTIMATORS))]  # a user's module this process lacks: no curve
+    for (estimator, alpha_pos, alpha_neg), same in known.groupby(["estimator", "alpha_pos", "alpha_neg"], sort=False):
         label = " / ".join(same["label"])
         pos, neg = channel_values(get_estimator(estimator), group_size, alpha_pos, alpha_neg)
         for k in range(group_size + 1):
@@ -282,7 +224,7 @@ def pressure_curves(configs: pd.DataFrame, points: int = 199) -> tuple[pd.DataFr
     from estimators.diagnostics import pressure_neg, pressure_peaks, pressure_pos
 
     p = torch.linspace(0.0, 1.0, points + 2, dtype=torch.float64)[1:-1]
-    family = configs[configs["estimator"].isin(ALPHA_FAMILY)]
+    family = configs[configs["alpha_family"]] if "alpha_family" in configs else configs.iloc[0:0]
     curves, peaks = [], []
     for channel, column, pressure in (("pos", "alpha_pos", pressure_pos), ("neg", "alpha_neg", pressure_neg)):
         for alpha, rows in family.groupby(column, sort=True):

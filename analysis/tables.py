@@ -38,22 +38,27 @@ def _cell(row: pd.Series, col: str, scale: float, digits: int) -> str:
 
 
 def accuracy_view(table: pd.DataFrame, benchmarks: list[str], caption: str, digits: int = 2) -> Table:
-    """Tables 2/3: a row per (model, method), a column per benchmark and the average."""
+    """Tables 2/3: a row per (model, method), a column per benchmark, the average, the area under the
+    selection benchmark's eval curve (when the runs have curves) and the selected steps."""
     values = table[[*benchmarks, "avg"]].to_numpy(dtype=float)
+    with_auc = "auc" in table and table["auc"].notna().any()
+    columns = [*benchmarks, "avg"] + (["auc"] if with_auc else [])
     percent = bool(values[~pd.isna(values)].size) and float(pd.DataFrame(values).abs().max().max()) <= 1.0
     scale = 100.0 if percent else 1.0
     several_models = table["model"].nunique() > 1
-    headers = (["Model"] if several_models else []) + ["Method", *benchmarks, "Avg" + (" (%)" if percent else ""), "Seeds"]
+    headers = (["Model"] if several_models else []) + ["Method", *benchmarks, "Avg" + (" (%)" if percent else "")]
+    headers += (["AUC" + (" (%)" if percent else "")] if with_auc else []) + ["Seeds", "Steps"]
     rows, bold = [], set()
     for model, block in table.groupby("model", sort=False):
         trained = block[~block["label"].str.endswith(" (base)")]
         best = set(trained.index[trained["avg"] == trained["avg"].max()])  # every tied best is bold
         for index, row in block.iterrows():
             cells = ([model] if several_models else []) + [row["label"]]
-            cells += [_cell(row, col, scale, digits) for col in [*benchmarks, "avg"]]
-            cells.append(str(int(row["seeds"])))
+            cells += [_cell(row, col, scale, digits) for col in columns]
+            avg_column = len(cells) - 1 - int(with_auc)
+            cells += [str(int(row["seeds"])), str(row["steps"])]
             if index in best:
-                bold.add((len(rows), len(cells) - 2))
+                bold.add((len(rows), avg_column))
             rows.append(cells)
     unit = "accuracy in percent" if percent else "accuracy"
     return Table(f"{caption} ({unit}; mean over seeds [95% bootstrap interval])", headers, rows, bold)

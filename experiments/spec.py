@@ -185,6 +185,10 @@ class TrialSpec:
         flat.update({f"identity.{k}": str(v) for k, v in identity.items()})
         if plugins:
             flat["plugins"] = ",".join(plugins)
+        from estimators.registry import ESTIMATORS  # torch-free; the trial has imported its plugins
+
+        if self.estimator in ESTIMATORS:  # the report reads the flag here (it may lack the user's module)
+            flat["alpha_family"] = str(ESTIMATORS[self.estimator].alpha_family)
         flat.update({f"cfg.{k}": str(v) for k, v in settings.items()})
         return flat
 

@@ -63,12 +63,27 @@ def test_bootstrap_rejects_bad_input():
 def test_select_checkpoint_best_last_ties_and_nan():
     steps = np.array([20, 0, 10, 30])
     scores = np.array([0.7, 0.2, 0.7, np.nan])
-    assert agg.select_checkpoint(steps, scores, "best") == 10  # earliest of the tied peaks
+    assert agg.select_checkpoint(steps, scores, "best") == 20  # the later of the tied peaks
     assert agg.select_checkpoint(steps, scores, "last") == 20  # last step with a score
     with pytest.raises(ValueError, match="one of best, last"):
         agg.select_checkpoint(steps, scores, "median")
     with pytest.raises(ValueError, match="no evaluated checkpoint"):
         agg.select_checkpoint(np.array([1]), np.array([np.nan]))
+
+
+def test_select_checkpoint_never_returns_step_0_for_a_trained_run():
+    # the base model scores best (a solved easy benchmark): a trained run still reports a trained step
+    steps, scores = np.array([0, 10, 20]), np.array([1.0, 0.9, 0.95])
+    assert agg.select_checkpoint(steps, scores, "best") == 20
+    assert agg.select_checkpoint(steps, scores, "last") == 20
+    with pytest.raises(ValueError, match="after step 0"):
+        agg.select_checkpoint(np.array([0]), np.array([1.0]))
+
+
+def test_curve_area_is_the_time_average_of_the_eval_curve():
+    assert agg.curve_area(np.array([0, 10, 20]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
+    assert agg.curve_area(np.array([20, 0, 10]), np.array([1.0, 0.0, np.nan])) == pytest.approx(0.5)
+    assert np.isnan(agg.curve_area(np.array([0]), np.array([0.3])))
 
 
 def test_kappa_bar_first_steps_skips_nan_and_ignores_later_steps():

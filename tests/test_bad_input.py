@@ -91,6 +91,7 @@ CASES = [
     ("sweep isolation --backend nosuch --dry-run", {}, "Invalid value for '--backend'"),
     ("sweep isolation --json", {}, "--json goes with --dry-run"),
     ("report nope --ema 1.5", {}, "--ema must be in [0, 1)"),
+    ("report nope --select median", {}, "Invalid value for '--select'"),
 ]
 
 

@@ -80,16 +80,18 @@ def _tracked_runs(uri: str, sweep: str) -> list[dict]:
     return runs
 
 
-def _expected_accuracy(runs: list[dict], benchmarks: list[str], select: str) -> dict[tuple[str, str], dict[str, float]]:
-    """(model, label) -> mean over seeds of each benchmark and the tracked average at the selected step."""
+def _expected_accuracy(runs: list[dict], benchmarks: list[str], select: str,
+                       select_metric: str = mn.EVAL_MEAN_ACCURACY) -> dict[tuple[str, str], dict[str, float]]:
+    """(model, label) -> mean over seeds of each benchmark and the tracked average at the selected step:
+    never step 0 (the base has its own row), the later step on tied peaks."""
     cells: dict[tuple[str, str], list[dict[str, float]]] = {}
     for run in runs:
-        first = run["history"][mn.eval_accuracy(benchmarks[0])]
+        first = {s: v for s, v in run["history"][select_metric].items() if s > 0}
         if select == "last":
             step = max(first)
         else:
             best = max(first.values())
-            step = min(s for s, v in first.items() if v == best)
+            step = max(s for s, v in first.items() if v == best)
         row = {b: run["history"][mn.eval_accuracy(b)][step] for b in benchmarks}
         row["avg"] = run["history"][mn.EVAL_MEAN_ACCURACY][step]
         cells.setdefault((run["params"]["model"], run["params"]["label"]), []).append(row)
@@ -173,7 +175,7 @@ def test_table3_equals_tracked_metrics_at_the_last_checkpoint(store, back_report
     table = pd.read_csv(back_report / "table3_accuracy.csv")
     ordered = ["math500", "aime24", "aime25", "amc23", "olympiadbench"]
     assert [c for c in table.columns if c in VERL_BENCHMARKS] == ordered  # MATH-500 first, as the paper
-    expected = _expected_accuracy(_tracked_runs(uri, "back"), ordered, "last")
+    expected = _expected_accuracy(_tracked_runs(uri, "back"), ordered, "last", mn.eval_accuracy("math500"))
     trained = table[~table["label"].str.endswith("(base)")]
     assert sorted(trained["model"].unique()) == ["qwen2.5-7b-base", "qwen2.5-math-1.5b"] and len(trained) == 4
     for row in trained.itertuples(index=False):
@@ -198,8 +200,9 @@ def test_kappa_table_and_alpha_grid_equal_tracked_metrics(store, mixed_report):
         params = run["params"]
         if params["estimator"] != "asym":
             continue
-        first = run["history"][mn.eval_accuracy("tier1")]
-        step = min(s for s, v in first.items() if v == max(first.values()))
+        # selected on the mean over benchmarks (no hard split, no MATH-500 here): after step 0, later on ties
+        first = {s: v for s, v in run["history"][mn.EVAL_MEAN_ACCURACY].items() if s > 0}
+        step = max(s for s, v in first.items() if v == max(first.values()))
         cell = grid.loc[float(params["alpha_pos"]), str(float(params["alpha_neg"]))]
         assert cell == pytest.approx(run["history"][mn.EVAL_MEAN_ACCURACY][step], rel=1e-12)
     assert grid.shape == (2, 2)
@@ -287,7 +290,8 @@ def test_a_new_report_replaces_the_previous_one_in_the_folder_and_keeps_other_fi
     out, scratch = tmp_path / "out", tmp_path / ".out.new"
     out.mkdir()
     scratch.mkdir()
-    for name in ("fig3_flip.png", "table2_accuracy.md", "report.html", "my_notes.txt"):
+    for name in ("fig3_flip.png", "table2_accuracy.md", "report.html", "my_notes.txt",
+                 "cost.csv", "prop1_ordering.md", "fig_pass_at_k.png", "table4_comparison_runs.csv"):
         (out / name).write_text("old")
     for name in ("fig1_advantages.png", "report.html"):
         (scratch / name).write_text("new")
