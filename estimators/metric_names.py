@@ -52,6 +52,11 @@ def eval_accuracy(benchmark: str) -> str:
     return f"eval/{benchmark}/accuracy"
 
 
+def eval_accuracy_se(benchmark: str) -> str:
+    """Standard error of one evaluation's Avg@k over its prompts (the embedded hard split logs it)."""
+    return f"eval/{benchmark}/accuracy_se"
+
+
 def eval_pass_at_k(benchmark: str, k: int) -> str:
     """Unbiased pass@k at T = 1 (estimators.eval_measures); '@' is not allowed in an MLflow metric name."""
     return f"eval/{benchmark}/pass_at_{k}"

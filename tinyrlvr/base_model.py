@@ -98,17 +98,21 @@ def warm_up(cfg) -> tuple[dict[str, torch.Tensor], dict]:
 
     From scratch for ``warmup_steps``; with ``warmup_relearn_steps`` > 0, from the first phase's own
     base model (found or made like any other) for that many steps at ``warmup_relearn_corrupt_frac``.
+    With ``warmup_errors = "carry"`` and a second phase, the first phase is the digit-error warm-up
+    (``warmup_corrupt_frac``: addition learnt) and the second teaches the systematic carry errors.
     """
+    errors = cfg.warmup_errors
     if cfg.warmup_relearn_steps:
-        first = cfg.replace(warmup_relearn_steps=0)
+        first = cfg.replace(warmup_relearn_steps=0, warmup_errors="digit")
         policy = load_policy(get_base_model(first))
         phase = {"steps": cfg.warmup_relearn_steps, "corrupt_frac": cfg.warmup_relearn_corrupt_frac,
-                 "stream": "warmup-relearn", "from": first.base_model_key()}
+                 "stream": "warmup-relearn", "from": first.base_model_key(), "errors": errors}
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeding.stream_seed(cfg.warmup_seed, 0, "init"))
             policy = Policy(ModelShape.from_config(cfg))
-        phase = {"steps": cfg.warmup_steps, "corrupt_frac": cfg.warmup_corrupt_frac, "stream": "warmup-data"}
+        phase = {"steps": cfg.warmup_steps, "corrupt_frac": cfg.warmup_corrupt_frac, "stream": "warmup-data",
+                 "errors": errors}
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.warmup_threads)
     try:
@@ -133,7 +137,7 @@ def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], d
         tier_index = torch.multinomial(weights, cfg.warmup_batch, replacement=True, generator=data_gen)
         problems = sample_problems(tiers[tier_index], data_gen, heldout=False)
         prompts, prompt_valid = encode_prompts(problems, p)
-        if cfg.warmup_errors == "carry":  # systematic: forgotten carries (tinyrlvr.difficulty)
+        if phase["errors"] == "carry":  # systematic: forgotten carries (tinyrlvr.difficulty)
             answers = drop_carries(target_responses(problems, r), problems, carry_drop, data_gen)
         else:
             answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)

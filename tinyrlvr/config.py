@@ -70,7 +70,7 @@ class EngineConfig:
     # the hard split, its own benchmark (tinyrlvr.difficulty, tinyrlvr.protocol; issue 24, ours):
     # held-out prompts with >= eval_hard_min_carries carries, Avg@eval_hard_samples at eval_temperature
     # (256 x 8: standard error <= 0.02 per evaluation), and pass@k for k = 1..eval_pass_k at T = 1 from
-    # eval_pass_samples samples per prompt (unbiased estimator), at step 0 and the last step; 0 prompts: none
+    # eval_pass_samples samples per prompt (unbiased estimator) at every evaluation; 0 prompts: none
     eval_hard_prompts: int = 256
     eval_hard_samples: int = 8
     eval_hard_min_carries: int = 3
@@ -95,7 +95,9 @@ class EngineConfig:
     warmup_tier_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # uniform: every tier converges by ~1000 steps
     # The error model of the demonstrations: "digit", one wrong digit at warmup_corrupt_frac (above);
     # "carry", systematic: the i-th carry of a sum is forgotten with probability
-    # warmup_carry_drop[min(i, len) - 1] (tinyrlvr.difficulty.drop_carries; issue 24, ours)
+    # warmup_carry_drop[min(i, len) - 1] (tinyrlvr.difficulty.drop_carries; issue 24, ours). With
+    # "carry" and warmup_relearn_steps > 0, the first phase is the digit-error warm-up and the second
+    # phase teaches the carry errors (warmup_relearn_corrupt_frac is then unused).
     warmup_errors: str = "digit"
     warmup_carry_drop: tuple[float, ...] = (0.15, 0.45, 0.75)
     # An optional second phase from the base model above, on demonstrations corrupted at other rates
@@ -158,8 +160,13 @@ class EngineConfig:
                   if f.name in _BASE_MODEL_FIELDS}
         if not self.warmup_relearn_steps:  # no second phase: its settings shape nothing
             fields = {k: v for k, v in fields.items() if not k.startswith("warmup_relearn_")}
-        unused = ("warmup_errors", "warmup_carry_drop") if self.warmup_errors == "digit" else ("warmup_corrupt_frac",)
-        fields = {k: v for k, v in fields.items() if k not in unused}  # so the digit-error keys stay what they were
+        if self.warmup_errors == "digit":  # the settings of the carry errors shape nothing (older keys unchanged)
+            unused: tuple[str, ...] = ("warmup_errors", "warmup_carry_drop")
+        elif self.warmup_relearn_steps:  # phase 1 digit errors, phase 2 carry errors (base_model.warm_up)
+            unused = ("warmup_relearn_corrupt_frac",)
+        else:
+            unused = ("warmup_corrupt_frac",)
+        fields = {k: v for k, v in fields.items() if k not in unused}
         blob = json.dumps({"format": BASE_MODEL_FORMAT, **fields}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -294,7 +301,7 @@ def _check_ranges(cfg: EngineConfig) -> None:
          f"eval_pass_k ({cfg.eval_pass_k}) must not exceed eval_pass_samples ({cfg.eval_pass_samples}): "
          "the unbiased pass@k needs at least k samples per prompt")
     need(cfg.warmup_relearn_steps >= 0, f"warmup_relearn_steps must be >= 0, got {cfg.warmup_relearn_steps}")
-    need(cfg.warmup_relearn_steps == 0 or (len(cfg.warmup_relearn_corrupt_frac) == len(cfg.tiers)
+    need(cfg.warmup_relearn_steps == 0 or cfg.warmup_errors == "carry" or (len(cfg.warmup_relearn_corrupt_frac) == len(cfg.tiers)
                                            and all(0 <= c <= 1 for c in cfg.warmup_relearn_corrupt_frac)),
          f"warmup_relearn_corrupt_frac needs one value in [0, 1] per tier ({len(cfg.tiers)}), got {cfg.warmup_relearn_corrupt_frac}")
     need(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")

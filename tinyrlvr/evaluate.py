@@ -67,8 +67,8 @@ class Evaluator:
 
     def metrics(self, policy: Policy, step: int) -> dict[str, float]:
         """``eval/<tier>/accuracy``, ``eval/mean_accuracy`` (unweighted over the tiers, not the hard
-        split), and with a hard split ``eval/hard/accuracy``, ``eval/hard/auc`` and, at step 0 and
-        the last step, ``eval/hard/pass_at_<k>``."""
+        split), and with a hard split ``eval/hard/accuracy`` (and its ``accuracy_se``), ``eval/hard/auc`` and, at the protocol's
+        evaluation steps, ``eval/hard/pass_at_<k>``."""
         cfg, p = self.cfg, self.protocol
         gen = seeding.generator(cfg.seed, step, "eval", cfg.device)
         acc = accuracy_by_tier(policy, self.tier_set, cfg.max_prompt_len, cfg.max_new_tokens, p.samples,
@@ -80,8 +80,11 @@ class Evaluator:
         gen = seeding.generator(cfg.seed, step, "eval-hard", cfg.device)
         correct = correct_counts(policy, self.hard, cfg.max_prompt_len, cfg.max_new_tokens, p.hard_samples,
                                  p.temperature, gen)
-        hard_acc = float(correct.sum()) / correct.numel() / p.hard_samples
+        per_prompt = correct.double() / p.hard_samples
+        hard_acc = float(per_prompt.mean())
         metrics[metric_names.eval_accuracy(HARD_BENCHMARK)] = hard_acc
+        # the evaluation's own standard error (prompts and samples both random): sd over prompts / sqrt(n)
+        metrics[metric_names.eval_accuracy_se(HARD_BENCHMARK)] = float(per_prompt.std() / per_prompt.numel() ** 0.5)
         self.curve = [(s, a) for s, a in self.curve if s < step] + [(step, hard_acc)]
         metrics[metric_names.eval_auc(HARD_BENCHMARK)] = normalized_area(*zip(*self.curve))
         if p.passes(step, cfg.steps):
