@@ -156,6 +156,11 @@ class EngineConfig:
 
     def base_model_key(self) -> str:
         """Hash of everything that shapes the base model (model size, task, warm-up)."""
+        blob = json.dumps({"format": BASE_MODEL_FORMAT, **self.base_model_settings()}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def base_model_settings(self) -> dict[str, Any]:
+        """The settings that shape the base model (those the warm-up reads, and only those)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name in _BASE_MODEL_FIELDS}
         if not self.warmup_relearn_steps:  # no second phase: its settings shape nothing
@@ -166,9 +171,7 @@ class EngineConfig:
             unused = ("warmup_relearn_corrupt_frac",)
         else:
             unused = ("warmup_corrupt_frac",)
-        fields = {k: v for k, v in fields.items() if k not in unused}
-        blob = json.dumps({"format": BASE_MODEL_FORMAT, **fields}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        return {k: v for k, v in fields.items() if k not in unused}
 
     def trial_dict(self) -> dict[str, Any]:
         """All settings except the runtime ones (device, threads, cache_dir): a run's identity."""

@@ -44,11 +44,10 @@ def show(model: ModelOpt = DEFAULT_MODEL, smoke: SmokeOpt = False) -> None:
         typer.echo("it is made by a warm-up on first use, or now with `asym base-model build`")
         return
     report = base_model_report(path)
-    warmup = {k: v for k, v in cfg.trial_dict().items() if k.startswith("warmup_") or k in ("tiers", "d_model", "n_layers")}
-    if not cfg.warmup_relearn_steps:
-        warmup = {k: v for k, v in warmup.items() if not k.startswith("warmup_relearn_")}
+    warmup = cfg.base_model_settings()
     typer.echo(f"content hash {content_hash(path)}; warm-up {json.dumps(warmup)}")
-    typer.echo(f"accuracy per tier at T=1 after {report.get('steps')} steps: {report['accuracy']} "
+    relearn = f" + {report['relearn_steps']} relearn" if report.get("relearn_steps") else ""
+    typer.echo(f"accuracy per tier at T=1 after {report.get('steps')}{relearn} steps: {report['accuracy']} "
                f"({report['seconds']:.0f} s, torch {report.get('torch', '?')})")
 
 
