@@ -10,7 +10,7 @@ at step 0, kappa-bar over the first steps of three methods, and what the evaluat
 split at T = 0.4, pass@k at T = 1). ``kappa``: REINFORCE, GRPO and AsymGRPO (0.9, 0.4) trained
 ``--steps`` steps per seed; kappa-bar is the mean of ``train/kappa`` over steps 1-20 of a run, then
 mean +- standard error over seeds; the hard split's accuracy at the last step is printed too.
-``eval-cost``: seconds of one evaluation with and without pass@k (1 torch thread).
+``eval-cost``: seconds of each part of one evaluation (1 torch thread).
 """
 
 from __future__ import annotations
@@ -82,19 +82,29 @@ def kappa(model: str, seeds: list[int], steps: int, workers: int) -> list[dict]:
 def eval_cost(model: str) -> dict:
     import torch
 
+    from tinyrlvr import seeding
     from tinyrlvr.base_model import get_base_model, load_policy
-    from tinyrlvr.evaluate import Evaluator
+    from tinyrlvr.evaluate import Evaluator, correct_counts
+    from tinyrlvr.protocol import PASS_TEMPERATURE
 
     torch.set_num_threads(1)
     cfg = engine_config(model, steps=100)
     policy = load_policy(get_base_model(cfg))
-    evaluator = Evaluator(cfg)
+    ev = Evaluator(cfg)
+    p, gen = ev.protocol, seeding.generator(0, 0, "eval")
+    parts = {"tiers (Avg@k)": (ev.tier_set, p.samples, p.temperature),
+             "hard split (Avg@k)": (ev.hard, p.hard_samples, p.temperature),
+             "pass@k samples": (ev.hard, p.pass_samples, PASS_TEMPERATURE)}
     out = {}
-    for step, what in ((10, "tiers + hard split (every eval)"), (0, "with pass@k (step 0 and last)")):
+    for what, (problems, k, temperature) in parts.items():
         start = time.perf_counter()
-        evaluator.metrics(policy, step)
+        correct_counts(policy, problems, cfg.max_prompt_len, cfg.max_new_tokens, k, temperature, gen)
         out[what] = time.perf_counter() - start
-        print(f"{what}: {out[what]:.2f} s")
+    start = time.perf_counter()
+    ev.metrics(policy, 10)
+    out["one whole evaluation"] = time.perf_counter() - start
+    for what, seconds in out.items():
+        print(f"{what}: {seconds:.2f} s")
     return out
 
 

@@ -6,7 +6,7 @@ least ``hard_min_carries`` carries; ``tinyrlvr.difficulty``), all at ``temperatu
 ``every`` steps, at step 0 and at the last step. pass@k for k = 1..``pass_k`` on the hard split at
 ``PASS_TEMPERATURE`` from ``pass_samples`` samples per prompt at the same evaluations, so the report
 finds it at whichever checkpoint it selects (the costly part: 4,096 samples for 256 prompts x 16,
-about 1.5x the rest of an evaluation; benchmarks/RESULTS.md). ``eval/hard/auc``, the running
+about 1.3x the rest of an evaluation; benchmarks/RESULTS.md). ``eval/hard/auc``, the running
 normalized area under the hard split's curve, at every evaluation. The evaluation sets are fixed (constant seeds):
 every run is scored on the same prompts.
 """
