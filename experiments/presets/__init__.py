@@ -36,7 +36,8 @@ EMBEDDED_MODELS = ("embedded-carry", "embedded-tiny", "embedded-kappa-neg")  # t
 # 0.95 (3rd and later). Prompts with many carries have a wrong answer as the base's mode (kappa > 0),
 # and the hard split (held-out prompts with >= 3 carries) starts near 0 at T = 0.4. The base still
 # holds the addition it learnt first, and RL at the engine's lr 1e-4 restores it within ~10 steps
-# (hard split 0.006 -> 0.96); at lr 1e-5 the hard split climbs over ~50 steps instead, so the RL lr
+# (hard split 0.006 -> 0.96 on a design candidate, drops 0.3 / 0.7 / 0.95); at lr 1e-5 it climbs over
+# ~50 steps instead, so the RL lr
 # is 1e-5 here (chosen for headroom, not for any method's result). embedded-tiny is the earlier
 # default (one random wrong digit per noisy demonstration; ~99% held-out accuracy at T = 0.4).
 EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
