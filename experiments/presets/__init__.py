@@ -37,9 +37,9 @@ EMBEDDED_MODELS = ("embedded-carry", "embedded-tiny", "embedded-kappa-neg")  # t
 # and the hard split (held-out prompts with >= 3 carries) starts near 0 at T = 0.4. The base still
 # holds the addition it learnt first, and RL at the engine's lr 1e-4 restores it within ~10 steps
 # (hard split 0.006 -> 0.96 on a design candidate, drops 0.3 / 0.7 / 0.95); at lr 1e-5 it climbs over
-# ~50 steps instead, so the RL lr
-# is 1e-5 here (chosen for headroom, not for any method's result). embedded-tiny is the earlier
-# default (one random wrong digit per noisy demonstration; ~99% held-out accuracy at T = 0.4).
+# ~50 steps instead, so the RL lr is 1e-5 here (chosen for headroom, not for any method's result).
+# embedded-tiny is the earlier default (one random wrong digit per noisy demonstration; ~99%
+# held-out accuracy at T = 0.4).
 EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
     "embedded-carry": {"warmup_errors": "carry", "warmup_carry_drop": [0.35, 0.75, 0.95], "warmup_relearn_steps": 400,
                        "lr": 1.0e-5},
