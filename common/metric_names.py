@@ -65,6 +65,21 @@ def eval_accuracy(benchmark: str) -> str:
     """Avg@k accuracy of one benchmark (a tier of the embedded task, or a verl data source)."""
     return f"eval/{benchmark}/accuracy"
 
+
+def eval_accuracy_se(benchmark: str) -> str:
+    """Standard error of one evaluation's Avg@k over its prompts (the embedded hard split logs it)."""
+    return f"eval/{benchmark}/accuracy_se"
+
+
+def eval_pass_at_k(benchmark: str, k: int) -> str:
+    """Unbiased pass@k at T = 1 (estimators.eval_measures); '@' is not allowed in an MLflow metric name."""
+    return f"eval/{benchmark}/pass_at_{k}"
+
+
+def eval_auc(benchmark: str) -> str:
+    """Running normalized area under the benchmark's Avg@k curve from step 0 (estimators.eval_measures)."""
+    return f"eval/{benchmark}/auc"
+
 # The ledger (cumulative over a trial's attempts, logged every step; the sweep's parent run sums them).
 COST_GPU_SECONDS = "cost/gpu_seconds"  # GPUs reserved x wall seconds held
 COST_CPU_SECONDS = "cost/cpu_seconds"  # CPU time of the trial process and its children

@@ -55,6 +55,7 @@ CASES = [
     ("sweep isolation --config unknown.yaml --dry-run", {}, "unknown key 'not_a_setting'"),
     ("sweep isolation --config list.yaml --dry-run", {}, "must be a mapping"),
     ("sweep isolation --config adir --dry-run", {}, "cannot read config file adir"),
+    ("sweep grid --set eval_pass_k=32 --dry-run", {}, "eval_pass_k (32) must not exceed eval_pass_samples (16)"),
     # cluster files
     ("sweep isolation --cluster missing.yaml", {}, "cluster file missing.yaml does not exist"),
     ("sweep isolation --cluster bad.yaml", {}, "not valid YAML"),

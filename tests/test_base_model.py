@@ -67,7 +67,7 @@ def test_smoke_base_model_gives_mixed_groups_of_four():
 def test_unshipped_setting_is_warmed_up_once_into_the_cache(tmp_path):
     cfg = EngineConfig.create(estimator="grpo", tiers=(1,), warmup_tier_weights=(1.0,), warmup_corrupt_frac=(0.2,),
                               d_model=16, n_heads=2, n_layers=1, warmup_steps=4, warmup_batch=16, warmup_eval_every=2,
-                              warmup_eval_prompts=4, max_new_tokens=4, cache_dir=str(tmp_path))
+                              warmup_eval_prompts=4, max_new_tokens=4, eval_hard_prompts=0, cache_dir=str(tmp_path))
     assert not shipped_base_model_path(cfg).exists()
     path = get_base_model(cfg)
     assert path == tmp_path / f"base-{cfg.base_model_key()}.pt" == base_model_path(cfg)

@@ -98,9 +98,9 @@ def test_user_yaml_overrides_embedded_engine_fields_and_trial_keys(tmp_path):
     ("val_n:\n  gsm8k: 4\n", "verl", r"val_n has unknown benchmark 'gsm8k'"),
     ("ppo_mini_batch_size: 48\n", "verl", r"train_batch_size \(128\) must be a multiple of ppo_mini_batch_size \(48\)"),
     ("n_gpus_per_node: 8\ngpus_per_trial: 4\n", "verl", r"gpus_per_trial \(4\) must equal n_gpus_per_node \* nnodes \(8\)"),
-    ("d_modle: 64\n", "embedded", r"unknown key 'd_modle' for model 'embedded-tiny'"),
+    ("d_modle: 64\n", "embedded", r"unknown key 'd_modle' for model 'embedded-carry'"),
     ("d_model: wide\n", "embedded", r"key 'd_model'"),
-    ("n_heads: 3\n", "embedded", r"preset embedded-tiny: d_model \(128\) must be divisible by n_heads \(3\)"),
+    ("n_heads: 3\n", "embedded", r"preset embedded-carry: d_model \(128\) must be divisible by n_heads \(3\)"),
     ("steps: 0\n", "embedded", r"steps must be >= 1"),
     ("- 1\n- 2\n", "embedded", r"must be a mapping"),
     ("lr: [1,\n", "embedded", r"cfg.yaml:2: not valid YAML"),
@@ -129,11 +129,11 @@ def test_gpus_per_trial_on_one_node_sets_the_nodes_gpus():
 
 
 def test_model_must_fit_the_backend():
-    with pytest.raises(ValueError, match=r"model 'qwen3-4b' does not run on the embedded backend; use one of: embedded-tiny"):
+    with pytest.raises(ValueError, match=r"model 'qwen3-4b' does not run on the embedded backend; use one of: embedded-carry, embedded-tiny"):
         plan("main", models=["qwen3-4b"])
     with pytest.raises(ValueError, match=r"model 'embedded-tiny' does not run on the verl backend"):
         plan("main", backend="verl", models=["embedded-tiny"])
-    with pytest.raises(ValueError, match=r"unknown model 'llama'; known: embedded-tiny, embedded-kappa-neg, qwen3-4b"):
+    with pytest.raises(ValueError, match=r"unknown model 'llama'; known: embedded-carry, embedded-tiny, embedded-kappa-neg, qwen3-4b"):
         plan("main", backend="verl", models=["llama"])
     with pytest.raises(ValueError, match=r"unknown backend 'tpu'; known: embedded, verl"):
         plan("main", backend="tpu")

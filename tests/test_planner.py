@@ -24,7 +24,7 @@ def test_every_study_plans_unique_valid_trials(name, backend):
     trials = plan(name, backend=backend, seeds=(0, 1))
     study = STUDIES[name]
     models = {t.model for t in trials}
-    expected = (study.models or ("qwen3-4b",)) if backend == "verl" else (study.embedded_models or ("embedded-tiny",))
+    expected = (study.models or ("qwen3-4b",)) if backend == "verl" else (study.embedded_models or ("embedded-carry",))
     assert models == set(expected)
     assert len(trials) == 2 * len(models) * (len(study.methods) or 36)
     assert len({t.name for t in trials}) == len(trials)

@@ -159,7 +159,7 @@ def test_table2_equals_tracked_metrics_at_the_best_checkpoint(store, mixed_repor
         for col in (*TIERS, "avg"):
             assert getattr(row, col) == pytest.approx(want[col], rel=1e-12, abs=1e-12), (row.label, col)
     # the base row is the starting model's step-0 evaluation, averaged per seed then over seeds
-    base = table[table["label"] == "embedded-tiny (base)"].iloc[0]
+    base = table[table["label"] == "embedded-carry (base)"].iloc[0]
     per_seed: dict[str, list[float]] = {}
     for run in runs:
         per_seed.setdefault(run["params"]["seed"], []).append(run["history"][mn.EVAL_MEAN_ACCURACY][0])

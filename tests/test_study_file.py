@@ -46,7 +46,7 @@ BAD = {  # file text, the one-line error it gives (file:line (field): ...)
                            r"alpha_out_of_range.yaml:5 \(methods\[0\].alpha_neg\): alpha_neg must be a finite number >= 0"),
     "unknown_parameter": ("name: x\n" + METHOD + "    params: {power: 2}\n",
                           r"unknown_parameter.yaml:5 \(methods\[0\].params.power\): estimator 'asym' has no parameter 'power'"),
-    "unknown_setting": ("name: x\n" + METHOD + "axes:\n  lrr: [1, 2]\n", r"unknown key 'lrr' for model 'embedded-tiny'"),
+    "unknown_setting": ("name: x\n" + METHOD + "axes:\n  lrr: [1, 2]\n", r"unknown key 'lrr' for model 'embedded-carry'"),
     "missing_methods": ("name: x\n", r"missing_methods.yaml: methods needs at least one method \(or an alpha_grid\)"),
 }
 

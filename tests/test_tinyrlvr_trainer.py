@@ -53,7 +53,10 @@ def test_steps_report_every_metric_and_change_parameters(smoke, tmp_path):
     metrics = run(cfg, checkpoint_dir=tmp_path)
     assert sorted(metrics) == [0, 1, 2, 3]
     tiers = [M.eval_accuracy(f"tier{t}") for t in cfg.tiers]
-    assert set(metrics[0]) == set(tiers) | {M.EVAL_MEAN_ACCURACY}
+    hard = {M.eval_accuracy("hard"), M.eval_accuracy_se("hard"), M.eval_auc("hard")}
+    hard |= {M.eval_pass_at_k("hard", k) for k in range(1, cfg.eval_pass_k + 1)}  # the protocol's hard split
+    assert set(metrics[0]) == set(tiers) | {M.EVAL_MEAN_ACCURACY} | hard
+    assert hard <= set(metrics[2]) and hard <= set(metrics[3]) and not hard & set(metrics[1])
     for step in (1, 2, 3):
         assert set(M.TRAIN_METRICS) <= set(metrics[step])
         for name, value in metrics[step].items():

@@ -132,7 +132,7 @@ def test_outage_ui_and_no_secrets(tmp_path):
         assert "Model training" in text and "Group: ui" in text, text[:2000]
         for expected in ("AsymGRPO (0.5, 0.4) s0", "AsymGRPO (0.9, 0.4) s0",  # run names
                          "alpha_pos", "alpha_neg", "estimator", "label", "model", "seed",  # param columns
-                         "eval/mean_accuracy", "train/entropy", "embedded-tiny"):
+                         "eval/mean_accuracy", "train/entropy", "embedded-carry"):
             assert expected in text, f"{expected!r} not in the rendered runs table: {text[:2000]}"
         page = render(f"{server.uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}", tmp_path / "chromium2")
         assert "asym sweep ui" in page and "2 finished" in page, page[:2000]

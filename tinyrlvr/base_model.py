@@ -40,6 +40,7 @@ from tinyrlvr.base_model_files import (  # noqa: F401  (re-exported)
     content_hash,
     shipped_base_model_path,
 )
+from tinyrlvr.difficulty import drop_carries
 from tinyrlvr.evaluate import accuracy_by_tier, problem_set
 from tinyrlvr.model import ModelShape, Policy
 from tinyrlvr.task import OUTPUT_VOCAB, PAD, encode_prompts, sample_problems, target_responses
@@ -97,17 +98,21 @@ def warm_up(cfg) -> tuple[dict[str, torch.Tensor], dict]:
 
     From scratch for ``warmup_steps``; with ``warmup_relearn_steps`` > 0, from the first phase's own
     base model (found or made like any other) for that many steps at ``warmup_relearn_corrupt_frac``.
+    With ``warmup_errors = "carry"`` and a second phase, the first phase is the digit-error warm-up
+    (``warmup_corrupt_frac``: addition learnt) and the second teaches the systematic carry errors.
     """
+    errors = cfg.warmup_errors
     if cfg.warmup_relearn_steps:
-        first = cfg.replace(warmup_relearn_steps=0)
+        first = cfg.replace(warmup_relearn_steps=0, warmup_errors="digit")
         policy = load_policy(get_base_model(first))
         phase = {"steps": cfg.warmup_relearn_steps, "corrupt_frac": cfg.warmup_relearn_corrupt_frac,
-                 "stream": "warmup-relearn", "from": first.base_model_key()}
+                 "stream": "warmup-relearn", "from": first.base_model_key(), "errors": errors}
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeding.stream_seed(cfg.warmup_seed, 0, "init"))
             policy = Policy(ModelShape.from_config(cfg))
-        phase = {"steps": cfg.warmup_steps, "corrupt_frac": cfg.warmup_corrupt_frac, "stream": "warmup-data"}
+        phase = {"steps": cfg.warmup_steps, "corrupt_frac": cfg.warmup_corrupt_frac, "stream": "warmup-data",
+                 "errors": errors}
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.warmup_threads)
     try:
@@ -123,6 +128,7 @@ def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], d
     weights = torch.tensor(cfg.warmup_tier_weights, dtype=torch.float64)
     tiers = torch.tensor(cfg.tiers, dtype=torch.long)
     corrupt_frac = torch.tensor(phase["corrupt_frac"], dtype=torch.float64)
+    carry_drop = torch.tensor(cfg.warmup_carry_drop, dtype=torch.float64)
     validation = problem_set(cfg.tiers, cfg.warmup_eval_prompts, heldout=False, seed=WARMUP_VALIDATION_SEED)
     p, r = cfg.max_prompt_len, cfg.max_new_tokens
     history = []
@@ -131,7 +137,10 @@ def _train(policy: Policy, cfg, phase: dict) -> tuple[dict[str, torch.Tensor], d
         tier_index = torch.multinomial(weights, cfg.warmup_batch, replacement=True, generator=data_gen)
         problems = sample_problems(tiers[tier_index], data_gen, heldout=False)
         prompts, prompt_valid = encode_prompts(problems, p)
-        answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)
+        if phase["errors"] == "carry":  # systematic: forgotten carries (tinyrlvr.difficulty)
+            answers = drop_carries(target_responses(problems, r), problems, carry_drop, data_gen)
+        else:
+            answers = _corrupt(target_responses(problems, r), corrupt_frac[tier_index], data_gen)
         opt.zero_grad(set_to_none=True)
         loss = demonstration_loss_backward(policy, prompts, prompt_valid, answers, problems.tier)
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

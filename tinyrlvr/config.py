@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
+WARMUP_ERRORS = ("digit", "carry")  # tinyrlvr.base_model: the demonstrations' error model
 POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # tinyrlvr.policy_losses; verl's actor.policy_loss.loss_mode names (Cui et al. 2505.22617)
 
 
@@ -69,6 +70,15 @@ class EngineConfig:
     eval_temperature: float = 0.4  # spec section 6: main tables at 0.4; 0 = greedy
     eval_prompts_per_tier: int = 64
     tiers: tuple[int, ...] = (1, 2, 3, 4)  # digits per operand; each tier plays one benchmark
+    # the hard split, its own benchmark (tinyrlvr.difficulty, tinyrlvr.protocol; issue 24, ours):
+    # held-out prompts with >= eval_hard_min_carries carries, Avg@eval_hard_samples at eval_temperature
+    # (256 x 8: standard error <= 0.02 per evaluation), and pass@k for k = 1..eval_pass_k at T = 1 from
+    # eval_pass_samples samples per prompt (unbiased estimator) at every evaluation; 0 prompts: none
+    eval_hard_prompts: int = 256
+    eval_hard_samples: int = 8
+    eval_hard_min_carries: int = 3
+    eval_pass_samples: int = 16
+    eval_pass_k: int = 16
 
     # --- policy size ---
     n_layers: int = 2
@@ -86,6 +96,13 @@ class EngineConfig:
     warmup_lr: float = 1e-3
     warmup_corrupt_frac: tuple[float, ...] = (0.1, 0.2, 0.3, 0.45)  # one per tier, easy to hard
     warmup_tier_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # uniform: every tier converges by ~1000 steps
+    # The error model of the demonstrations: "digit", one wrong digit at warmup_corrupt_frac (above);
+    # "carry", systematic: the i-th carry of a sum is forgotten with probability
+    # warmup_carry_drop[min(i, len) - 1] (tinyrlvr.difficulty.drop_carries; issue 24, ours). With
+    # "carry" and warmup_relearn_steps > 0, the first phase is the digit-error warm-up and the second
+    # phase teaches the carry errors (warmup_relearn_corrupt_frac is then unused).
+    warmup_errors: str = "digit"
+    warmup_carry_drop: tuple[float, ...] = (0.15, 0.45, 0.75)
     # An optional second phase from the base model above, on demonstrations corrupted at other rates
     # (0 steps: none): the same learnt addition, then taught to be wrong more often than right. It was
     # embedded-kappa-neg's recipe until RL was seen to remove such taught noise within a few steps.
@@ -152,12 +169,22 @@ class EngineConfig:
 
     def base_model_key(self) -> str:
         """Hash of everything that shapes the base model (model size, task, warm-up)."""
+        blob = json.dumps({"format": BASE_MODEL_FORMAT, **self.base_model_settings()}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def base_model_settings(self) -> dict[str, Any]:
+        """The settings that shape the base model (those the warm-up reads, and only those)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.name in _BASE_MODEL_FIELDS}
         if not self.warmup_relearn_steps:  # no second phase: its settings shape nothing
             fields = {k: v for k, v in fields.items() if not k.startswith("warmup_relearn_")}
-        blob = json.dumps({"format": BASE_MODEL_FORMAT, **fields}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+        if self.warmup_errors == "digit":  # the settings of the carry errors shape nothing (older keys unchanged)
+            unused: tuple[str, ...] = ("warmup_errors", "warmup_carry_drop")
+        elif self.warmup_relearn_steps:  # phase 1 digit errors, phase 2 carry errors (base_model.warm_up)
+            unused = ("warmup_relearn_corrupt_frac",)
+        else:
+            unused = ("warmup_corrupt_frac",)
+        return {k: v for k, v in fields.items() if k not in unused}
 
     def trial_dict(self) -> dict[str, Any]:
         """All settings except the runtime ones (device, threads, cache_dir): a run's identity."""
@@ -198,6 +225,12 @@ SMOKE_OVERRIDES: dict[str, Any] = {
     "warmup_eval_every": 50,
     "warmup_eval_prompts": 16,
     "warmup_relearn_steps": 0,  # every embedded preset's smoke run shares this one shipped base model
+    "warmup_errors": "digit",  # (the smoke base above, whatever the preset's error model)
+    "eval_hard_prompts": 16,  # a small hard split: tier 2 has at most 2 carries
+    "eval_hard_samples": 2,
+    "eval_hard_min_carries": 2,
+    "eval_pass_samples": 4,
+    "eval_pass_k": 4,
 }
 
 
@@ -271,8 +304,21 @@ def _check_ranges(cfg: EngineConfig) -> None:
          f"warmup_tier_weights needs one positive weight per tier ({len(cfg.tiers)}), got {cfg.warmup_tier_weights}")
     need(len(cfg.warmup_corrupt_frac) == len(cfg.tiers) and all(0 <= c <= 1 for c in cfg.warmup_corrupt_frac),
          f"warmup_corrupt_frac needs one value in [0, 1] per tier ({len(cfg.tiers)}), got {cfg.warmup_corrupt_frac}")
+    need(cfg.warmup_errors in WARMUP_ERRORS, f"warmup_errors must be one of {', '.join(WARMUP_ERRORS)}, got '{cfg.warmup_errors}'")
+    need(all(0 <= c <= 1 for c in cfg.warmup_carry_drop),
+         f"warmup_carry_drop needs probabilities in [0, 1], got {cfg.warmup_carry_drop}")
+    for name in ("eval_hard_prompts", "eval_hard_min_carries"):
+        need(getattr(cfg, name) >= 0, f"{name} must be >= 0, got {getattr(cfg, name)}")
+    need(cfg.eval_hard_prompts == 0 or max(cfg.tiers) >= cfg.eval_hard_min_carries,
+         f"eval_hard_min_carries ({cfg.eval_hard_min_carries}) exceeds what tiers {cfg.tiers} can have "
+         f"(a t-digit sum has at most t carries); lower it or set eval_hard_prompts 0")
+    for name in ("eval_hard_samples", "eval_pass_samples", "eval_pass_k"):
+        need(getattr(cfg, name) >= 1, f"{name} must be >= 1, got {getattr(cfg, name)}")
+    need(cfg.eval_pass_k <= cfg.eval_pass_samples,
+         f"eval_pass_k ({cfg.eval_pass_k}) must not exceed eval_pass_samples ({cfg.eval_pass_samples}): "
+         "the unbiased pass@k needs at least k samples per prompt")
     need(cfg.warmup_relearn_steps >= 0, f"warmup_relearn_steps must be >= 0, got {cfg.warmup_relearn_steps}")
-    need(cfg.warmup_relearn_steps == 0 or (len(cfg.warmup_relearn_corrupt_frac) == len(cfg.tiers)
+    need(cfg.warmup_relearn_steps == 0 or cfg.warmup_errors == "carry" or (len(cfg.warmup_relearn_corrupt_frac) == len(cfg.tiers)
                                            and all(0 <= c <= 1 for c in cfg.warmup_relearn_corrupt_frac)),
          f"warmup_relearn_corrupt_frac needs one value in [0, 1] per tier ({len(cfg.tiers)}), got {cfg.warmup_relearn_corrupt_frac}")
     need(cfg.threads is None or cfg.threads >= 1, f"threads must be >= 1, got {cfg.threads}")

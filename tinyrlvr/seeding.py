@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 STREAMS = {"prompts": 1, "rollouts": 2, "shuffle": 3, "eval": 4, "init": 5, "warmup-data": 6, "warmup-eval": 7,
-           "eval-set": 8, "warmup-relearn": 9, "clip-cov": 10}
+           "eval-set": 8, "warmup-relearn": 9, "clip-cov": 10, "eval-hard": 11, "eval-pass": 12}
 
 
 def stream_seed(seed: int, step: int, stream: str) -> int:

@@ -40,7 +40,7 @@ from estimators import channels, compute_token_advantages, diagnostics, get_esti
 from estimators.advantages import broadcast_to_tokens
 from tinyrlvr.base_model import atomic_save, get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
-from tinyrlvr.evaluate import EntropyProbeSet, entropy_probe_set, eval_metrics, problem_set, probe_entropy
+from tinyrlvr.evaluate import EntropyProbeSet, Evaluator, entropy_probe_set, probe_entropy
 from tinyrlvr.model import response_logprobs
 from tinyrlvr.rollout import RolloutBatch, collect
 from tinyrlvr.update import ppo_update
@@ -66,19 +66,19 @@ def train(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None 
 def _run(cfg: EngineConfig, on_step: StepCallback, checkpoint_dir: Path | None, checkpoint_every: int) -> None:
     policy = load_policy(get_base_model(cfg), cfg.device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    eval_set = problem_set(cfg.tiers, cfg.eval_prompts_per_tier, heldout=True)
+    evaluator = Evaluator(cfg)
     schedule_state = cfg.schedules().initial_state()  # the alphas; a checkpoint restores them
-    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer, schedule_state) if checkpoint_dir else 0
+    start = _load_checkpoint(checkpoint_dir, cfg, policy, optimizer, evaluator, schedule_state) if checkpoint_dir else 0
     if start == 0:
-        on_step(0, eval_metrics(policy, cfg, 0, eval_set))
+        on_step(0, evaluator.metrics(policy, 0))
     for step in range(start + 1, cfg.steps + 1):
         metrics = rl_step(policy, optimizer, cfg, step, schedule_state)
         schedule_state = {"alpha_pos": metrics[M.ALPHA_POS], "alpha_neg": metrics[M.ALPHA_NEG]}
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics.update(eval_metrics(policy, cfg, step, eval_set))
+        if evaluator.protocol.evaluates(step, cfg.steps):
+            metrics.update(evaluator.metrics(policy, step))
         on_step(step, metrics)
         if checkpoint_dir is not None and (step % checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step, schedule_state)
+            _save_checkpoint(checkpoint_dir, cfg, policy, optimizer, step, evaluator.curve, schedule_state)
 
 
 def rl_step(policy, optimizer, cfg: EngineConfig, step: int,
@@ -175,16 +175,19 @@ def _identity(cfg: EngineConfig) -> dict:
 
 
 def _save_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, step: int,
-                     schedule_state: dict[str, float]) -> None:
+                     eval_curve: list[tuple[int, float]], schedule_state: dict[str, float]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     blob = {"step": step, "model": policy.state_dict(), "optimizer": optimizer.state_dict(),
-            "identity": _identity(cfg), "torch_rng": torch.get_rng_state(), "schedule_state": dict(schedule_state)}
+            "identity": _identity(cfg), "torch_rng": torch.get_rng_state(),
+            "eval_curve": [[s, a] for s, a in eval_curve],  # the running area's points so far
+            "schedule_state": dict(schedule_state)}
     atomic_save(blob, directory / CHECKPOINT_NAME)
 
 
-def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, schedule_state: dict[str, float]) -> int:
-    """Restore the checkpoint in ``directory`` if any (``schedule_state`` updated in place); return
-    its step (0 when there is none)."""
+def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, evaluator: Evaluator,
+                     schedule_state: dict[str, float]) -> int:
+    """Restore the checkpoint in ``directory`` if any (the evaluator's curve and ``schedule_state``
+    updated in place); return its step (0 when there is none)."""
     path = directory / CHECKPOINT_NAME
     if not path.exists():
         return 0
@@ -196,5 +199,6 @@ def _load_checkpoint(directory: Path, cfg: EngineConfig, policy, optimizer, sche
     policy.load_state_dict(blob["model"])
     optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["torch_rng"])
+    evaluator.curve = [(int(s), float(a)) for s, a in blob.get("eval_curve", [])]
     schedule_state.update(blob.get("schedule_state") or {})  # absent: a checkpoint from before schedules
     return int(blob["step"])

@@ -36,7 +36,17 @@ VERL_DEFAULT_MODEL = "qwen3-4b"  # "We use Qwen3-4B as the primary backbone" [v2
 # The verl models are the preset files of this folder (one owner): the default first, then by name.
 _VERL_FILES = sorted(p.name[: -len(".yaml")] for p in resources.files(__name__).iterdir() if p.name.endswith(".yaml"))
 VERL_MODELS = (VERL_DEFAULT_MODEL, *(m for m in _VERL_FILES if m != VERL_DEFAULT_MODEL))
-EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
+EMBEDDED_MODELS = ("embedded-carry", "embedded-tiny", "embedded-kappa-neg")  # the first is the embedded default
+# embedded-carry (the default since issue 24) is the paper's regime with headroom: the same model
+# and tiers 1-4, taught systematic errors (tinyrlvr.difficulty): from embedded-tiny's base, 400 more
+# warm-up steps on demonstrations that forget the i-th carry of a sum with probability 0.35 / 0.75 /
+# 0.95 (3rd and later). Prompts with many carries have a wrong answer as the base's mode (kappa > 0),
+# and the hard split (held-out prompts with >= 3 carries) starts near 0 at T = 0.4. The base still
+# holds the addition it learnt first, and RL at the engine's lr 1e-4 restores it within ~10 steps
+# (hard split 0.006 -> 0.96 on a design candidate, drops 0.3 / 0.7 / 0.95); at lr 1e-5 it climbs over
+# ~50 steps instead, so the RL lr is 1e-5 here (chosen for headroom, not for any method's result).
+# embedded-tiny is the earlier default (one random wrong digit per noisy demonstration; ~99%
+# held-out accuracy at T = 0.4).
 # Embedded variants: engine settings layered on the engine's defaults [ours]. embedded-kappa-neg is
 # kappa < 0, the regime where Proposition 1 says the two channels swap roles (issue 11; nobody has
 # shown it): a task the model genuinely cannot do yet. Only the hard tiers 3 and 4 (same model shape),
@@ -45,6 +55,8 @@ EMBEDDED_MODELS = ("embedded-tiny", "embedded-kappa-neg")  # the first is the em
 # 50 steps, so kappa stays < 0. (A base taught to be noisy, 60-75% wrong demonstrations from the
 # default base, gave kappa-hat < 0 at step 0 only: RL removed the noise within a few steps.)
 EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
+    "embedded-carry": {"warmup_errors": "carry", "warmup_carry_drop": [0.35, 0.75, 0.95], "warmup_relearn_steps": 400,
+                       "lr": 1.0e-5},
     "embedded-tiny": {},
     "embedded-kappa-neg": {"tiers": [3, 4], "warmup_steps": 470, "warmup_corrupt_frac": [0.0, 0.0],
                            "warmup_tier_weights": [1.0, 2.0]},

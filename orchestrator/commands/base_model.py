@@ -14,6 +14,7 @@ import typer
 
 app = typer.Typer(help="The embedded engine's base models: show them, rebuild them.", no_args_is_help=True)
 
+DEFAULT_MODEL = "embedded-carry"  # experiments.presets.EMBEDDED_MODELS[0], without importing the presets at startup
 ModelOpt = Annotated[str, typer.Option("--model", help="An embedded model preset (`asym study show` lists them).")]
 SmokeOpt = Annotated[bool, typer.Option("--smoke", help="The smoke preset's (smaller) base model.")]
 
@@ -29,7 +30,7 @@ def _engine_config(model: str, smoke: bool):
 
 
 @app.command("show")
-def show(model: ModelOpt = "embedded-tiny", smoke: SmokeOpt = False) -> None:
+def show(model: ModelOpt = DEFAULT_MODEL, smoke: SmokeOpt = False) -> None:
     """Print the base model's key, where it is, its content hash and how the warm-up made it."""
     import json
 
@@ -43,17 +44,16 @@ def show(model: ModelOpt = "embedded-tiny", smoke: SmokeOpt = False) -> None:
         typer.echo("it is made by a warm-up on first use, or now with `asym base-model build`")
         return
     report = base_model_report(path)
-    warmup = {k: v for k, v in cfg.trial_dict().items() if k.startswith("warmup_") or k in ("tiers", "d_model", "n_layers")}
-    if not cfg.warmup_relearn_steps:
-        warmup = {k: v for k, v in warmup.items() if not k.startswith("warmup_relearn_")}
+    warmup = cfg.base_model_settings()
     typer.echo(f"content hash {content_hash(path)}; warm-up {json.dumps(warmup)}")
-    typer.echo(f"accuracy per tier at T=1 after {report.get('steps')} steps: {report['accuracy']} "
+    relearn = f" + {report['relearn_steps']} relearn" if report.get("relearn_steps") else ""
+    typer.echo(f"accuracy per tier at T=1 after {report.get('steps')}{relearn} steps: {report['accuracy']} "
                f"({report['seconds']:.0f} s, torch {report.get('torch', '?')})")
 
 
 @app.command("build")
 def build(
-    model: ModelOpt = "embedded-tiny",
+    model: ModelOpt = DEFAULT_MODEL,
     smoke: SmokeOpt = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write here (default: the cache, never the package).")] = None,
 ) -> None:
