@@ -5,7 +5,8 @@ So with kappa-bar > 0 Pos-Only should end above REINFORCE in entropy and Neg-Onl
 kappa-bar < 0 the reverse. For every one-channel configuration of the sweep (pos-only, neg-only) this
 gives the predicted sign of its gap to REINFORCE, the gap measured per seed (paired: the same seed
 gives both runs the same prompts and sampler draws) over a late window of steps, and whether the gap
-stands out of the seed noise (> 2 standard errors).
+stands out of the seed noise (beyond the 95% t half-width: t quantile for n - 1 degrees of freedom
+times the standard error; 2 standard errors at n = 3 is only an ~82% interval).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import SweepData
-from analysis.stats import estimate, exceeds_noise, paired_gap
+from analysis.stats import estimate, exceeds_noise, paired_gap, t95
 from common import metric_names as M
 
 REFERENCE = "reinforce"
@@ -65,5 +66,5 @@ def ordering_table(data: SweepData) -> pd.DataFrame:
             out.append({"model": model, "label": label, "entropy": estimate(list(by_seed.values())), "gap": gap,
                         "predicted": {1: "above", -1: "below", 0: "?"}[predicted],
                         "observed": {1: "above", -1: "below", 0: "equal"}[observed],
-                        "beyond_noise": exceeds_noise(gap), "kappa_bar": kappa})
+                        "beyond_noise": exceeds_noise(gap, k=t95(gap.n - 1)), "kappa_bar": kappa})
     return pd.DataFrame(out)

@@ -59,15 +59,17 @@ def _ordering_table(ctx: Context) -> Section:
         verdict = "" if r.gap is None else ("agrees" if r.predicted == r.observed else "disagrees") + \
             ("" if r.beyond_noise else " (within noise)")
         rows.append([r.model, r.label, r.entropy.text(4), f"{r.kappa_bar:+.3f}", gap, r.predicted, r.observed, verdict])
-    view = tables.Table("Proposition 1: entropy relative to REINFORCE (late-window mean, ± 95% t interval over "
-                        "seeds; gap paired per seed, ± its standard error; within noise = under 2 standard errors)",
+    view = tables.Table("Entropy relative to REINFORCE, a trajectory outcome of separately trained runs (not "
+                        "Proposition 1's one-step change: see `asym probe prop1`): late-window mean, ± 95% t interval "
+                        "over seeds; gap paired per seed, ± its standard error; within noise = under the 95% t "
+                        "half-width (t quantile for the number of seeds)",
                         ["Model", "Method", "Entropy", "kappa-bar (1-20)", "Gap to REINFORCE", "Predicted",
                          "Observed", "Verdict"], rows, set())
     flat = frame.assign(entropy=[e.mean for e in frame["entropy"]],
                         gap=[math.nan if g is None else g.mean for g in frame["gap"]],
                         gap_se=[math.nan if g is None else g.se for g in frame["gap"]])
     paths = tables.write(view, flat, ctx.out, "prop1_ordering")
-    return Section("Proposition 1: the entropy ordering", view.caption, table_html=tables.to_html(view),
+    return Section("Entropy ordering (a trajectory outcome)", view.caption, table_html=tables.to_html(view),
                    files=tuple(p.name for p in paths))
 
 

@@ -224,7 +224,8 @@ def test_html_is_self_contained_and_names_left_out_trials(mixed_report):
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:4] == b"\x89PNG"
-    assert "file:" not in page and "http" not in page  # nothing to fetch
+    text = re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', page)  # base64 may spell anything
+    assert "file:" not in text and "http" not in text  # nothing to fetch
     assert page.count("<table") >= 4  # settings, Table 1, Table 2, trials
     assert "asym-extra-s0 (failed)" in page
 

@@ -125,6 +125,7 @@ def test_trainer_subclass_adds_the_diagnostics_through_transfer_queue(local_ray)
     tq.init(config.transfer_queue)
     try:
         trainer = AsymPPOTrainer(config)
+        trainer.global_steps = 1  # what verl's fit() has set when a step computes advantages
         assert trainer.trainer_mode == "sync" and type(trainer.replay_buffer).__name__ == "ReplayBuffer"
         gen = torch.Generator().manual_seed(0)
         rows, keys, tags = [], [], []
@@ -184,6 +185,7 @@ def test_trainer_subclass_hands_old_log_probs_to_the_unlikeliness_variant(local_
     tq.init(config.transfer_queue)
     try:
         trainer = AsymPPOTrainer(config)
+        trainer.global_steps = 1  # what verl's fit() has set when a step computes advantages
         gen = torch.Generator().manual_seed(1)
         rows, keys, tags = [], [], []
         for g, k in enumerate([2, 8, 5]):
