@@ -101,11 +101,35 @@ def _comparison_table(ctx: Context) -> Section:
                + f"), training reward and entropy over the last {comparison.LAST_FRACTION:.0%} of steps, "
                "entropy over all steps, none-/all-solved fractions and Cov(log pi, A) averaged over steps, kappa-bar "
                f"over the first {agg.KAPPA_STEPS} steps, PPO clip fractions per side")
+    notes = _covariance_loss_notes(ctx)
+    if notes:
+        caption += ". " + "; ".join(notes)
     view = tables.comparison_view(frame, caption)
     paths = tables.write(view, frame, ctx.out, "table4_comparison")
     runs.to_csv(ctx.out / "table4_comparison_runs.csv", index=False)
     return Section("Table 4: methods side by side", view.caption, table_html=tables.to_html(view),
                    files=tuple(p.name for p in paths) + ("table4_comparison_runs.csv",))
+
+
+def _covariance_loss_notes(ctx: Context) -> list[str]:
+    """Clip-Cov / KL-Cov rows of the embedded engine: how many tokens they can act on (not ranked)."""
+    from analysis.probe import covariance_loss_note
+
+    runs = ctx.data.runs
+    if "policy_loss" not in runs or "backend" not in runs:
+        return []
+    notes = []
+    for label, rows in runs[runs["policy_loss"].isin(["clip_cov", "kl_cov"]) & (runs["backend"] == "embedded")].groupby("label"):
+        run = rows.iloc[0]
+        try:
+            rollouts = float(run["cfg.prompts_per_step"]) * float(run["cfg.group_size"]) / float(run["cfg.mini_batches"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        length = ctx.data.history(run["run_id"], mn.RESPONSE_LENGTH).mean()
+        note = covariance_loss_note(run["policy_loss"], rollouts * float(length))
+        if note:
+            notes.append(f"{label}: {note}")
+    return notes
 
 
 def _prop1_check_table(ctx: Context) -> Section | None:
