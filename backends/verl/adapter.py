@@ -38,6 +38,7 @@ out of every group and get advantage 0.
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator
@@ -170,11 +171,23 @@ def _section_get(section: Any, key: str) -> Any:
 
 
 def read_asym_config(config: Any) -> tuple[str, float, float]:
-    """(variant, alpha_pos, alpha_neg) from verl's algorithm config ``config.asym.*``; validated."""
+    """(variant, alpha_pos, alpha_neg) from verl's algorithm config ``config.asym.*``.
+
+    Checked once per process and value (``_resolved``), not on every training step: the planner
+    checked a trial's alphas already; this is the boundary for a user's own Hydra overrides."""
     section = _section_get(config, "asym")
     variant = _section_get(section, "variant") or DEFAULT_VARIANT
-    estimator = get_estimator(str(variant))
-    alpha_pos, alpha_neg = estimator.resolve_alphas(_section_get(section, "alpha_pos"), _section_get(section, "alpha_neg"))
+    values = (str(variant), _section_get(section, "alpha_pos"), _section_get(section, "alpha_neg"))
+    try:
+        return _resolved(*values)
+    except TypeError:  # an unhashable value (a list): checked uncached, so its error is the estimator's own
+        return _resolved.__wrapped__(*values)
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(variant: str, alpha_pos: Any, alpha_neg: Any) -> tuple[str, float, float]:
+    estimator = get_estimator(variant)
+    alpha_pos, alpha_neg = estimator.resolve_alphas(alpha_pos, alpha_neg)
     return estimator.name, alpha_pos, alpha_neg
 
 
