@@ -11,8 +11,6 @@ Choices the paper leaves open (spec section 6/9, [NF]) are settings with our def
   the step where the selection score peaks; ``last`` takes the final evaluation instead. Ours: step 0
   (the base model, which has its own row) is never a trained run's checkpoint, and on ties the later
   step wins (as much accuracy after more training);
-- the area under the eval curve (``curve_area``): the trapezoid area of the evaluations over the
-  run's evaluated steps, divided by their span, i.e. the time-average accuracy (ours).
 """
 
 from __future__ import annotations
@@ -112,23 +110,6 @@ def select_checkpoint(steps: np.ndarray, scores: np.ndarray, mode: str = "best")
     if mode == "last":
         return int(s[-1])
     return int(s[len(v) - 1 - int(np.argmax(v[::-1]))])  # the last of the tied peaks
-
-
-def curve_area(steps: np.ndarray, values: np.ndarray) -> float:
-    """Normalised area under an eval curve: trapezoid area over the evaluated steps / their span.
-
-    The time-average accuracy of the run (ours; the paper reports curves, not their area). ``(T,)``
-    each; NaN values are left out; NaN with fewer than two evaluations.
-    """
-    s = np.asarray(steps, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    ok = ~np.isnan(v)
-    s, v = s[ok], v[ok]
-    order = np.argsort(s, kind="stable")
-    s, v = s[order], v[order]
-    if s.size < 2 or s[-1] == s[0]:
-        return float("nan")
-    return float(np.sum((v[1:] + v[:-1]) / 2.0 * np.diff(s)) / (s[-1] - s[0]))
 
 
 def first_steps_mean(steps: np.ndarray, values: np.ndarray, n: int = KAPPA_STEPS) -> float:

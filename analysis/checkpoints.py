@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
+from estimators.eval_measures import normalized_area
 from common import metric_names as mn
 
 BENCHMARK_LIST_PARAMS = {
@@ -89,7 +90,7 @@ def checkpoint_scores(data: SweepData, benchmarks: list[str], select: str = "bes
     step 0 is never selected (``aggregate.select_checkpoint``); a run with no evaluation after step 0
     is left out. ``avg`` is the tracked ``eval/mean_accuracy`` at that step (the benchmarks' mean when
     the run did not track it); ``auc`` the normalised area under the ``select_on`` eval curve
-    (``aggregate.curve_area``). Columns: run_id, model, label, seed, step, <benchmark>..., avg, auc.
+    (``estimators.eval_measures.normalized_area``, the engine's own ``eval/<b>/auc`` definition). Columns: run_id, model, label, seed, step, <benchmark>..., avg, auc.
     """
     if not benchmarks:
         raise ValueError("the sweep tracked no eval/<benchmark>/accuracy metric; nothing to tabulate")
@@ -105,7 +106,8 @@ def checkpoint_scores(data: SweepData, benchmarks: list[str], select: str = "bes
             row[bench] = float(history.get(step, np.nan))
         tracked_avg = data.history(run.run_id, mn.EVAL_MEAN_ACCURACY)
         row["avg"] = float(tracked_avg[step]) if step in tracked_avg.index else float(np.nanmean([row[b] for b in benchmarks]))
-        row["auc"] = agg.curve_area(score.index.to_numpy(), score.to_numpy())
+        curve = score.sort_index()
+        row["auc"] = normalized_area(curve.index.to_numpy(), curve.to_numpy())
         rows.append(row)
     return pd.DataFrame(rows, columns=["run_id", "model", "label", "seed", "step", *benchmarks, "avg", "auc"])
 
@@ -123,7 +125,7 @@ def base_scores(data: SweepData, benchmarks: list[str]) -> pd.DataFrame:
     frame = frame.groupby(["model", "seed"], sort=False).mean().reset_index()
     return frame.assign(auc=np.nan)  # one evaluation: no curve
 
-PASS_AT_K = re.compile(r"^eval/(?P<bench>[^/]+)/pass(?:@|_at_)(?P<k>\d+)$")  # MLflow names forbid '@': pass_at_k
+PASS_AT_K = re.compile(r"^eval/(?P<bench>[^/]+)/pass_at_(?P<k>\d+)$")  # common.metric_names.eval_pass_at_k
 
 
 def pass_at_k(data: SweepData, scores: pd.DataFrame, confidence: float = agg.DEFAULT_CONFIDENCE) -> pd.DataFrame:

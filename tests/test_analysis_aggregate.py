@@ -80,12 +80,6 @@ def test_select_checkpoint_never_returns_step_0_for_a_trained_run():
         agg.select_checkpoint(np.array([0]), np.array([1.0]))
 
 
-def test_curve_area_is_the_time_average_of_the_eval_curve():
-    assert agg.curve_area(np.array([0, 10, 20]), np.array([0.0, 1.0, 1.0])) == pytest.approx(0.75)
-    assert agg.curve_area(np.array([20, 0, 10]), np.array([1.0, 0.0, np.nan])) == pytest.approx(0.5)
-    assert np.isnan(agg.curve_area(np.array([0]), np.array([0.3])))
-
-
 def test_kappa_bar_first_steps_skips_nan_and_ignores_later_steps():
     steps = np.arange(1, 26)
     values = np.concatenate([np.arange(1, 21, dtype=float), np.full(5, 100.0)])
