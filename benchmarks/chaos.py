@@ -72,7 +72,8 @@ def server_pid(cwd: Path) -> int | None:
     return json.loads(files[0].read_text())["server_pid"] if files else None
 
 
-def finished_trials(cwd: Path) -> int:
+def _count(cwd: Path, sql: str, params: tuple = ()) -> int:
+    """One count from the sweep's sqlite store, read-only; 0 while it does not exist or is locked."""
     db = cwd / ".asym" / "mlflow" / "mlflow.db"
     if not db.exists():
         return 0
@@ -80,25 +81,20 @@ def finished_trials(cwd: Path) -> int:
 
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("select count(*) from runs r join tags t on r.run_uuid = t.run_uuid where "
-                                f"t.key = '{names.TAG_KIND}' and t.value = 'trial' and r.status = 'FINISHED'").fetchone()[0]
+            return conn.execute(sql, params).fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def finished_trials(cwd: Path) -> int:
+    return _count(cwd, "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid where t.key = ? and "
+                       "t.value = 'trial' and r.status = 'FINISHED'", (names.TAG_KIND,))
 
 
 def logged_steps(cwd: Path) -> int:
     """Training steps the trials have logged so far (distinct (run, step) of train/reward_mean)."""
-    db = cwd / ".asym" / "mlflow" / "mlflow.db"
-    if not db.exists():
-        return 0
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("select count(distinct m.run_uuid || ':' || m.step) from metrics m where m.key = ?",
-                                (M.REWARD_MEAN,)).fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return _count(cwd, "select count(distinct m.run_uuid || ':' || m.step) from metrics m where m.key = ?",
+                  (M.REWARD_MEAN,))
 
 
 def thresholds(rng: random.Random, n: int) -> list[int]:

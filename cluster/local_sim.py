@@ -230,7 +230,13 @@ def _stop_head(process: subprocess.Popen, temp: Path, gcs_port: int) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
-    marks = (str(temp), f":{gcs_port} ")
+    kill_processes_naming((str(temp), f":{gcs_port} "))
+
+
+def kill_processes_naming(marks: tuple[str, ...], timeout_s: float = 10) -> None:
+    """Kill every process (but this one) whose command line contains one of ``marks``, and wait."""
+    import psutil
+
     leftovers = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or []) + " "
@@ -241,4 +247,4 @@ def _stop_head(process: subprocess.Popen, temp: Path, gcs_port: int) -> None:
             proc.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(leftovers, timeout=10)
+    psutil.wait_procs(leftovers, timeout=timeout_s)

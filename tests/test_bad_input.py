@@ -8,12 +8,11 @@ same function (tests/test_tracking.py runs it as a subprocess).
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from refusal import assert_refused  # noqa: E402  (tests/ is on sys.path under pytest)
 
 DOWN = "http://127.0.0.1:9"  # port 9 (discard): nothing listens there
 # (argv, environment, what the one line says)
@@ -108,10 +107,6 @@ def inputs(tmp_path_factory) -> Path:
     return root
 
 
-def _snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
-
-
 @pytest.mark.parametrize("argv,env,message", CASES, ids=[f"{c[0]} {c[1]}" for c in CASES])
 def test_refused_with_one_line_and_exit_2_and_nothing_written(argv, env, message, inputs, monkeypatch, capsys):
     monkeypatch.chdir(inputs)
@@ -119,15 +114,8 @@ def test_refused_with_one_line_and_exit_2_and_nothing_written(argv, env, message
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    before = _snapshot(inputs)
-    with pytest.raises(SystemExit) as exit_info:
-        main(shlex.split(argv))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert message in err, err
+    err = assert_refused(argv, inputs, capsys, message)
     assert "secretpw" not in err
-    assert _snapshot(inputs) == before  # nothing written, not even ./.asym
     assert not (inputs / ".asym").exists() and not Path(os.environ.get("HOME", "/nonexistent"), "mlruns").exists()
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.local_sim import kill_processes_naming
 from common.net import free_port
 from ray_local import LOCAL_RAY_INIT
 
@@ -36,7 +37,6 @@ ray.shutdown()
 @pytest.fixture
 def user_head():
     """A live `ray start --head` (1 CPU), found by a bare ray.init() through RAY_TMPDIR/ray/ray_current_cluster."""
-    psutil = pytest.importorskip("psutil")
     root = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_TMPDIR"] = root
@@ -50,13 +50,7 @@ def user_head():
         assert (Path(root) / "ray" / "ray_current_cluster").exists()
         yield env, port
     finally:
-        mine = [p for p in psutil.process_iter(["pid", "cmdline"]) if root in " ".join(p.info["cmdline"] or [])]
-        for process in mine:
-            try:
-                process.kill()
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(mine, timeout=30)
+        kill_processes_naming((root,), timeout_s=30)  # this head's processes only (its own RAY_TMPDIR)
         shutil.rmtree(root, ignore_errors=True)
 
 

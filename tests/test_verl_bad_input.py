@@ -5,12 +5,11 @@ Each is one `error: ...` line, exit 2, before anything starts: nothing written (
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from refusal import assert_refused  # noqa: E402  (tests/ is on sys.path under pytest)
 
 GRID = "sweep grid --backend verl --alpha-pos 1 --alpha-neg 0.5 --model"
 CASES = [
@@ -34,10 +33,6 @@ def inputs(tmp_path_factory) -> Path:
     return root
 
 
-def _snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
-
-
 @pytest.mark.parametrize("argv,env,message", CASES, ids=[c[0].split("--model ")[1] + str(c[1]) for c in CASES])
 def test_refused_with_one_line_and_exit_2_and_nothing_written(argv, env, message, inputs, monkeypatch, capsys):
     monkeypatch.chdir(inputs)
@@ -45,14 +40,7 @@ def test_refused_with_one_line_and_exit_2_and_nothing_written(argv, env, message
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, str(inputs / value) if key == "HF_HOME" else value)
-    before = _snapshot(inputs)
-    with pytest.raises(SystemExit) as exit_info:
-        main(shlex.split(argv))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert message in err, err
-    assert _snapshot(inputs) == before and not (inputs / ".asym").exists()
+    assert_refused(argv, inputs, capsys, message)
 
 
 def test_a_model_in_the_cache_passes_offline(tmp_path, monkeypatch):
