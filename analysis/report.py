@@ -37,9 +37,9 @@ def report_file_pattern() -> re.Pattern:
     return re.compile(rf"^({alternatives})(_[^/]*)?\.({'|'.join(FILE_FORMATS)})$|^(report\.html|runs\.csv)$")
 
 
-def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable[[], Section | None]]]:
-    """Every figure and table this sweep supports, as (progress description, render job), read
-    off the declarative FIGURES and TABLES."""
+def _plan(data, settings: ReportSettings, out: Path) -> tuple[str, list[tuple[str, Callable[[], Section | None]]]]:
+    """(the checkpoint rule as the captions say it, every figure and table this sweep supports as
+    (progress description, render job)), read off the declarative FIGURES and TABLES."""
     from analysis import figures
 
     ctx = build_context(data, settings, out)
@@ -60,7 +60,7 @@ def _plan(data, settings: ReportSettings, out: Path) -> list[tuple[str, Callable
 
             jobs.append((f"{entry.stem}{'' if model is None else ' ' + model}", job))
     jobs += [(entry.name, lambda render=entry.render: render(ctx)) for entry in TABLES if entry.applies(ctx)]
-    return jobs
+    return ctx.select_text, jobs
 
 
 def _runs_section(data, out: Path) -> Section:
@@ -74,7 +74,7 @@ def _runs_section(data, out: Path) -> Section:
     return Section("Trials", caption, table_html=table, files=("runs.csv",))
 
 
-def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
+def _html(data, settings: ReportSettings, sections: list[Section], rule: str) -> str:
     def image(path: Path) -> str:
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{encoded}">'
@@ -88,7 +88,8 @@ def _html(data, settings: ReportSettings, sections: list[Section]) -> str:
     from common.redact import redact  # a URI's user:password never reaches the page
 
     meta = {"sweep": data.name, "study": data.study, "tracking store": redact(data.tracking_uri),
-            "parent run": data.parent_run_id, **{f"setting {k}": v for k, v in asdict(settings).items()}}
+            "parent run": data.parent_run_id, "tables report": rule or "(no evaluation tracked)",
+            **{f"setting {k}": v for k, v in asdict(settings).items()}}
     meta_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     style = ("body{font-family:sans-serif;max-width:1150px;margin:24px auto;color:#222}"
              "img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;margin:8px 0}"
@@ -137,7 +138,7 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        jobs = _plan(data, settings, scratch)
+        rule, jobs = _plan(data, settings, scratch)
         sections = []
         columns = (TextColumn("[bold]report[/bold] {task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=console, transient=True, disable=not show_progress) as progress:
@@ -150,7 +151,7 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
                 progress.advance(task)
             progress.update(task, description="report.html")
             sections.append(_runs_section(data, scratch))
-            (scratch / "report.html").write_text(_html(data, settings, sections))
+            (scratch / "report.html").write_text(_html(data, settings, sections, rule))
             progress.advance(task)
         _move_into(scratch, out_dir)
     except BaseException:

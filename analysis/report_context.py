@@ -74,6 +74,7 @@ class Context:
     select_on: str  # a benchmark name or checkpoints.MEAN
     accuracy_metric: str
     ema_note: str
+    accuracy_ema: float  # the EMA factor the accuracy curves get (0 when a run has too few evaluations)
     flip: list
     scores: object = None  # per-run checkpoint scores when evaluations are tracked
     select_text: str = ""
@@ -108,7 +109,7 @@ class Context:
     def curve_metrics(self) -> list[tuple]:
         return [
             (mn.ENTROPY, "Policy entropy", "token entropy (eq 7)", None),
-            (self.accuracy_metric, f"Test accuracy ({self.ema_note})", self.accuracy_metric, self.settings.ema),
+            (self.accuracy_metric, f"Test accuracy ({self.ema_note})", self.accuracy_metric, self.accuracy_ema),
             (mn.NONE_SOLVED, "None-solved groups", "fraction of groups with p = 0", None),
             (mn.ALL_SOLVED, "All-solved groups", "fraction of groups with p = 1", None),
             (mn.LOGP_GAIN_CORRECT, "Log-prob gain on correct rollouts", "mean log-prob gain", None),
@@ -133,12 +134,28 @@ def build_context(data, settings: ReportSettings, out: Path) -> Context:
     accuracy_metric = mn.EVAL_MEAN_ACCURACY if select_on == checkpoints.MEAN else mn.eval_accuracy(select_on)
     if accuracy_metric not in tracked and benchmarks:
         accuracy_metric = mn.eval_accuracy(benchmarks[0])
+    ema, ema_note = _accuracy_smoothing(data, accuracy_metric, settings.ema)
     ctx = Context(data=data, settings=settings, out=out, colours=figures.palette(data.labels),
                   configs=summaries.configurations(data), group_size=settings.group_size or summaries.group_size(data),
                   tracked=tracked, benchmarks=benchmarks, select_on=select_on, accuracy_metric=accuracy_metric,
-                  ema_note=f"EMA {settings.ema:g}" if settings.ema else "no smoothing", flip=summaries.flip_labels(data))
+                  ema_note=ema_note, accuracy_ema=ema, flip=summaries.flip_labels(data))
     if benchmarks:
         ctx.scores = checkpoints.checkpoint_scores(data, benchmarks, settings.select, select_on)
         rule = (f"checkpoint with the best {ctx.select_name}" if settings.select == "best" else "last checkpoint")
         ctx.select_text = rule + " after step 0" + (" (later step on ties)" if settings.select == "best" else "")
     return ctx
+
+
+MIN_EVALS_FOR_EMA = 10  # ours: an EMA over fewer evaluations is mostly its starting value
+
+
+def _accuracy_smoothing(data, metric: str, ema: float) -> tuple[float, str]:
+    """(factor, caption words) for the accuracy curves: ``ema`` unless the runs have fewer than
+    MIN_EVALS_FOR_EMA evaluations (a 20-step run evaluated at 0, 10, 20 would read as a third of
+    its accuracy at EMA 0.8)."""
+    if not ema:
+        return 0.0, "not smoothed"
+    counts = data.metrics[data.metrics["metric"] == metric].groupby("run_id")["step"].nunique()
+    if counts.empty or counts.median() < MIN_EVALS_FOR_EMA:
+        return 0.0, f"not smoothed: {int(counts.median()) if not counts.empty else 0} evaluations per run"
+    return ema, f"EMA {ema:g}"

@@ -127,7 +127,7 @@ FIGURES: tuple[FigureEntry, ...] = (
                           f"G = {c.group_size} with k correct, computed by estimators.compute_advantages.", _fig1),
     FigureEntry("fig2_training", "Figure 2 style: training dynamics ({model})",
                 lambda c: f"Mean over seeds; the band is the {c.settings.confidence:.0%} bootstrap interval over seeds. "
-                          f"Test accuracy is {c.accuracy_metric}, {c.ema_note}-smoothed per seed before averaging; "
+                          f"Test accuracy is {c.accuracy_metric} ({c.ema_note}; an EMA is applied per seed before averaging); "
                           "step 0 is the starting model.",
                 _fig2, applies=lambda c, m: any(k[0] in c.tracked for k in c.curve_metrics()), per_model=True),
     _channel_sweep_entry("pos-only", "a-d", "alpha+"),

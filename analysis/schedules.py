@@ -10,7 +10,7 @@ Hooked into the report by one entry in ``analysis.report_figures.FIGURES`` and o
     TableEntry("Alpha schedules", (schedules.TABLE_STEM,), schedules.table_applies, schedules.table_section),
 
 ``draw`` / ``applies`` / ``caption`` / ``table_section`` read the report ``Context`` fields ``data``,
-``colours``, ``settings``, ``tracked``, ``out``, ``accuracy_metric`` and ``ema_note``.
+``colours``, ``settings``, ``tracked``, ``out``, ``accuracy_metric``, ``accuracy_ema`` and ``ema_note``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def caption(ctx) -> str:
 
 
 def draw(ctx, model: str | None):
-    return figure(ctx.data, model, ctx.colours, ctx.accuracy_metric, ctx.settings.ema, ctx.ema_note,
+    return figure(ctx.data, model, ctx.colours, ctx.accuracy_metric, ctx.accuracy_ema, ctx.ema_note,
                   ctx.settings.confidence, ctx.settings.seed)
 
 
