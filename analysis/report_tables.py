@@ -139,10 +139,12 @@ def _prop1_check_table(ctx: Context) -> Section | None:
     if check.empty:
         return None
     caption = ("Table 5: Proposition 1 sign check. 'step': Cui et al.'s first-order entropy change "
-               "dH = -eta Cov(log pi, A), which Prop. 1 builds on, per run mean and per step. 'eq 6': the "
-               "alpha-family prediction against REINFORCE, observed on step 1 (same base model and "
-               "rollouts per seed; Adam's first update is about lr * sign(gradient), so only the sign of the "
-               "difference is meaningful). n/a: no first-order prediction (a+ = a-) or a sign is undefined.")
+               "dH = -eta Cov(log pi, A), which Prop. 1 builds on, per run mean and per step. 'eq 6 at step 1': "
+               "the sign of the step-1 entropy change minus REINFORCE's (same base model and first batch per seed) "
+               "against Proposition 1's exact within-group prediction (embedded runs; the linearised "
+               "(a+ - a-) kappa-bar beside it, and deciding where the exact one is not logged, as on verl). A "
+               "one-step change of AdamW runs: Adam's first update is about lr * sign(gradient), so only the sign "
+               "is compared; `asym probe prop1` measures it like for like. n/a: a sign is undefined.")
     view = tables.prop1_view(check, caption)
     paths = tables.write(view, check, ctx.out, "table5_prop1")
     return Section("Table 5: Proposition 1 sign check", view.caption, table_html=tables.to_html(view),
