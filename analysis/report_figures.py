@@ -71,17 +71,21 @@ def _model_grids(ctx: Context, model: str) -> list[tuple[str, object]]:
     return [(estimator, cells) for (m, estimator), cells in _alpha_grids(ctx).items() if m == model]
 
 
+def _grid_csv(ctx: Context, model: str, estimator: str) -> str:
+    """The file of one heatmap panel's numbers (AsymGRPO's keeps the plain name)."""
+    return f"fig4d_alpha_grid{ctx.suffix(model)}{'' if estimator == 'asym' else '_' + estimator}.csv"
+
+
 def _fig4d(ctx: Context, model: str):
     panels = _model_grids(ctx, model)
     for estimator, cells in panels:  # the heatmap's numbers, beside it
-        tag = "" if estimator == "asym" else f"_{estimator}"
-        cells.mean.to_csv(ctx.out / f"fig4d_alpha_grid{ctx.suffix(model)}{tag}.csv")
+        cells.mean.to_csv(ctx.out / _grid_csv(ctx, model, estimator))
     return figures.heatmap_figure(panels, f"Alpha grid ({model}): {ctx.select_name}\nat the {ctx.select_text}",
                                   f"{ctx.select_name}, mean over seeds")
 
 
 def _fig4d_files(ctx: Context, model: str) -> tuple[str, ...]:
-    return tuple(f"fig4d_alpha_grid{ctx.suffix(model)}{'' if e == 'asym' else '_' + e}.csv" for e, _ in _model_grids(ctx, model))
+    return tuple(_grid_csv(ctx, model, estimator) for estimator, _ in _model_grids(ctx, model))
 
 
 def _pass_at_k(ctx: Context, model: str):
