@@ -9,6 +9,7 @@ Also the base row, the area under the eval curve and pass@k at the selected chec
 
 from __future__ import annotations
 
+import ast
 import re
 
 import numpy as np
@@ -16,8 +17,9 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
-from estimators.eval_measures import normalized_area
+from analysis.stats import estimate
 from common import metric_names as mn
+from estimators.eval_measures import normalized_area
 
 BENCHMARK_LIST_PARAMS = {
     "cfg.tiers": lambda tiers: [f"tier{t}" for t in tiers],  # embedded engine: (1, 2) -> tier1, tier2
@@ -68,7 +70,6 @@ def selection_history(data: SweepData, run_id: str, benchmarks: list[str], selec
 
 def _declared_benchmarks(runs: pd.DataFrame) -> list[str]:
     """Benchmark names in the order a run's config lists them (see ``eval_benchmarks``)."""
-    import ast
 
     for key, to_names in BENCHMARK_LIST_PARAMS.items():
         if key not in runs.columns or not runs[key].notna().any():
@@ -134,7 +135,6 @@ def pass_at_k(data: SweepData, scores: pd.DataFrame, confidence: float = agg.DEF
 
     Columns: model, label, benchmark, k, mean, low, high, n. Empty when no pass@k is tracked.
     """
-    from analysis.stats import estimate
 
     tracked = [(m, PASS_AT_K.match(m)) for m in data.metric_names()]
     tracked = [(m, match["bench"], int(match["k"])) for m, match in tracked if match]

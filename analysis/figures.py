@@ -12,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.colors import Normalize, to_hex
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from analysis.stats import t95
 
 FORMATS = ("png", "svg")
 DPI = 130
@@ -20,7 +24,6 @@ DPI = 130
 
 def palette(labels: list[str]) -> dict[str, str]:
     """One colour per label, in the given order (tab10, then tab20 for larger sweeps)."""
-    from matplotlib.colors import to_hex
 
     cmap = colormaps["tab10"] if len(labels) <= 10 else colormaps["tab20"]
     return {label: to_hex(cmap(i % cmap.N)) for i, label in enumerate(labels)}
@@ -124,7 +127,6 @@ def heatmap_figure(panels: list[tuple[str, object]], title: str, value_label: st
     noise); cells with an alpha >= 1 (outside the paper's range, no interior pressure peak) are
     hatched. The colour range is the data's own range, shared by the panels.
     """
-    from analysis.stats import t95
 
     finite_all = np.concatenate([c.mean.to_numpy(dtype=np.float64).ravel() for _, c in panels])
     finite_all = finite_all[np.isfinite(finite_all)]
@@ -176,7 +178,6 @@ def heatmap_figure(panels: list[tuple[str, object]], title: str, value_label: st
 
 
 def _cell_box(x: int, y: int, dashed: bool = False, hatch: bool = False):
-    from matplotlib.patches import Rectangle
 
     if hatch:  # outside the paper's alpha range
         return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="grey", lw=0, hatch="//", alpha=0.6)
@@ -215,7 +216,6 @@ def pressure_figure(curves: pd.DataFrame, peaks: pd.DataFrame) -> Figure:
     A curve depends on one alpha only, so it is coloured by that alpha (one sequential scale for
     both panels) and its legend names the configurations that share it.
     """
-    from matplotlib.colors import Normalize
 
     fig = Figure(figsize=(11, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)

@@ -17,10 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
+from common.redact import redact
 from experiments import tracking_names as tn
+from experiments.studies import STUDIES
 
 # The tidy metric frame: one row per (run, metric, step).
 METRIC_COLUMNS = (
@@ -69,7 +72,7 @@ class SweepData:
 
 
 def _client(tracking_uri: str):
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # deferred: mlflow
 
     return MlflowClient(tracking_uri=tracking_uri)
 
@@ -149,7 +152,7 @@ def _follow_link(client, run):
     origin_id = run.data.tags.get(tn.TAG_REUSED_FROM)
     if not origin_id:
         return run
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # deferred: mlflow
 
     try:
         origin = client.get_run(origin_id)
@@ -162,7 +165,6 @@ def _follow_link(client, run):
 
 def check_store_exists(uri: str) -> None:
     """A local store (sqlite file or file: folder) must exist: reading must not create an empty one."""
-    from urllib.parse import urlparse
 
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
@@ -179,7 +181,6 @@ def check_store_exists(uri: str) -> None:
 def _label_order(runs: pd.DataFrame) -> list[str]:
     """Methods in the order their study declares them (the paper's table order); others (grid
     cells, custom studies) after them, by alpha_pos, alpha_neg, then name."""
-    from experiments.studies import STUDIES
 
     declared: list[str] = []
     for study in dict.fromkeys(runs["study"]):
@@ -202,7 +203,6 @@ def open_sweep(name: str, uri: str):
     if parent is None:
         known = list_sweeps(uri) if experiment is not None else []
         hint = f"known sweeps: {', '.join(known)}" if known else "run `asym sweep <study>` first"
-        from common.redact import redact
 
         raise ValueError(f"no sweep named '{name}' in the tracking store {redact(uri)} ({hint})")
     return client, experiment.experiment_id, parent

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 MEASURES = (("measured_dh_batch", "batch tokens"), ("measured_dh_probe", "probe set"))
@@ -127,7 +128,6 @@ def figure(frame: pd.DataFrame, column: str = "measured_dh_batch") -> Figure:
 
 def write_report(csv_path: Path, out_dir: Path) -> list[Path]:
     """``probe.png`` (batch tokens), ``probe_probe_set.png`` and ``agreement.md`` beside the CSV."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     frame = load_rows(csv_path)
     paths = []
@@ -150,7 +150,7 @@ def covariance_loss_note(policy_loss: str, response_tokens_per_minibatch: float)
     2e-4 and KL-Cov 2e-3 of them, the authors' 7B recipes, at least one): at the embedded engine's
     ~2,000 tokens per mini-batch that is 1 and about 4 tokens, where a 7B run selects hundreds.
     """
-    from tinyrlvr.policy_losses import CLIP_COV_RATIO, KL_COV_RATIO
+    from tinyrlvr.policy_losses import CLIP_COV_RATIO, KL_COV_RATIO  # deferred: torch
 
     ratio = {"clip_cov": CLIP_COV_RATIO, "kl_cov": KL_COV_RATIO}.get(policy_loss)
     if ratio is None or not math.isfinite(response_tokens_per_minibatch):

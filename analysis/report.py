@@ -21,9 +21,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from analysis import figures
+from analysis.load import load_sweep
 from analysis.report_context import ReportSettings, Section, build_context  # noqa: F401  (ReportSettings: the API)
 from analysis.report_figures import FIGURES
 from analysis.report_tables import TABLES
+from common.redact import redact
 
 ARTIFACT_DIR = "report"
 FILE_FORMATS = ("png", "svg", "csv", "md", "tex")
@@ -40,7 +46,6 @@ def report_file_pattern() -> re.Pattern:
 def _plan(data, settings: ReportSettings, out: Path) -> tuple[str, list[tuple[str, Callable[[], Section | None]]]]:
     """(the checkpoint rule as the captions say it, every figure and table this sweep supports as
     (progress description, render job)), read off the declarative FIGURES and TABLES."""
-    from analysis import figures
 
     ctx = build_context(data, settings, out)
     jobs: list[tuple[str, Callable[[], Section | None]]] = []
@@ -85,7 +90,6 @@ def _html(data, settings: ReportSettings, sections: list[Section], rule: str) ->
         files = ", ".join(s.files)
         blocks.append(f"<section><h2>{html.escape(s.title)}</h2>{body}<p class='cap'>{html.escape(s.caption)}</p>"
                       f"<p class='files'>files: {html.escape(files)}</p></section>")
-    from common.redact import redact  # a URI's user:password never reaches the page
 
     meta = {"sweep": data.name, "study": data.study, "tracking store": redact(data.tracking_uri),
             "parent run": data.parent_run_id, "tables report": rule or "(no evaluation tracked)",
@@ -123,10 +127,7 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
     Raises ValueError (one line) for bad settings, an unknown sweep or a sweep without a finished
     trial; nothing is written then.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from analysis.load import load_sweep
 
     settings = (settings or ReportSettings()).validate()
     out_dir = Path(out_dir)
@@ -164,7 +165,7 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
 
 def _attach(data, out_dir: Path, names: list[str], console) -> None:
     """Log this report's files under ``report/`` on the sweep's parent run (shown in the MLflow UI)."""
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # deferred: mlflow
 
     client = MlflowClient(tracking_uri=data.tracking_uri)
     with tempfile.TemporaryDirectory() as staging:

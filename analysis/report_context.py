@@ -124,7 +124,7 @@ class Context:
 
 
 def build_context(data, settings: ReportSettings, out: Path) -> Context:
-    from analysis import figures
+    from analysis import figures  # deferred: matplotlib
 
     benchmarks = checkpoints.eval_benchmarks(data)
     select_on = checkpoints.selection_benchmark(benchmarks, settings.select_on)

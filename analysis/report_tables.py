@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from analysis import aggregate as agg
-from analysis import checkpoints, schedules, summaries, tables
+from analysis import checkpoints, comparison, schedules, summaries, tables
+from analysis.cost import cost_table
+from analysis.ordering import ordering_table
+from analysis.probe import covariance_loss_note
 from analysis.report_context import Context, Section
 from analysis.report_figures import telemetry_tracked
 from common import metric_names as mn
@@ -50,7 +53,6 @@ def _accuracy_table(ctx: Context) -> Section:
 
 
 def _ordering_table(ctx: Context) -> Section:
-    from analysis.ordering import ordering_table
 
     frame = ordering_table(ctx.data)
     rows = []
@@ -79,7 +81,6 @@ def _ordering_applies(ctx: Context) -> bool:
 
 
 def _cost_table(ctx: Context) -> Section:
-    from analysis.cost import cost_table
 
     frame = cost_table(ctx.data.runs, ctx.data.metrics)
     rows = [[r.label, str(int(r.trials)), f"{r.gpu_hours:.4f}", f"{r.cpu_hours:.4f}",
@@ -92,7 +93,6 @@ def _cost_table(ctx: Context) -> Section:
 
 
 def _comparison_table(ctx: Context) -> Section:
-    from analysis import comparison
 
     runs = comparison.per_run(ctx.data, ctx.scores)
     frame = comparison.comparison_table(runs, ctx.settings.confidence, ctx.settings.seed)
@@ -113,7 +113,6 @@ def _comparison_table(ctx: Context) -> Section:
 
 def _covariance_loss_notes(ctx: Context) -> list[str]:
     """Clip-Cov / KL-Cov rows of the embedded engine: how many tokens they can act on (not ranked)."""
-    from analysis.probe import covariance_loss_note
 
     runs = ctx.data.runs
     if "policy_loss" not in runs or "backend" not in runs:
@@ -133,7 +132,6 @@ def _covariance_loss_notes(ctx: Context) -> list[str]:
 
 
 def _prop1_check_table(ctx: Context) -> Section | None:
-    from analysis import comparison
 
     check = comparison.prop1_check(ctx.data, comparison.per_run(ctx.data, ctx.scores))
     if check.empty:

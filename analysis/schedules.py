@@ -78,7 +78,7 @@ def draw(ctx, model: str | None):
 def figure(data, model: str | None, colours: dict[str, str], accuracy_metric: str = M.EVAL_MEAN_ACCURACY,
            ema: float | None = None, ema_note: str = "no smoothing", confidence: float = 0.95, seed: int = 0):
     """Four panels, one line per configuration: alpha+, alpha-, entropy, test accuracy."""
-    from analysis import figures, summaries
+    from analysis import figures, summaries  # deferred: matplotlib
 
     metrics = [
         (M.ALPHA_POS, "alpha+ (positive channel)", "alpha_pos", None),
@@ -161,7 +161,7 @@ def table_applies(ctx) -> bool:
 
 def table_section(ctx):
     """The report's table (CSV and HTML), gaps against the study's fixed cell when it has one."""
-    from analysis.report_context import Section
+    from analysis.report_context import Section  # deferred: torch
 
     reference = next((label for label in ctx.data.labels if "fixed" in label.lower()), None)
     frame = schedule_table(ctx.data, reference, accuracy_metric=ctx.accuracy_metric)

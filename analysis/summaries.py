@@ -15,7 +15,9 @@ import pandas as pd
 
 from analysis import aggregate as agg
 from analysis.load import SweepData
+from analysis.stats import estimate
 from common import metric_names as mn
+from estimators.registry import ESTIMATORS, get_estimator
 
 FLIP_ESTIMATORS = ("grpo", "ent-decrease", "ent-increase")  # Sec 3.2 / Fig 3
 GROUP_SIZE_PARAMS = ("cfg.group_size", "cfg.rollouts_per_prompt", "cfg.n", "cfg.rollout_n", "cfg.num_generations")
@@ -107,7 +109,6 @@ def alpha_family(runs: pd.DataFrame) -> pd.Series:
     """Per run: is its estimator of eq 8's alpha family? The run's own ``alpha_family`` param (the
     registry's flag, logged by the trial, which had the user's estimator modules imported), else the
     registry's flag for a built-in estimator; False for an estimator this process does not know."""
-    from estimators.registry import ESTIMATORS
 
     def registry_flag(name) -> bool:
         return bool(name in ESTIMATORS and ESTIMATORS[name].alpha_family)
@@ -146,7 +147,6 @@ def alpha_grid(data: SweepData, scores: pd.DataFrame, column: str = "avg") -> di
     fill at least half the grid (a real grid, not the two AsymGRPO rows of the main table). Each
     frame has rows alpha_pos, columns alpha_neg, NaN where no run.
     """
-    from analysis.stats import estimate
 
     grids = {}
     for (model, estimator), rows in _grid_runs(data, scores).groupby(["model", "estimator"], sort=False):
@@ -195,8 +195,7 @@ def advantage_curves(configs: pd.DataFrame, group_size: int) -> pd.DataFrame:
     and its entropy-bonus variant) share one curve, labelled "A / B".
     Columns: label, estimator, channel ("pos"/"neg"), k, p, advantage.
     """
-    from estimators.curves import channel_values, check_group_size
-    from estimators.registry import ESTIMATORS, get_estimator
+    from estimators.curves import channel_values, check_group_size  # deferred: torch
 
     check_group_size(group_size)
     rows = []
@@ -219,9 +218,9 @@ def pressure_curves(configs: pd.DataFrame, points: int = 199) -> tuple[pd.DataFr
     Returns (curves: channel, alpha, labels, p, pressure; peaks: channel, alpha, p_star, pressure).
     ``labels`` names the configurations that share the curve ("REINFORCE / Neg-Only").
     """
-    import torch
+    import torch  # deferred: torch
 
-    from estimators.diagnostics import pressure_neg, pressure_peaks, pressure_pos
+    from estimators.diagnostics import pressure_neg, pressure_peaks, pressure_pos  # deferred: torch
 
     p = torch.linspace(0.0, 1.0, points + 2, dtype=torch.float64)[1:-1]
     family = configs[configs["alpha_family"]] if "alpha_family" in configs else configs.iloc[0:0]

@@ -43,7 +43,7 @@ BACKENDS: dict[str, BackendEntry] = {
 
 def get_backend(name: str):
     """A new backend object for ``name``; the error lists the known ones."""
-    from experiments.presets import check_backend  # the one "unknown backend" error (presets: omegaconf, not at CLI start)
+    from experiments.presets import check_backend  # deferred: omegaconf; the one "unknown backend" error
 
     check_backend(name)
     module, _, cls = BACKENDS[name].cls.partition(":")

@@ -12,8 +12,13 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from experiments.spec import TrialSpec
+from rich.console import Console
+
 from backends.base import Reporter
+from experiments.spec import TrialSpec
+from tinyrlvr import ENGINE_VERSION
+from tinyrlvr.base_model_files import base_model_path, cached_content_hash
+from tinyrlvr.config import EngineConfig
 
 CHECKPOINT_EVERY = 10  # steps between engine checkpoints (a retry repeats at most this many)
 
@@ -41,7 +46,6 @@ class EmbeddedBackend:
             self.device = "cuda"
 
     def engine_config(self, trial: TrialSpec):
-        from tinyrlvr.config import EngineConfig
 
         return EngineConfig.create(
             estimator=trial.estimator, alpha_pos=trial.alpha_pos, alpha_neg=trial.alpha_neg,
@@ -53,9 +57,7 @@ class EmbeddedBackend:
 
     def prepare(self, trials: Iterable[TrialSpec]) -> None:
         """Make (or load) every base model the trials need, once, before the sweep starts."""
-        from rich.console import Console
 
-        from tinyrlvr.base_model_files import base_model_path
 
         console = Console(stderr=True)
         seen: set[str] = set()
@@ -68,7 +70,7 @@ class EmbeddedBackend:
             if path.exists():
                 continue
             # The first run on a machine warms the base model up (minutes): say so, or it looks hung.
-            from tinyrlvr.base_model import get_base_model
+            from tinyrlvr.base_model import get_base_model  # deferred: numpy, torch
 
             console.print(f"making the embedded base model once (supervised warm-up, ~2-3 min on 2 cores; cached at {path})")
             with console.status("warming up the base model..."):
@@ -77,14 +79,12 @@ class EmbeddedBackend:
 
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """The engine's version and the base model's content hash (its weights, not its file)."""
-        from tinyrlvr import ENGINE_VERSION
-        from tinyrlvr.base_model_files import base_model_path, cached_content_hash
 
         cfg = self.engine_config(trial)
         return {"engine": ENGINE_VERSION, "base_model": cached_content_hash(base_model_path(cfg), cfg.cache_dir)}
 
     def run(self, trial: TrialSpec, report: Reporter, workdir: Path) -> None:
-        from tinyrlvr.trainer import train
+        from tinyrlvr.trainer import train  # deferred: numpy, torch
 
         cfg = self.engine_config(trial)
         train(cfg, report, checkpoint_dir=Path(workdir) / "checkpoints", checkpoint_every=self.checkpoint_every)

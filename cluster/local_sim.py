@@ -15,6 +15,7 @@ by its own process group and temp folder (never `ray stop`, which stops every Ra
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from common.net import free_port
 
@@ -63,8 +66,8 @@ def simulated_cluster(
     `dashboard`: the head also runs Ray's dashboard with its job server (Ray Jobs, without token
     authentication); `head_resources`: custom resources the head declares (the verl backend's
     admission units, `backends.verl.admission`)."""
-    import ray
-    from ray.cluster_utils import Cluster
+    import ray  # deferred: ray
+    from ray.cluster_utils import Cluster  # deferred: ray
 
     if ray.is_initialized():
         ray.shutdown()
@@ -119,7 +122,7 @@ def _wait_for_job_server(dashboard: str, timeout_s: float = 120.0) -> None:
 
 
 def _wait_for_gpus(expected: int, timeout_s: float = 60.0) -> None:
-    import ray
+    import ray  # deferred: ray
 
     deadline = time.monotonic() + timeout_s
     while ray.cluster_resources().get("GPU", 0) < expected:
@@ -135,11 +138,9 @@ def sleep_trial(config: dict) -> None:
     see which trials run where while the sweep is still going. The settings may sit under
     `config["trial"]` (a sweep's trial dict: its `name` is the index), top-level keys winning.
     """
-    import json
-    from pathlib import Path
 
-    import ray
-    from ray import tune
+    import ray  # deferred: ray
+    from ray import tune  # deferred: ray
 
     config = {**config.get("trial", {}), **{k: v for k, v in config.items() if k != "trial"}}
     index = config.get("index", config.get("name", 0))
@@ -169,7 +170,7 @@ def local_head(num_cpus: int = 2, num_gpus: int = 0, head_env: Mapping[str, str]
     `head_env`: extra variables of the head's processes (as `VAR=... ray start` would set them).
     The interpreter's bin folder leads PATH, as an activated virtual environment does on a node.
     """
-    from cluster.head import ray_executable
+    from cluster.head import ray_executable  # deferred: omegaconf
 
     temp = Path(tempfile.mkdtemp(prefix="ash", dir="/tmp"))
     token = temp / "auth_token"
@@ -218,7 +219,6 @@ def _wait_for_dashboard(dashboard: str, process: subprocess.Popen, log_path: Pat
 
 def _stop_head(process: subprocess.Popen, temp: Path, gcs_port: int) -> None:
     """Stop this head only: its process group, then any of its processes that left the group."""
-    import psutil
 
     for sig, wait_s in ((signal.SIGTERM, 8), (signal.SIGKILL, 10)):
         try:
@@ -235,7 +235,6 @@ def _stop_head(process: subprocess.Popen, temp: Path, gcs_port: int) -> None:
 
 def kill_processes_naming(marks: tuple[str, ...], timeout_s: float = 10) -> None:
     """Kill every process (but this one) whose command line contains one of ``marks``, and wait."""
-    import psutil
 
     leftovers = []
     for proc in psutil.process_iter(["pid", "cmdline"]):

@@ -19,7 +19,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from common.errors import UserError
-from common.typed_yaml import read_yaml, where as line_of
+from common.typed_yaml import read_yaml
+from common.typed_yaml import where as line_of
+from experiments.tracking_names import check_storage
 
 PROVIDERS = ("local", "aws", "gcp", "azure")
 DEFAULT_DASHBOARD_PORT = 8265
@@ -207,8 +209,8 @@ def _omegaconf_reason(exc: OmegaConfBaseException) -> str:
 
 def _check_ray_schema(path: Path, raw: dict[str, Any]) -> None:
     """Ray's own schema for cluster-launcher files (the one `ray up` validates against)."""
-    import jsonschema
-    import ray.autoscaler
+    import jsonschema  # deferred: jsonschema
+    import ray.autoscaler  # deferred: ray
 
     schema_path = Path(ray.autoscaler.__file__).parent / "ray-schema.json"
     schema = json.loads(schema_path.read_text())
@@ -243,7 +245,6 @@ def _check_semantics(path: Path, cfg: DictConfig) -> None:
         fail("max_workers", "must be 0 or more")
     storage = (cfg.metadata or {}).get("storage")  # metadata is a mapping (Ray's schema checked that)
     if storage is not None:
-        from experiments.tracking_names import check_storage
 
         if not isinstance(storage, str) or not storage.strip():
             fail("metadata.storage", "must be the absolute path of a folder every node mounts")

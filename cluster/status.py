@@ -12,6 +12,9 @@ import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 
+from rich.console import Console
+from rich.table import Table
+
 from cluster.submit import METADATA_ARGV, METADATA_KIND, connect
 from common.errors import UserError
 
@@ -46,7 +49,7 @@ class ClusterSnapshot:
 
 def snapshot(head: str, include_dead: bool = False) -> ClusterSnapshot:
     """Read nodes, GPU use and asym sweeps (Ray jobs submitted by `asym sweep --cluster`) from the head."""
-    from ray.util.state import list_actors, list_nodes
+    from ray.util.state import list_actors, list_nodes  # deferred: ray
 
     try:
         nodes = list_nodes(address=head, detail=True, limit=10_000, raise_on_missing_output=False)
@@ -89,7 +92,7 @@ def _sweeps(head: str) -> list[SweepRow]:
 
 def _cluster_gpu_usage(head: str) -> tuple[float, float]:
     """(GPUs in use, GPUs in total) from the dashboard's cluster status (the autoscaler's view)."""
-    from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled
+    from ray._private.authentication.http_token_authentication import get_auth_headers_if_auth_enabled  # deferred: ray
 
     request = urllib.request.Request(head.rstrip("/") + "/api/cluster_status", headers=get_auth_headers_if_auth_enabled({}))
     try:
@@ -104,8 +107,6 @@ def _cluster_gpu_usage(head: str) -> tuple[float, float]:
 
 def render(snap: ClusterSnapshot) -> None:
     """Print the snapshot as two Rich tables."""
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     nodes = Table(title=f"Ray cluster at {snap.head}: {len(snap.nodes)} node(s), "

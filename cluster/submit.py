@@ -87,7 +87,7 @@ def connect(head: str):
     With token authentication (Ray's default when a token exists), the client sends the token from
     ~/.ray/auth_token or $RAY_AUTH_TOKEN in a request header: it is not part of the job.
     """
-    from ray.job_submission import JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient  # deferred: ray
 
     try:
         return JobSubmissionClient(head)

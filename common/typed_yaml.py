@@ -12,6 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from common.errors import first_line
 
 
@@ -34,10 +36,9 @@ def read_yaml(path: str | Path, what: str, error: type[Exception] = YamlFileErro
     lines = line_map(text, path, error)
     try:
         if plain:
-            import yaml
 
             return yaml.safe_load(text), lines
-        from omegaconf import OmegaConf
+        from omegaconf import OmegaConf  # deferred: omegaconf
 
         return OmegaConf.create(text), lines
     except Exception as exc:  # yaml errors the composer let through
@@ -47,8 +48,8 @@ def read_yaml(path: str | Path, what: str, error: type[Exception] = YamlFileErro
 def typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, int],
           error: type[ValueError] = YamlFileError) -> dict:
     """``value`` merged onto ``schema`` as a plain dict; a schema error names the file, line and field."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf import OmegaConf  # deferred: omegaconf
+    from omegaconf.errors import OmegaConfBaseException  # deferred: omegaconf
 
     try:
         if not isinstance(value, dict) and not OmegaConf.is_dict(value):
@@ -64,14 +65,13 @@ def typed(schema: type, value: Any, prefix: str, path: Path, lines: dict[str, in
 @lru_cache(maxsize=None)
 def _structured(schema: type):
     """The schema as an OmegaConf config, built once per schema (building it is most of a merge's cost)."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # deferred: omegaconf
 
     return OmegaConf.structured(schema)
 
 
 def line_map(text: str, path: Path, error: type[Exception] = YamlFileError) -> dict[str, int]:
     """OmegaConf-style key ("methods[0].alpha_pos") -> 1-based line of that node in the YAML text."""
-    import yaml
 
     try:
         root = yaml.compose(text)

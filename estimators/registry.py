@@ -187,8 +187,8 @@ def compute_token_advantages(name: str, rewards: Tensor, group_ids: Tensor, resp
     entries that need it; ``token_entropy`` (N, T) feeds the shaping. ``rollout_advantages`` (N,)
     skips the rollout step (a caller that already changed them, e.g. zeroed uniform groups).
     """
-    from estimators.advantages import broadcast_to_tokens
-    from estimators.diagnostics import sequence_mean_logprob
+    from estimators.advantages import broadcast_to_tokens  # deferred: torch
+    from estimators.diagnostics import sequence_mean_logprob  # deferred: torch
 
     estimator = get_estimator(name)
     if rollout_advantages is None:

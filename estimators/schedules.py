@@ -29,9 +29,12 @@ of the alpha family (``Estimator.alpha_family``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
+
+from estimators.registry import check_alpha, get_estimator
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -114,7 +117,6 @@ def parse(settings: Mapping[str, Any] | tuple, *, estimator: str, alpha_pos: flo
           steps: int) -> Schedules:
     """Check flat settings ``{"alpha_pos.schedule": "linear", "alpha_pos.end": 0.5, ...}`` against
     the estimator and the run's length; one-line ValueError naming the setting."""
-    from estimators.registry import check_alpha, get_estimator
 
     est = get_estimator(estimator)
     given: dict[str, dict[str, Any]] = {c: {} for c in CHANNELS}
@@ -156,7 +158,6 @@ def canonical(settings: tuple, estimator: str, alpha_pos: float, alpha_neg: floa
 
 def slug(settings: tuple) -> str:
     """A trial-name part: each scheduled channel's kind and a digest of all settings, "pos-linear-1050"."""
-    import hashlib
 
     kinds = dict(settings)
     parts = [f"{c[6:]}-{kinds[c + '.schedule']}" for c in CHANNELS if c + ".schedule" in kinds]
@@ -252,8 +253,8 @@ class BatchStats:
 def batch_stats(rewards: Tensor, group_ids: Tensor, seq_logprob: Tensor | None = None,
                 token_entropy: Tensor | None = None, response_mask: Tensor | None = None) -> BatchStats:
     """BatchStats of one batch; kappa and entropy are NaN when their inputs are not given."""
-    from estimators.advantages import group_table
-    from estimators.diagnostics import kappa, masked_mean
+    from estimators.advantages import group_table  # deferred: torch
+    from estimators.diagnostics import kappa, masked_mean  # deferred: torch
 
     k, n, _ = group_table(rewards, group_ids)
     mixed = (k > 0) & (k < n)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.plan_print import trials_json
+from rich.markup import escape
+from rich.table import Table
+
+from estimators.registry import get_estimator
 from experiments.plan import default_models, merge_axes, plan, study_methods
+from experiments.plan_print import trials_json
 from experiments.presets import MODELS_BY_BACKEND
 from experiments.spec import Study, TrialSpec
 from experiments.studies import STUDIES, get_study
@@ -30,7 +34,6 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
     """A study's methods with their values and sources (JSON-ready), its axes, and its trials for
     the first seed (``name``: a built-in study's name, or a ``Study`` read from a file)."""
     study = get_study(name) if isinstance(name, str) else name  # an unknown name fails before torch is imported
-    from estimators.registry import get_estimator
 
     methods = []
     for method in study_methods(study):
@@ -62,9 +65,7 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
 
 
 def studies_table(rows: list[dict[str, Any]]):
-    from rich.table import Table
 
-    from rich.markup import escape
 
     table = Table(title="Declared studies (asym study show NAME)")
     for column in ("name", "title", "methods", "models (embedded)", "models (verl)"):
@@ -78,8 +79,6 @@ def studies_table(rows: list[dict[str, Any]]):
 
 def methods_table(desc: dict[str, Any]):
     """The methods with their values; sources follow as ``method_sources`` (they need the width)."""
-    from rich.markup import escape
-    from rich.table import Table
 
     table = Table(title=escape(f"{desc['title']}: methods"))
     for column in ("method", "estimator", "alpha+", "alpha-", "entropy bonus", "clip high", "loss agg"):
@@ -94,7 +93,6 @@ def methods_table(desc: dict[str, Any]):
 
 def _alpha_cell(method: dict[str, Any], channel: str) -> str:
     """"0.9", or "0.9 linear (end 0.5)" for a scheduled alpha (estimators.schedules)."""
-    from rich.markup import escape
 
     own = {k.split(".", 1)[1]: v for k, v in method.get("schedule", {}).items() if k.startswith(channel + ".")}
     kind = own.pop("schedule", "fixed")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from estimators.registry import get_estimator
+from estimators.schedules import slug
 from experiments.spec import Method
-
 
 METHOD_KEYS = ("estimator", "alpha_pos", "alpha_neg", "entropy_coeff", "use_preset_entropy_coeff", "clip_high",
                "loss_agg", "policy_loss")
@@ -51,7 +51,6 @@ def trial_slug(method: Method, alpha_pos: float, alpha_neg: float, entropy_coeff
     if method.policy_loss != "vanilla":
         parts.append(method.policy_loss.replace("_", "-"))
     if method.schedule:
-        from estimators.schedules import slug
 
         parts.append(slug(method.schedule))
     return "-".join(parts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
+import yaml
+
 from experiments.spec import Axis
 
 
@@ -58,7 +60,6 @@ def parse_seeds(text: str, *, name: str = "--seeds") -> list[int]:
 
 def parse_set(text: str) -> Axis:
     """``--set key=v1,v2`` -> an Axis; values parse as YAML scalars (numbers, true/false, strings)."""
-    import yaml
 
     key, sep, values = str(text).partition("=")
     key = key.strip()

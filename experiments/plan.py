@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from estimators.registry import check_alpha, get_estimator
+from estimators.schedules import canonical
 from experiments import presets
-from experiments.naming import METHOD_KEYS, PARAM_PREFIX, SCHEDULE_PREFIXES, short_key, slug_value, trial_slug, value_text
+from experiments.naming import (METHOD_KEYS, PARAM_PREFIX, SCHEDULE_PREFIXES, short_key, slug_value, trial_slug,
+                                value_text)
 from experiments.parse import reject_repeats
 from experiments.plugins import load_plugins
 from experiments.spec import Axis, Method, Study, TrialSpec
 from experiments.studies import get_study
-
 
 # --- the planner -----------------------------------------------------------------------------
 
@@ -227,9 +228,7 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     alpha_pos, alpha_neg = estimator.resolve_alphas(method.alpha_pos, method.alpha_neg)
     estimator_params = estimator.resolve_params(params)
     if method.schedule:  # checked (one-line error); a fixed one becomes the plain trial (same key, same name)
-        from dataclasses import replace
 
-        from estimators.schedules import canonical
 
         schedule, alpha_pos, alpha_neg = canonical(method.schedule, method.estimator, alpha_pos, alpha_neg, preset.steps)
         method = replace(method, schedule=schedule)

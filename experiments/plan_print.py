@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
 from experiments.naming import METHOD_KEYS, PARAM_PREFIX, value_text
 from experiments.spec import TrialSpec
 
@@ -30,9 +34,6 @@ def trials_table(trials: Sequence[TrialSpec], title: str | None = None):
     The name carries the estimator, the alphas that vary and the model (when a plan has several);
     the JSON form (``trials_json``) has every field, the key included.
     """
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
 
     models = sorted({t.model for t in trials})
     backends = sorted({t.backend for t in trials})

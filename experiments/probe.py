@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from estimators.registry import get_estimator
+from tinyrlvr.config import EngineConfig
+
 DEFAULT_METHODS = "reinforce,grpo,pos-only,neg-only,asym:0.9:0.4,ent-increase,ent-decrease"
 DEFAULT_OPTIMIZERS = "sgd,sgd-clip,adamw"
 DEFAULT_CONTROLS = "none,center_groups"
@@ -55,7 +58,6 @@ def split_list(text: str, what: str) -> list[str]:
 
 def parse_method(text: str) -> tuple[str, str, float | None, float | None]:
     """``name`` or ``name:alpha+:alpha-`` -> (label, estimator, alpha+, alpha-)."""
-    from estimators.registry import get_estimator
 
     parts = text.split(":")
     if len(parts) not in (1, 3):
@@ -75,9 +77,8 @@ def plan_probe(*, seeds: list[int], at: list[int], methods: str = DEFAULT_METHOD
                smoke: bool = False, steps: int | None = None, sgd_lr: float = DEFAULT_SGD_LR,
                threads: int | None = None, settings: dict | None = None) -> ProbePlan:
     """The checked plan; ``steps`` is the reference trajectory's length (default: the preset's)."""
-    from experiments.presets import EMBEDDED_MODELS, resolve_preset, smoke_layer
-    from tinyrlvr.config import EngineConfig
-    from tinyrlvr.probe import check_choices, resolve_methods
+    from experiments.presets import EMBEDDED_MODELS, resolve_preset, smoke_layer  # deferred: omegaconf
+    from tinyrlvr.probe import check_choices, resolve_methods  # deferred: numpy, torch
 
     if model not in EMBEDDED_MODELS:
         raise ValueError(f"model '{model}' is not an embedded preset (the probe runs on the embedded engine); "

@@ -17,6 +17,7 @@ from typing import Any
 
 from common.metric_names import EVAL_MEAN_ACCURACY
 from common.numbers import finite_nonnegative
+from estimators.registry import ESTIMATORS
 from tinyrlvr.config import LOSS_AGG_MODES, POLICY_LOSSES  # the engine owns the names (verl's loss_mode names)
 
 Pairs = tuple[tuple[str, Any], ...]  # a mapping kept hashable: sorted (key, value) pairs
@@ -208,7 +209,6 @@ class TrialSpec:
         flat.update({f"identity.{k}": str(v) for k, v in identity.items()})
         if plugins:
             flat["plugins"] = ",".join(plugins)
-        from estimators.registry import ESTIMATORS  # torch-free; the trial has imported its plugins
 
         if self.estimator in ESTIMATORS:  # the report reads the flag here (it may lack the user's module)
             flat["alpha_family"] = str(ESTIMATORS[self.estimator].alpha_family)

@@ -51,6 +51,9 @@ from omegaconf import MISSING, OmegaConf
 
 from common.metric_names import EVAL_MEAN_ACCURACY
 from common.typed_yaml import YamlFileError, read_yaml, typed, where
+from estimators.registry import check_alpha, get_estimator
+from experiments.plugins import load_plugins
+from experiments.presets import MODELS_BY_BACKEND
 from experiments.spec import AlphaGrid, Axis, Method, Search, SearchRange, Study
 from tinyrlvr.config import POLICY_LOSSES
 
@@ -150,8 +153,6 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
     def at(key: str) -> str:
         return _where(path, lines, key)
 
-    from experiments.plugins import load_plugins
-    from estimators.registry import get_estimator
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", d["name"]):
         raise StudyFileError(f"{at('name')}: name {d['name']!r} may only use letters, digits, '-', '_' and '.'")
@@ -252,9 +253,10 @@ def _models(models: Any, at) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if isinstance(models, list):
         return tuple(str(m) for m in models), ()
     if isinstance(models, dict):
-        unknown = sorted(set(models) - {"verl", "embedded"})
+        unknown = sorted(set(models) - set(MODELS_BY_BACKEND))
         if unknown:
-            raise StudyFileError(f"{at('models.' + unknown[0])}: unknown backend '{unknown[0]}'; known: embedded, verl")
+            raise StudyFileError(f"{at('models.' + unknown[0])}: unknown backend '{unknown[0]}'; "
+                                 f"known: {', '.join(MODELS_BY_BACKEND)}")
         for backend, names in models.items():
             if not isinstance(names, list):
                 raise StudyFileError(f"{at('models.' + backend)}: models.{backend} is a list of preset names")
@@ -265,7 +267,6 @@ def _models(models: Any, at) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _alpha_grid(grid: dict | None, path: Path, lines: dict[str, int]) -> AlphaGrid | None:
     if grid is None:
         return None
-    from estimators.registry import check_alpha, get_estimator
 
     at = lambda key: _where(path, lines, key)  # noqa: E731
     try:

@@ -26,6 +26,9 @@ It sits in ``experiments`` (below the orchestrator, which writes it, and analysi
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from common.errors import UserError
 
 ASYM_DIR = ".asym"
 EXPERIMENT = "asym"
@@ -69,9 +72,7 @@ def check_storage(text: str, on_this_machine: bool = True) -> Path:
     file system) on every node. ``on_this_machine=False`` (a sweep submitted to a cluster): the
     folder is the cluster's, so only its form is checked here.
     """
-    from urllib.parse import unquote, urlparse
 
-    from common.errors import UserError
 
     text = text.strip()
     if not text:

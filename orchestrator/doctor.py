@@ -18,8 +18,15 @@ import platform
 import shutil
 import subprocess
 import sys
+import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Callable
+
+import psutil
+
+from backends import BACKENDS
+from common.redact import redact
+from experiments.tracking_names import default_tracking_uri
 
 PYTHON_RANGE = ((3, 11), (3, 13))  # pyproject's requires-python: >=3.11,<3.13
 VERL_VERSION = "0.9.1"  # the one verl the backend (and the CPU mode's patch) supports
@@ -108,7 +115,7 @@ def check_vllm() -> Check:
 
 
 def check_flash_attn() -> Check:
-    from backends.verl.models import attention_implementation
+    from backends.verl.models import attention_implementation  # deferred: omegaconf
 
     found = importlib.util.find_spec("flash_attn") is not None
     return Check("flash-attn", found, f"{_version('flash-attn') or 'installed'}; verl trials use flash_attention_2"
@@ -134,7 +141,7 @@ def check_verl_cpu_stack() -> Check:
 
 def check_verl_pins() -> Check:
     """Installed versions against verl's own requirements (its vllm extra where vLLM is installed)."""
-    from backends.verl import pins
+    from backends.verl import pins  # deferred: omegaconf
 
     if _version("verl") is None:
         return Check("verl pins", False, "verl is not installed")
@@ -148,7 +155,7 @@ def check_verl_pins() -> Check:
 
 
 def check_hf_cache() -> Check:
-    from backends.verl.models import hub_cache, hub_offline
+    from backends.verl.models import hub_cache, hub_offline  # deferred: omegaconf
 
     offline = " (HF_HUB_OFFLINE=1: nothing is downloaded)" if hub_offline() else ""
     cache = hub_cache()
@@ -157,8 +164,8 @@ def check_hf_cache() -> Check:
 
 def check_preset_models() -> Check:
     """Where each GPU preset's base model would come from (missing is a failure only offline)."""
-    from experiments.presets import VERL_MODELS, resolve_preset
-    from backends.verl.models import locate
+    from backends.verl.models import locate  # deferred: omegaconf
+    from experiments.presets import VERL_MODELS, resolve_preset  # deferred: omegaconf
 
     lines, ok = [], True
     for model in VERL_MODELS:
@@ -177,7 +184,7 @@ def check_ray() -> Check:
     address = os.environ.get("RAY_ADDRESS")
     if not address and not os.path.exists("/tmp/ray/ray_current_cluster"):
         return Check("Ray", True, f"{_version('ray')}; no running cluster (a sweep starts a local one)")
-    import ray
+    import ray  # deferred: ray
 
     try:
         ray.init(address=address or "auto", logging_level="ERROR", log_to_driver=False, configure_logging=False)
@@ -192,10 +199,7 @@ def check_ray() -> Check:
 
 
 def check_tracking() -> Check:
-    import urllib.request
 
-    from experiments.tracking_names import default_tracking_uri
-    from common.redact import redact
 
     uri = default_tracking_uri()
     if not uri.startswith(("http://", "https://")):
@@ -210,7 +214,6 @@ def check_tracking() -> Check:
 
 
 def check_machine() -> Check:
-    import psutil
 
     return Check("machine", True, f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
                                   f"{platform.system()} {platform.machine()}")
@@ -239,7 +242,6 @@ def run_checks(names=None) -> list[Check]:
 
 def backend_needs() -> dict[str, tuple[str, ...]]:
     """Each backend mode and the checks it needs, as the backends declare them (``doctor_needs``)."""
-    from backends import BACKENDS
 
     needs: dict[str, tuple[str, ...]] = {}
     for spec in BACKENDS.values():

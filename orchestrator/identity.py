@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+from backends import get_backend
 from experiments.spec import TrialSpec
 
 
 def stamp(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
     """``trials`` with ``identity`` set by their backends (call after ``prepare``)."""
-    from backends import get_backend
 
     backends: dict[str, object] = {}
     out = []

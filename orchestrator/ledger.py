@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
+import psutil
+
 from common import metric_names as M
 
 
@@ -20,7 +22,6 @@ class CostMeter:
     """Cumulative cost of one trial attempt on top of what earlier attempts recorded."""
 
     def __init__(self, gpus: float, previous: Mapping[str, float] | None = None):
-        import psutil
 
         previous = previous or {}
         self.gpus = float(gpus)
@@ -30,7 +31,6 @@ class CostMeter:
         self._cpu_at_start = self._cpu_seconds()
 
     def _cpu_seconds(self) -> float:
-        import psutil
 
         total = sum(self._process.cpu_times()[:2])
         for child in self._process.children(recursive=True):
@@ -53,7 +53,7 @@ def log_sweep_totals(client, parent_run_id: str, children: list) -> dict[str, fl
     """Sum the children's latest cost metrics onto the parent run (hours); returns the sums."""
     totals = {name: sum(float(run.data.metrics.get(name, 0.0)) for run in children) for name in M.COST_METRICS}
     hours = {name.replace("_seconds", "_hours"): value / 3600.0 for name, value in totals.items()}
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # deferred: mlflow
 
     stamp = int(time.time() * 1000)
     client.log_batch(parent_run_id, metrics=[Metric(k, v, stamp, 0) for k, v in hours.items()])

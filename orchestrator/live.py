@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import cloudpickle
 from ray.tune import Callback
 from rich.console import Console
 from rich.live import Live
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from common import metric_names as M
 from common.errors import first_line
+from orchestrator.trial import spec_from_config
 
 COLUMNS = (("entropy", M.ENTROPY), ("reward", M.REWARD_MEAN), ("eval acc", M.EVAL_MEAN_ACCURACY))
 
@@ -146,7 +148,6 @@ class LiveTable(Callback):
 
 
 def _trial_name(trial) -> str:
-    from orchestrator.trial import spec_from_config
 
     try:
         return spec_from_config(trial.config).name
@@ -158,7 +159,6 @@ def _latest_error(trial) -> BaseException | None:
     """The exception of the trial's latest failure: Tune pickles it next to the trial's error.txt
     (Trial.handle_error) before it calls the callbacks."""
     try:
-        import cloudpickle
 
         with open(trial.pickled_error_file, "rb") as f:
             return cloudpickle.load(f)

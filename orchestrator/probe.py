@@ -12,7 +12,10 @@ import csv
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from experiments import tracking_names as names
 from experiments.probe import ProbePlan
@@ -38,7 +41,7 @@ def check_out(out: Path) -> Path:
 
 def run_plan(plan: ProbePlan, out: Path, show_progress: bool = True) -> tuple[str, list[dict]]:
     """Run every seed; returns (the parent run id, the rows). Writes ``out/probe.csv``."""
-    from tinyrlvr.probe import run_probe
+    from tinyrlvr.probe import run_probe  # deferred: numpy, torch
 
     uri = names.default_tracking_uri()
     if "MLFLOW_TRACKING_URI" in os.environ:
@@ -90,15 +93,14 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 
 def _log_params(client, run_id: str, params: dict[str, str]) -> None:
-    from mlflow.entities import Param
+    from mlflow.entities import Param  # deferred: mlflow
 
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
 
 def _log_rows(client, run_id: str, rows: list[dict]) -> None:
-    import time
 
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # deferred: mlflow
 
     now = int(time.time() * 1000)
     metrics = [Metric(f"probe/{r['optimizer']}/{r['control']}/{_safe(r['method'])}/{col}", float(r[col]), now,
@@ -120,7 +122,6 @@ class _Progress:
 
     def __enter__(self):
         if self.show:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(TextColumn("probe prop1"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                      TextColumn("{task.fields[info]}"))

@@ -13,9 +13,11 @@ from __future__ import annotations
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
+from common.metric_names import COST_METRICS
 from experiments import tracking_names as names
 from experiments.spec import TrialSpec
 from orchestrator import tracking
+from orchestrator.tracking import find_runs
 
 MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value is 8000 (sqlite); run ids are 32 chars
 
@@ -38,7 +40,7 @@ def find_finished(client, experiment_id: str, trials: Sequence[TrialSpec]) -> di
 
 def link(client, experiment_id: str, trial: TrialSpec, origin, *, sweep: str, parent_run_id: str) -> str:
     """A FINISHED child run of the new sweep standing for ``origin`` (no training, no histories copied)."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param  # deferred: mlflow
 
     origin_id = origin.info.run_id
     existing = [r for r in _runs_of(client, experiment_id, sweep, trial.key)]
@@ -53,7 +55,6 @@ def link(client, experiment_id: str, trial: TrialSpec, origin, *, sweep: str, pa
     run = client.create_run(experiment_id, run_name=trial.name, tags=tags)
     now_ms = int(time.time() * 1000)
     params = [Param(k, v[:6000]) for k, v in trial.params().items()]
-    from common.metric_names import COST_METRICS
 
     # The origin's latest values (so MLflow's tables show them), minus its cost: reuse costs nothing here.
     metrics = [Metric(k, float(v), now_ms, trial.steps) for k, v in origin.data.metrics.items()
@@ -95,7 +96,6 @@ def _tag_chunks(ids: list[str]) -> Iterable[str]:
 
 
 def _runs_of(client, experiment_id: str, sweep: str, key: str) -> list:
-    from orchestrator.tracking import find_runs
 
     return find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep,
                                              names.TAG_TRIAL_KEY: key})

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ray import tune
 from ray.tune.search import Searcher
 
 from experiments.spec import SearchRange, Study
+from orchestrator.identity import stamp
 
 
 def tune_space(ranges: Sequence[SearchRange]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -21,7 +23,6 @@ def tune_space(ranges: Sequence[SearchRange]) -> tuple[dict[str, Any], dict[str,
 
     Plain names because setting keys may hold dots (``params.temperature``), which Tune reads as
     nesting."""
-    from ray import tune
 
     space, keys = {}, {}
     for i, r in enumerate(ranges):
@@ -45,13 +46,12 @@ class PlannedSearch(Searcher):
         return self.inner.set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str):
-        from experiments.plan import plan_sampled
+        from experiments.plan import plan_sampled  # deferred: omegaconf
 
         proposal = self.inner.suggest(trial_id)
         if not isinstance(proposal, dict):  # None (wait) or Searcher.FINISHED
             return proposal
         sample = {self.keys[name]: value for name, value in proposal.items()}
-        from orchestrator.identity import stamp
 
         (spec,) = stamp([plan_sampled(self.study, self.plan_options, sample)])  # its key names its base model
         return {"trial": spec.to_dict(), "sample": sample}

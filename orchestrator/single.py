@@ -14,18 +14,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.spec import Method, Study, TrialSpec
-from orchestrator import tracking, trial_run
-from experiments import tracking_names as names
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from backends import get_backend
+from common import metric_names as mn
 from common.errors import UserError
 from common.numbers import finite_nonnegative
+from estimators.registry import get_estimator
+from experiments import tracking_names as names
+from experiments.spec import Method, Study, TrialSpec
+from orchestrator import tracking, trial_run
+from orchestrator.trial import StepReporter, run_tracked
 
 
 def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | None, entropy_coeff: float | None,
                 clip_high: float | None, steps: int, seed: int, smoke: bool, backend: str = "embedded",
                 config_file: str | None = None) -> TrialSpec:
     """The one trial ``asym train`` runs; one-line ValueError on bad input."""
-    from estimators.registry import get_estimator
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
@@ -35,7 +40,7 @@ def plan_single(*, estimator: str, alpha_pos: float | None, alpha_neg: float | N
     method = Method(label=est.label, estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg,
                     entropy_coeff=entropy_coeff, clip_high=clip_high)
     study = Study(name="train", title="asym train", description="one trial from the command line", methods=(method,))
-    from experiments.plan import plan
+    from experiments.plan import plan  # deferred: omegaconf
 
     (trial,) = plan(study, backend=backend, seeds=[seed], steps=steps, smoke=smoke, config_file=config_file)
     return trial
@@ -74,7 +79,7 @@ def check_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda, got {device!r}")
     if device == "cuda":
-        import torch
+        import torch  # deferred: torch
 
         if not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA GPU is visible here; use --device cpu")
@@ -84,8 +89,6 @@ def check_device(device: str) -> str:
 def train_standalone(trial: TrialSpec, *, device: str = "cpu", metrics_out: Path | None = None,
                      threads: int | None = None, show_progress: bool = True) -> str:
     """Run ``trial`` here; returns the MLflow run id. Everything is checked before training starts."""
-    from backends import get_backend
-    from orchestrator.trial import StepReporter, run_tracked
 
     check_device(device)
     uri = names.default_tracking_uri()
@@ -137,7 +140,6 @@ class _progress:
     def __enter__(self):
         if not self.show:
             return lambda metrics: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
@@ -145,7 +147,6 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
-            from common import metric_names as mn
 
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
                             (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),

@@ -27,15 +27,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.console import Console
+
+from backends import get_backend
 from common.errors import UserError
 from experiments.spec import TrialSpec
-from orchestrator import tracking
+from orchestrator import reuse, tracking
+from orchestrator.identity import stamp
+from orchestrator.mlflow_server import store_paths
 from orchestrator.sweep_close import log_costs, outcome_of, reconcile_runs
-from orchestrator.sweep_note import SweepNote
 from orchestrator.sweep_launch import (alive_nodes, check_declared_resources, check_storage_for, declared_resources,
                                        init_ray, make_tuner, resources_of)
-from orchestrator.sweep_state import (STATE_FILE, SweepOptions, SweepOutcome, check_name, check_new_sweep,
-                                      read_state, resume_command, sweep_dir, write_state)
+from orchestrator.sweep_note import SweepNote
+from orchestrator.sweep_state import (STATE_FILE, SweepOptions, SweepOutcome, check_name, check_new_sweep, read_state,
+                                      resume_command, sweep_dir, write_state)
 from orchestrator.sweep_watch import sigint_watch
 from orchestrator.tracking_service import TrackingService, preflight, tracking_service
 
@@ -56,7 +61,6 @@ def run_sweep(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pa
         raise ValueError("an Optuna sweep needs the planner's study and options")
     preflight()
     check_new_sweep(options.name, workdir, options.storage)
-    from backends import get_backend
 
     for backend_name in sorted({t.backend for t in trials}):  # the backends' own one-line refusals
         get_backend(backend_name).preflight([t for t in trials if t.backend == backend_name])
@@ -68,7 +72,7 @@ def resume_sweep(name: str, *, workdir: Path | None = None, console=None, storag
 
     ``storage``: the shared folder the sweep was started on, as this node mounts it (the mount
     point may differ between nodes: the one given here is used, not the one recorded)."""
-    from ray import tune  # Ray loads only once a sweep runs (`asym --help` stays fast)
+    from ray import tune  # deferred: ray; Ray loads only once a sweep runs (`asym --help` stays fast)
 
     check_name(name)
     directory = sweep_dir(name, workdir, storage)
@@ -100,7 +104,6 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
              restore: bool, planner=None, rerun: bool = False) -> SweepOutcome:
     """open (tracking server booting | base models, identities, reuse lookup, parent run) -> launch
     (local Ray, only when a trial is left to run) -> watch (Tune) -> close."""
-    from rich.console import Console  # rich and Ray load only once a sweep runs (`asym --help` stays fast)
 
     console = console or Console(stderr=True, soft_wrap=True)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # snapshot the experiment state often: resume loses little
@@ -128,15 +131,13 @@ def _execute(trials: Sequence[TrialSpec], options: SweepOptions, *, workdir: Pat
             return outcome
         finally:
             if ray_started[0]:
-                import ray
+                import ray  # deferred: ray
 
                 ray.shutdown()
 
 
 def _prepare(trials: Sequence[TrialSpec], restore: bool) -> list[TrialSpec]:
     """Each backend makes what its trials need once (base models, data); trials get their identity."""
-    from backends import get_backend
-    from orchestrator.identity import stamp
 
     for backend_name in sorted({t.backend for t in trials}):
         get_backend(backend_name).prepare([t for t in trials if t.backend == backend_name])
@@ -147,7 +148,6 @@ def _open(trials: Sequence[TrialSpec], options: SweepOptions, service: TrackingS
           restore: bool, rerun: bool, ray_started: list[bool]) -> _Opened:
     """The experiment, the finished trials to reuse, the cluster's checks (before the parent run: a
     refused sweep leaves none), the parent run and the reused trials' links."""
-    from orchestrator import reuse
 
     early = service.early_client()
     experiment_id = tracking.with_retries(
@@ -224,7 +224,6 @@ def _sweep_params(trials: Sequence[TrialSpec], options: SweepOptions) -> dict[st
 def _artifact_root(workdir: Path | None, storage: str | None = None) -> str | None:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    from orchestrator.mlflow_server import store_paths
 
     return store_paths(workdir, storage)[1]
 

@@ -48,7 +48,7 @@ def check_declared_resources(needs: Mapping[str, Mapping[str, float]], declared:
 
 def init_ray() -> bool:
     """Start a local Ray (all of this machine's CPUs) unless this process runs inside a cluster job."""
-    import ray
+    import ray  # deferred: ray
 
     if ray.is_initialized():
         return False
@@ -62,8 +62,9 @@ def init_ray() -> bool:
 
 def make_tuner(trials, options: SweepOptions, uri: str, experiment_id: str, parent_run_id: str,
            workdir: Path | None, console, restore: bool, planner=None):
-    from ray import tune
-    from orchestrator.live import LiveTable  # Ray and rich load only once a sweep runs (`asym --help` stays fast)
+    from ray import tune  # deferred: ray
+
+    from orchestrator.live import LiveTable  # deferred: ray (loads only once a sweep runs)
 
     context = SweepContext(sweep=options.name, tracking_uri=uri, experiment_id=experiment_id,
                            parent_run_id=parent_run_id, work_root=str(storage_root(options.storage, workdir)),
@@ -79,7 +80,7 @@ def make_tuner(trials, options: SweepOptions, uri: str, experiment_id: str, pare
         return tune.Tuner.restore(str(directory), trainable=trainable, resume_unfinished=True,
                                   resume_errored=True, restart_errored=False)
     live = LiveTable(title=f"sweep {options.name}", total_steps={t.name: t.steps for t in trials}, console=console)
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # deferred: ray
 
     run_config = tune.RunConfig(
         name=options.name, storage_path=str(directory.parent), verbose=0,
@@ -91,7 +92,7 @@ def make_tuner(trials, options: SweepOptions, uri: str, experiment_id: str, pare
     scheduler = None
     metric = mode = None
     if options.scheduler == "asha":
-        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.schedulers import ASHAScheduler  # deferred: ray
 
         max_t = max(t.steps for t in trials)
         scheduler = ASHAScheduler(time_attr="step", max_t=max_t, grace_period=max(1, max_t // 10), reduction_factor=3)
@@ -112,11 +113,11 @@ def make_tuner(trials, options: SweepOptions, uri: str, experiment_id: str, pare
 
 
 def _optuna_tuner(trainable, options: SweepOptions, planner, run_config):
-    import optuna
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
+    import optuna  # deferred: optuna
+    from ray import tune  # deferred: ray
+    from ray.tune.search.optuna import OptunaSearch  # deferred: ray
 
-    from orchestrator.search import PlannedSearch, tune_space  # Optuna and Ray load only for a search
+    from orchestrator.search import PlannedSearch, tune_space  # deferred: ray; Optuna and Ray load only for a search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = options.search
@@ -145,12 +146,12 @@ def resources_of(trials, options: SweepOptions) -> dict[str, dict[str, float]]:
 
 
 def declared_resources() -> dict[str, float]:
-    import ray
+    import ray  # deferred: ray
 
     return dict(ray.cluster_resources())
 
 
 def alive_nodes() -> list[dict]:
-    import ray
+    import ray  # deferred: ray
 
     return [node for node in ray.nodes() if node["Alive"]]

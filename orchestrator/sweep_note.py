@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 from typing import Sequence
 
+from common import metric_names as M
 from experiments import tracking_names as names
 from orchestrator.tracking import find_runs
+
 
 class SweepNote:
     """Keeps the sweep's parent-run description current, from a daemon thread of the driver.
@@ -54,7 +56,6 @@ class SweepNote:
             return False
 
     def text(self, runs: list, command: str | None, sweep_status: str | None = None) -> str:
-        from common import metric_names as M
 
         by_name = {r.data.tags.get(names.TAG_TRIAL): r for r in runs}
         rows, counts = [], {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import time
 import urllib.error
@@ -25,9 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from experiments import tracking_names as names
+from common import metric_names as M
 from common.errors import UserError, first_line
 from common.redact import redact, redact_text
+from experiments import tracking_names as names
 
 KIND_STANDALONE = "train"  # TAG_KIND of a run made by `asym train` (no sweep, no parent)
 
@@ -53,7 +55,7 @@ def make_client(uri: str):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     # MLflow prints "View run ... at http://..." to stdout for every run it ends over HTTP.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    from mlflow import MlflowClient
+    from mlflow import MlflowClient  # deferred: mlflow
 
     if uri.startswith("sqlite:"):
         prepare_store(uri)
@@ -124,11 +126,10 @@ def sqlite_path(uri: str) -> Path:
 def prepare_store(uri: str, artifact_root: str | None = None) -> None:
     """Create or migrate a sqlite store once, under a lock: MLflow's own first-use migrations race
     when two processes (two sweeps, a sweep and `asym train`) open a fresh file at once."""
-    import logging
 
     path = sqlite_path(uri)
     with store_lock(path):
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore  # deferred: mlflow
 
         quiet = [logging.getLogger(n) for n in ("mlflow.store.db.utils", "alembic")]  # "Creating tables..."
         levels = [logger.level for logger in quiet]
@@ -144,7 +145,7 @@ def prepare_store(uri: str, artifact_root: str | None = None) -> None:
 def ensure_experiment(client, artifact_root: str | None = None) -> str:
     """The id of the shared experiment (``tracking_names.experiment_name()``), created if missing,
     tagged as a model-training experiment (MLflow's UI then opens on its runs) with the trials view."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # deferred: mlflow
 
     name = names.experiment_name()
     experiment = client.get_experiment_by_name(name)
@@ -169,7 +170,6 @@ def ui_tags() -> dict[str, str]:
     """The experiment tags that make MLflow's UI a sweep's home: the training-runs page, and a saved
     runs-table view (``?viewStateShareKey=asym-trials``) with every trial as a row and its
     configuration and headline metrics as columns."""
-    from common import metric_names as M
 
     columns = ([f"params.`{p}`" for p in names.VIEW_PARAMS]
                + [f"metrics.`{m}`" for m in (M.EVAL_MEAN_ACCURACY, M.ENTROPY, M.REWARD_MEAN)])
@@ -220,7 +220,7 @@ def with_retries(call: Callable[[], Any], *, deadline_s: float, what: str) -> An
 def open_sweep_run(client, experiment_id: str, *, sweep: str, study: str,
                    params: Mapping[str, Any] | None = None) -> str:
     """The sweep's parent run id: found by its tags (resume), else created; set RUNNING."""
-    from mlflow.entities import Param
+    from mlflow.entities import Param  # deferred: mlflow
 
     tags = {names.TAG_KIND: names.KIND_SWEEP, names.TAG_SWEEP: sweep}
     runs = find_runs(client, experiment_id, tags)

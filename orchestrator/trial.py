@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from backends import get_backend
+from experiments.plugins import load_plugins
 from experiments.spec import TrialSpec
+from orchestrator import tracking, trial_run
+from orchestrator.ledger import CostMeter
 
 # Test hook: "NAME:STEP" (NAME may be "*") makes that trial's process die at STEP on its first
 # attempt only (a marker file in its work directory records the crash), as a killed worker would.
@@ -40,7 +44,6 @@ class SweepContext:
 
 def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | None = None) -> dict[str, float]:
     """The Ray resources one trial reserves: its backend's request, with --cpus/--gpus-per-trial on top."""
-    from backends import get_backend
 
     backend = get_backend(spec.backend)
     wanted = dict(backend.resources(spec))
@@ -53,7 +56,7 @@ def trial_resources(spec: TrialSpec, cpus: float | None = None, gpus: float | No
 
 def placement(config: Mapping[str, Any], cpus: float | None = None, gpus: float | None = None):
     """Tune's per-trial resource request (``tune.with_resources`` calls it with the trial's config)."""
-    from ray.tune import PlacementGroupFactory
+    from ray.tune import PlacementGroupFactory  # deferred: ray
 
     return PlacementGroupFactory([trial_resources(spec_from_config(config), cpus, gpus)])
 
@@ -125,11 +128,8 @@ def run_tracked(trial: TrialSpec, backend, tracker, workdir: Path, reporter: Ste
 def run_trial(config: dict, context: SweepContext) -> None:
     """The Tune function trainable."""
     started = time.perf_counter()
-    from ray import tune
+    from ray import tune  # deferred: ray
 
-    from experiments.plugins import load_plugins
-    from orchestrator import tracking, trial_run
-    from backends import get_backend
 
     spec = spec_from_config(config)
     load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too
@@ -146,7 +146,6 @@ def run_trial(config: dict, context: SweepContext) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = context.tracking_uri
     os.environ["MLFLOW_RUN_ID"] = tracker.run_id
     workdir = trial_workdir(context.work_root, context.sweep, spec)
-    from orchestrator.ledger import CostMeter
 
     held = got  # what Tune reserved for this trial
     meter = CostMeter(held.get("GPU", 0.0), previous=tracker.latest_metrics())

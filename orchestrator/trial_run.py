@@ -20,6 +20,7 @@ from experiments import tracking_names as names
 from orchestrator.tracking import (KIND_STANDALONE, MAX_METRICS_PER_BATCH, MAX_PARAMS_PER_BATCH, TrackingError, chunks,
                                    find_runs, finish_run, run_display_name, with_retries)
 
+
 class MetricBuffer:
     """Buffers (key, value, step) and sends them in batches; retries with backoff, loses nothing."""
 
@@ -34,7 +35,7 @@ class MetricBuffer:
 
     def add(self, step: int, metrics: Mapping[str, float]) -> int:
         """Queue one step's metrics, dropping keys already logged at this step or later; returns how many were queued."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # deferred: mlflow
 
         now_ms = int(time.time() * 1000)
         queued = 0
@@ -120,7 +121,7 @@ class TrialRun:
             if parent_run_id is not None:
                 run_tags[names.PARENT_RUN_ID] = parent_run_id
             run = client.create_run(experiment_id, run_name=run_display_name(trial), tags=run_tags)
-            from mlflow.entities import Param
+            from mlflow.entities import Param  # deferred: mlflow
 
             params = [Param(k, v[:6000]) for k, v in trial.params().items()]
             for chunk in chunks(params, MAX_PARAMS_PER_BATCH):

@@ -19,6 +19,16 @@ def pytest_configure(config):
     os.environ["ASYM_CACHE_DIR"] = tempfile.mkdtemp(prefix="asym-test-cache-")
 
 
+def pytest_unconfigure(config):
+    """The run's empty-at-start cache goes with the run (nothing in it is meant for the next run)."""
+    import shutil
+    import tempfile
+
+    cache = os.environ.get("ASYM_CACHE_DIR", "")
+    if Path(cache).name.startswith("asym-test-cache-") and Path(cache).parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """os.environ for a child process: no inherited Ray address or verl plugin switches."""

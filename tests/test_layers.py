@@ -10,11 +10,8 @@ it, never one above or a neighbour on its own floor; the same holds for the fold
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from import_graph import PACKAGES, ROOT, graph
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("common", "estimators", "tinyrlvr", "experiments", "backends", "orchestrator", "analysis", "cluster")
 RANK = {"common": 0, "estimators": 1, "tinyrlvr": 2, "experiments": 3, "backends": 4,
         "orchestrator": 5, "analysis": 5, "cluster": 5, "cli": 6}
 
@@ -23,49 +20,6 @@ def layer(module: str) -> str:
     if module == "orchestrator.cli" or module.startswith("orchestrator.commands"):
         return "cli"
     return module.split(".")[0]
-
-
-def module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def imports_of(path: Path, known: set[str], root: Path) -> set[str]:
-    """The project modules ``path`` imports (``from a.b import c`` counts a.b.c when that is a module)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    own = module_name(path, root)
-    package = own if path.name == "__init__.py" else own.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
-            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] in PACKAGES:
-                found.add(name if name in known else _closest(name, known))
-    found.discard(own)
-    return found
-
-
-def _closest(name: str, known: set[str]) -> str:
-    while name and name not in known:
-        name = name.rpartition(".")[0]
-    return name
-
-
-def graph(root: Path = ROOT) -> dict[str, set[str]]:
-    files = [p for pkg in PACKAGES for p in (root / pkg).rglob("*.py")]
-    known = {module_name(p, root) for p in files}
-    return {module_name(p, root): imports_of(p, known, root) - {""} for p in files}
 
 
 def upward_imports(edges: dict[str, set[str]]) -> list[str]:

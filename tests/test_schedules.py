@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import shlex
-from pathlib import Path
 
 import pytest
 import torch

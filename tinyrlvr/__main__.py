@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from tinyrlvr.trainer import train
+    from tinyrlvr.trainer import train  # deferred: numpy, torch
 
     def show(step: int, metrics: dict[str, float]) -> None:
         print(json.dumps({"step": step, **{k: (None if math.isnan(v) else round(v, 5)) for k, v in metrics.items()}}))

@@ -32,7 +32,7 @@ def base_model_path(cfg) -> Path:
 
 def content_hash(path: Path) -> str:
     """sha256 of the base model's tensors (not of the file: torch.save's zip layout is not canonical)."""
-    import torch  # here only: the cached hash below is read without it
+    import torch  # deferred: torch; here only: the cached hash below is read without it
 
     blob = torch.load(path, map_location="cpu", weights_only=True)
     digest = hashlib.sha256()

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from estimators.registry import get_estimator
+from estimators.schedules import parse
+
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum-norm")
 WARMUP_ERRORS = ("digit", "carry")  # tinyrlvr.base_model: the demonstrations' error model
 POLICY_LOSSES = ("vanilla", "clip_cov", "kl_cov")  # tinyrlvr.policy_losses; verl's actor.policy_loss.loss_mode names (Cui et al. 2505.22617)
@@ -120,7 +123,6 @@ class EngineConfig:
     cache_dir: str = field(default_factory=default_cache_dir)
 
     def __post_init__(self) -> None:
-        from estimators.registry import get_estimator  # torch import deferred to config creation
 
         est = get_estimator(self.estimator)
         alpha_pos, alpha_neg = est.resolve_alphas(self.alpha_pos, self.alpha_neg)
@@ -148,7 +150,6 @@ class EngineConfig:
 
     def schedules(self):
         """The run's alpha schedules (``estimators.schedules.Schedules``), checked."""
-        from estimators.schedules import parse
 
         return parse(self.alpha_schedule, estimator=self.estimator, alpha_pos=self.alpha_pos,
                      alpha_neg=self.alpha_neg, steps=self.steps)

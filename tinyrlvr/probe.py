@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from estimators import compute_token_advantages, diagnostics, prop1
+from estimators import compute_advantages, compute_token_advantages, diagnostics, prop1
 from estimators.registry import OPTIONAL_INPUTS, get_estimator
 from tinyrlvr.base_model import get_base_model, load_policy
 from tinyrlvr.config import EngineConfig
@@ -128,7 +128,6 @@ def _gradient(policy, batch: RolloutBatch, token_adv: torch.Tensor, cfg: EngineC
 def _advantages(method: ProbeMethod, batch: RolloutBatch, seq_logp: torch.Tensor, cfg: EngineConfig,
                 control: str) -> torch.Tensor:
     """Token advantages (N, T) of ``method`` on the batch under ``control``, as the trainer makes them."""
-    from estimators import compute_advantages
 
     adv = compute_advantages(method.estimator, batch.rewards, batch.group_ids, method.alpha_pos, method.alpha_neg,
                              seq_logprob=seq_logp)

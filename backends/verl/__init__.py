@@ -27,23 +27,19 @@ Contract with the orchestrator (``VerlBackend.run(trial, report, workdir)``):
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from experiments.spec import TrialSpec
-from backends.verl.render import (
-    ENTRYPOINT,
-    TRAIN_FILE,
-    RenderPaths,
-    default_paths,
-    is_cpu,
-    is_multi_node,
-    uses_embedded_task,
-    render_overrides,
-    val_n,
-)
+from backends.verl.admission import DEFAULT_PENDING_TIMEOUT_S, gpus_per_trial, trial_resources
+from backends.verl.cpu.assets import engine_config, ensure_assets
+from backends.verl.cpu.settings import cpu_env, rollout_only_env, trial_cpus
+from backends.verl.models import attention_override, check_gpus, check_model_source
+from backends.verl.render import (ENTRYPOINT, TRAIN_FILE, RenderPaths, default_paths, is_cpu, is_multi_node,
+                                  render_overrides, uses_embedded_task, val_n)
 from common.errors import UserError
 from experiments.presets.schema import CPU_ROLLOUT_NAME
+from experiments.spec import TrialSpec
 
 
 class VerlBackend:
@@ -61,7 +57,6 @@ class VerlBackend:
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
                  environ: Mapping[str, str] | None = None):
-        from backends.verl.admission import DEFAULT_PENDING_TIMEOUT_S
 
         self.paths = paths
         self.entrypoint = list(entrypoint) if entrypoint else None
@@ -78,7 +73,6 @@ class VerlBackend:
         CPU trials get the exported model and task files made here, once."""
         trials = list(trials)
         if any(uses_embedded_task(t) for t in trials):
-            from backends.verl.cpu.assets import engine_config, ensure_assets
 
             ensure_assets(engine_config())
         trials = [t for t in trials if not uses_embedded_task(t)]
@@ -95,8 +89,6 @@ class VerlBackend:
         """Before anything is written or started: each GPU trial's base model can be read or fetched
         (a local path exists; offline, the HF cache has it) and a one-node trial on a local Ray fits
         this machine's GPUs. One-line UserError otherwise."""
-        from backends.verl.admission import gpus_per_trial
-        from backends.verl.models import check_gpus, check_model_source
 
         for trial in trials:
             if uses_embedded_task(trial):
@@ -108,7 +100,6 @@ class VerlBackend:
     def identity(self, trial: TrialSpec) -> dict[str, str]:
         """verl's version and the model's path (with its revision when the preset pins one): the
         weights live on the Hub or shared storage, so their name stands in for their hash."""
-        from importlib.metadata import version
 
         settings = trial.settings_dict()
         model = str(settings.get("hf_path", trial.model))
@@ -117,31 +108,25 @@ class VerlBackend:
         return {"engine": f"verl-{version('verl')}", "base_model": model}
 
     def resources(self, trial: TrialSpec) -> dict[str, float]:
-        from backends.verl.admission import trial_resources
 
         if is_cpu(trial) and not is_multi_node(trial):  # a multi-node CPU trial is admitted as a GPU one
-            from backends.verl.cpu.settings import trial_cpus
 
             return {"CPU": trial_cpus()}
 
         return trial_resources(trial)
 
     def run(self, trial: TrialSpec, report, workdir: Path) -> None:
-        from backends.verl.admission import gpus_per_trial
-        from backends.verl.execution import local_entrypoint, run_trial
+        from backends.verl.execution import local_entrypoint, run_trial  # deferred: numpy, torch
 
         multi_node = is_multi_node(trial)
         extra_env = None
         if uses_embedded_task(trial):
-            from backends.verl.cpu.assets import engine_config, ensure_assets
 
             ensure_assets(engine_config())
         if is_cpu(trial):
-            from backends.verl.cpu.settings import cpu_env
 
             extra_env = cpu_env()
         elif trial.settings_dict().get("rollout_name") == CPU_ROLLOUT_NAME:  # on GPUs, our rollout only
-            from backends.verl.cpu.settings import rollout_only_env
 
             extra_env = rollout_only_env()
         if not is_cpu(trial) and not multi_node and self.reserved_gpus is not None and self.reserved_gpus < gpus_per_trial(trial):
@@ -156,7 +141,6 @@ class VerlBackend:
             paths = RenderPaths(paths.data_dir, str(Path(workdir) / "checkpoints"))
         overrides = render_overrides(trial, paths)
         if not is_cpu(trial):  # flash-attention 2 where this node has it, else sdpa; the log says which
-            from backends.verl.models import attention_override
 
             extra, line = attention_override(trial.settings_dict())
             overrides += extra

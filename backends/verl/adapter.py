@@ -47,11 +47,11 @@ import numpy as np
 import torch
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
+from backends.verl.render import VERL_ESTIMATOR_NAME
 from estimators import schedules
 from estimators.diagnostics import sequence_mean_logprob
-from experiments.plugins import load_installed
-from backends.verl.render import VERL_ESTIMATOR_NAME
 from estimators.registry import BUILTIN, ESTIMATORS, compute_token_advantages, get_estimator
+from experiments.plugins import load_installed
 
 PAD_UID_PREFIX = "pad"  # verl.trainer.ppo.padding_utils: pad_uid = f"pad{uuid4().hex}"
 DEFAULT_VARIANT = "asym"
@@ -204,7 +204,7 @@ def uid_groups(index: Any) -> tuple[np.ndarray, np.ndarray]:
     One vectorized hash pass (``pandas.factorize``, first-seen order; verl imports pandas anyway);
     the ``pad`` prefix test runs on the distinct uids only.
     """
-    import pandas as pd
+    import pandas as pd  # deferred: pandas
 
     rows = np.asarray(index, dtype=object).reshape(-1)
     group_ids, uniques = pd.factorize(rows)

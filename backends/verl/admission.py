@@ -67,7 +67,7 @@ class PlacementGroupWatchdog:
         if timeout_s <= 0:
             raise ValueError(f"placement-group timeout must be > 0 seconds, got {timeout_s}")
         if table is None:
-            from ray.util.placement_group import placement_group_table as table
+            from ray.util.placement_group import placement_group_table as table  # deferred: ray
         self.timeout_s = float(timeout_s)
         self._owner = owner or (lambda info: True)
         self._table = table

@@ -112,7 +112,7 @@ def read_local(from_dir: Path, source: str) -> list[dict[str, Any]]:
         if not path.exists():
             continue
         if suffix == ".parquet":
-            import pandas as pd
+            import pandas as pd  # deferred: pandas
 
             return pd.read_parquet(path).to_dict("records")
         text = path.read_text(encoding="utf-8")
@@ -127,7 +127,7 @@ def read_hub(source: str) -> list[dict[str, Any]]:
     """One dataset from the Hugging Face Hub; a one-line error when it cannot be reached."""
     hf = HF_SOURCES[source]
     try:
-        from datasets import load_dataset
+        from datasets import load_dataset  # deferred: datasets
 
         return list(load_dataset(hf.path, hf.name, split=hf.split))
     except Exception as exc:  # offline, gated, renamed: the user should use --from
@@ -137,7 +137,7 @@ def read_hub(source: str) -> list[dict[str, Any]]:
 
 def prepare(out_dir: Path, from_dir: Path | None = None, sources: Iterable[str] = ALL_SOURCES) -> dict[str, int]:
     """Write every source's parquet into ``out_dir`` (all or nothing); returns rows per file."""
-    import pandas as pd
+    import pandas as pd  # deferred: pandas
 
     sources = list(sources)
     unknown = [s for s in sources if s not in ALL_SOURCES]

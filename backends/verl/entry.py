@@ -12,6 +12,7 @@ What it adds to verl 0.9.1's ``verl.trainer.main_ppo.main``:
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Sequence
 
@@ -20,8 +21,8 @@ from backends.verl.render import CUSTOM_ESTIMATOR
 
 def compose_config(overrides: Sequence[str]):
     """verl's ``ppo_trainer`` config with our overrides; a wrong key raises Hydra's error."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose, initialize_config_module  # deferred: hydra
+    from hydra.core.global_hydra import GlobalHydra  # deferred: hydra
 
     GlobalHydra.instance().clear()
     with initialize_config_module("verl.trainer.config", version_base=None):
@@ -30,16 +31,17 @@ def compose_config(overrides: Sequence[str]):
 
 def validate(config) -> None:
     """verl's own start-up checks (``main_ppo.main``)."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy  # deferred: verl
+    from verl.utils.config import validate_config  # deferred: verl
 
     validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
 
 
 def ensure_estimator_registered(config) -> str:
     """Import our estimator plugin here and check verl can find the configured estimator."""
-    import backends.verl.adapter  # noqa: F401  (registers asym_grpo on import)
-    from verl.trainer.ppo import core_algos
+    from verl.trainer.ppo import core_algos  # deferred: verl
+
+    import backends.verl.adapter  # noqa: F401  deferred: numpy, torch, verl; registers asym_grpo on import
 
     known = core_algos.ADV_ESTIMATOR_REGISTRY
     wanted = {CUSTOM_ESTIMATOR, str(config.algorithm.adv_estimator)}
@@ -52,8 +54,9 @@ def ensure_estimator_registered(config) -> str:
 
 def ensure_trainer_registered(config) -> str:
     """Import our trainer subclass here and check verl's v1 trainer registry selects it."""
-    import backends.verl.trainer  # noqa: F401  (registers asym_sync on import)
-    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY  # deferred: verl
+
+    import backends.verl.trainer  # noqa: F401  deferred: numpy, torch, verl; registers asym_sync on import
 
     mode = str(config.trainer.v1.trainer_mode)
     if mode not in TRAINER_REGISTRY:
@@ -63,7 +66,6 @@ def ensure_trainer_registered(config) -> str:
 
 def ensure_registered(config) -> dict[str, Any]:
     """Both checks; returns what was found (for logs and tests)."""
-    import os
 
     return {"adv_estimator": ensure_estimator_registered(config), "trainer": ensure_trainer_registered(config),
             "pid": os.getpid()}
@@ -71,8 +73,8 @@ def ensure_registered(config) -> dict[str, Any]:
 
 def task_runner_class():
     """verl's ``TaskRunnerV1`` as a Ray actor class that registers and checks our parts first."""
-    import ray
-    from verl.trainer.main_ppo import TaskRunnerV1
+    import ray  # deferred: ray
+    from verl.trainer.main_ppo import TaskRunnerV1  # deferred: verl
 
     base = TaskRunnerV1.__ray_metadata__.modified_class  # the class under verl's @ray.remote
 
@@ -88,8 +90,8 @@ def task_runner_class():
 
 
 def main(argv: Sequence[str]) -> None:
-    from verl.trainer.main_ppo import run_ppo
-    from verl.utils.device import auto_set_device
+    from verl.trainer.main_ppo import run_ppo  # deferred: verl
+    from verl.utils.device import auto_set_device  # deferred: verl
 
     config = compose_config(argv)
     auto_set_device(config)

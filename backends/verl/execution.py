@@ -28,9 +28,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from common.errors import first_line
-from experiments.spec import TrialSpec
+from backends.verl.admission import PlacementGroupWatchdog, owned_by_job
+from backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
 from backends.verl.metrics import map_metrics
+from common.errors import UserError, first_line
+from experiments.plugins import MODULES_ENV, import_roots
+from experiments.spec import TrialSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ESTIMATOR_PLUGIN = "backends.verl.adapter"
@@ -48,7 +51,7 @@ def verl_runtime_env_vars() -> dict[str, str]:
     verl adds them only when it calls ``ray.init`` itself; we set them always (a Ray Job's driver
     joins an existing cluster, where verl skips them).
     """
-    from verl.trainer.constants_ppo import PPO_RAY_RUNTIME_ENV
+    from verl.trainer.constants_ppo import PPO_RAY_RUNTIME_ENV  # deferred: verl
 
     return {**{k: str(v) for k, v in PPO_RAY_RUNTIME_ENV["env_vars"].items()}, **NCCL_ENV}
 
@@ -57,7 +60,6 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
     """The trial's MLflow run, created by the orchestrator; verl's MLflow logger attaches to it."""
     missing = [k for k in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI") if not environ.get(k)]
     if missing:
-        from common.errors import UserError
 
         raise UserError(f"the verl backend needs {' and '.join(missing)} (the orchestrator sets them per trial); "
                         f"run trials through `asym sweep`")
@@ -67,7 +69,6 @@ def handed_over_tracking(environ: Mapping[str, str]) -> dict[str, str]:
 def trial_env(metrics_file: Path, environ: Mapping[str, str], plugins: Sequence[str] = ()) -> dict[str, str]:
     """The variables a verl attempt gets on top of the inherited environment (``plugins``: the
     modules of a user's estimators, imported by our verl adapter in every verl process)."""
-    from experiments.plugins import MODULES_ENV, import_roots
 
     roots = import_roots(plugins) if plugins else []
     python_path = os.pathsep.join(p for p in (str(PROJECT_ROOT), *roots, environ.get("PYTHONPATH", "")) if p)
@@ -201,8 +202,8 @@ def job_server_address() -> tuple[str, str]:
         return os.environ["ASYM_RAY_JOB_ADDRESS"], "$ASYM_RAY_JOB_ADDRESS"
     why = "not connected to a Ray cluster"
     try:
-        import ray
-        from ray.dashboard.utils import ray_address_to_api_server_url
+        import ray  # deferred: ray
+        from ray.dashboard.utils import ray_address_to_api_server_url  # deferred: ray
 
         if ray.is_initialized():  # the cluster's GCS knows where its dashboard listens
             return ray_address_to_api_server_url(ray.get_runtime_context().gcs_address), "the cluster's dashboard"
@@ -214,7 +215,7 @@ def job_server_address() -> tuple[str, str]:
 def job_client():
     """A ``JobSubmissionClient`` on ``job_server_address()``; a server that does not answer is a
     one-line error naming the address, where it came from and how to set it."""
-    from ray.job_submission import JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient  # deferred: ray
 
     address, source = job_server_address()
     try:
@@ -251,10 +252,8 @@ def run_job(client, command: Sequence[str], env: Mapping[str, str], submission_i
             tail: JsonlTail, stream: MetricsStream, poll_s: float, pending_timeout_s: float) -> None:
     """verl as one Ray Job on the shared cluster (multi-node trials; ``client``: a JobSubmissionClient);
     its metrics file must be on storage both the job's driver and this trial process see."""
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus  # deferred: ray
 
-    from backends.verl.admission import PlacementGroupWatchdog, owned_by_job
-    from backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
 
     client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)

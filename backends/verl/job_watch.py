@@ -40,7 +40,7 @@ def describe(actors: list[Mapping[str, Any]]) -> str:
 def dead_actors_of(address: str, job_id_hex: str) -> Callable[[], list[Mapping[str, Any]]]:
     """A lister of the job's DEAD actors through the state API of the cluster at ``address``."""
     def list_dead() -> list[Mapping[str, Any]]:
-        from ray.util.state import list_actors
+        from ray.util.state import list_actors  # deferred: ray
 
         found = list_actors(address=address, filters=[("job_id", "=", job_id_hex), ("state", "=", "DEAD")],
                             detail=True, limit=1000, raise_on_missing_output=False)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from common.errors import UserError
+from experiments.presets.machine import visible_gpus
 
 FLASH_ATTENTION = "flash_attention_2"
 SDPA = "sdpa"
@@ -39,7 +40,7 @@ def hub_cache(environ=os.environ) -> Path:
 def cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of ``repo_id`` holding its config.json, if the HF cache has one."""
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # deferred: huggingface_hub
     except ImportError:
         return None
     found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache())
@@ -91,7 +92,6 @@ def check_gpus(needed: int, trial: str, environ=os.environ) -> None:
     (no RAY_ADDRESS): a cluster's nodes are checked by admission once Ray runs."""
     if environ.get("RAY_ADDRESS"):
         return
-    from experiments.presets.machine import visible_gpus
 
     have = visible_gpus(environ)
     if needed > have:

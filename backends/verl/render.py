@@ -23,6 +23,7 @@ recipe is followed. How it departs from a plain verl GRPO script:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +126,7 @@ def policy_loss_overrides(trial: TrialSpec) -> list[str]:
     """verl's loss mode for Clip-Cov / KL-Cov (Cui et al. 2505.22617), every parameter explicit."""
     if trial.policy_loss == "vanilla":
         return []
-    from tinyrlvr import policy_losses as pl
+    from tinyrlvr import policy_losses as pl  # deferred: torch
 
     key = "actor_rollout_ref.actor.policy_loss"
     out = [f"{key}.loss_mode={trial.policy_loss}"]
@@ -225,7 +226,7 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     else:
         out.append("+ray_kwargs.ray_init.address=local")
     if uses_embedded_task(trial):  # the exported engine model and its task (cpu/settings.py)
-        from backends.verl.cpu.settings import cpu_overrides, render_embedded_task
+        from backends.verl.cpu.settings import cpu_overrides, render_embedded_task  # deferred: omegaconf
 
         out = render_embedded_task(list(val_n(trial)), out)
         if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
@@ -243,7 +244,6 @@ def is_cpu(trial: TrialSpec) -> bool:
 
 def default_paths() -> RenderPaths:
     """$ASYM_DATA_DIR and $ASYM_CHECKPOINT_DIR, else ./data/verl and ./checkpoints (absolute)."""
-    import os
 
     data = os.environ.get("ASYM_DATA_DIR") or os.path.join(os.getcwd(), "data", "verl")
     ckpt = os.environ.get("ASYM_CHECKPOINT_DIR") or os.path.join(os.getcwd(), "checkpoints")

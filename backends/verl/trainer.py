@@ -182,7 +182,7 @@ class AsymPPOTrainer(PPOTrainerSync):
         weights have moved from the base model (the CPU tests' proof that verl's update trained)."""
         metrics = super()._consume_sync_metrics()
         if self.config.actor_rollout_ref.rollout.name == CPU_ROLLOUT_NAME:
-            from backends.verl.cpu.rollout import served_weight_metrics
+            from backends.verl.cpu.rollout import served_weight_metrics  # deferred: ray
 
             metrics.update(served_weight_metrics())
         return metrics

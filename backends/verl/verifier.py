@@ -26,7 +26,7 @@ def _timeouts() -> dict[str, Any]:
 
 def is_correct(solution_str: str, ground_truth: str) -> bool:
     """True when the solution's final answer equals ``ground_truth`` under math-verify."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify  # deferred: math_verify
 
     limits = _timeouts()
     truth = str(ground_truth).strip()

@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from common.numbers import finite_nonnegative
 from common.typed_yaml import read_yaml
-from omegaconf.errors import OmegaConfBaseException
-
 from experiments.presets.machine import gpus_per_node_default
-from experiments.presets.schema import BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset, embedded_schema
+from experiments.presets.schema import (BENCHMARKS, CPU_ROLLOUT_NAME, DEFAULT_VAL_N, TRIAL_KEYS, VerlPreset,
+                                        embedded_schema)
+from experiments.spec import TrialSpec
+from tinyrlvr import config as engine_config
 
 VERL_DEFAULT_MODEL = "qwen3-4b"  # "We use Qwen3-4B as the primary backbone" [v2, App H]
 # The verl models are the preset files of this folder (one owner): the default first, then by name.
@@ -61,8 +63,6 @@ EMBEDDED_VARIANTS: dict[str, dict[str, Any]] = {
     "embedded-kappa-neg": {"tiers": [3, 4], "warmup_steps": 470, "warmup_corrupt_frac": [0.0, 0.0],
                            "warmup_tier_weights": [1.0, 2.0]},
 }
-MODELS_BY_BACKEND = {"embedded": EMBEDDED_MODELS, "verl": VERL_MODELS}
-ALL_MODELS = EMBEDDED_MODELS + VERL_MODELS
 
 # Trial-level defaults of the embedded model [NF] ours: 100 steps and clip 0.2 as in the engine
 # feasibility probe (shared/engine-notes.md); the bonus coefficient is ours.
@@ -149,7 +149,7 @@ def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
     """Merge ``layers`` onto the model's preset through its typed schema, then check the values."""
     layers = list(layers)
     backend = backend_of(model)
-    schema, base = _schema_and_base(model)
+    schema, base = FAMILIES[backend].schema_and_base(model)
     cfg = OmegaConf.structured(schema)
     for origin, values in [(f"preset {model}", base), *layers]:
         cfg = _merge(cfg, values, origin, model)
@@ -158,54 +158,44 @@ def resolve_preset(model: str, layers: Iterable[Layer] = ()) -> Preset:
     except OmegaConfBaseException as exc:
         raise ValueError(f"preset {model}: {_one_line(exc)}") from None
     explicit = {key for _, layer in layers for key in layer}
-    if backend == "verl":
-        _check_verl(model, values, explicit)
+    family = FAMILIES[backend]
     _check_trial_values(model, values)
+    family.check(model, values, explicit)
     settings = {k: _frozen(v) for k, v in values.items() if k not in TRIAL_KEYS
-                and not (backend == "verl" and k in QUIET_DEFAULTS and v == QUIET_DEFAULTS[k])}
-    if backend == "embedded":
-        _check_engine(model, values, settings)
+                and not (k in family.quiet_defaults and v == family.quiet_defaults[k])}
     return Preset(model=model, backend=backend, steps=int(values["steps"]), clip=float(values["clip"]),
                   entropy_coeff=float(values["entropy_coeff"]), settings=tuple(sorted(settings.items())))
 
 
 def smoke_layer(backend: str) -> Layer:
     """The settings of a smoke run: the engine's SMOKE_OVERRIDES, or a two-step verl job."""
-    if backend == "embedded":
-        return ("smoke settings", {"steps": EMBEDDED_SMOKE_STEPS, **_engine_config().SMOKE_OVERRIDES})
-    return ("smoke settings", dict(VERL_SMOKE_OVERRIDES))
+    check_backend(backend)
+    return ("smoke settings", dict(FAMILIES[backend].smoke()))
 
 
 def preset_keys(model: str) -> tuple[str, ...]:
     """Every key a user YAML may set for ``model``."""
-    schema, _ = _schema_and_base(model)
+    schema, _ = FAMILIES[backend_of(model)].schema_and_base(model)
     return tuple(f.name for f in dataclasses.fields(schema))
 
 
-# --- internals -------------------------------------------------------------------------------
+# --- the two preset families -----------------------------------------------------------------
 
 
-def _engine_config():
-    try:
-        from tinyrlvr import config as engine_config
-    except ImportError as exc:
-        raise ValueError(f"the embedded engine is not available (tinyrlvr.config: {exc})") from None
-    return engine_config
+def _embedded_schema_and_base(model: str) -> tuple[type, dict[str, Any]]:
+    trial_fields = {f.name for f in dataclasses.fields(TrialSpec)}
+    # settings never repeat a TrialSpec field: the backend passes those from the trial itself
+    engine_defaults = {k: v for k, v in engine_config.DEFAULT_SETTINGS.items()
+                       if k not in trial_fields and k not in TRIAL_KEYS}
+    return embedded_schema(engine_defaults, EMBEDDED_TRIAL_DEFAULTS), dict(EMBEDDED_VARIANTS[model])
 
 
-def _schema_and_base(model: str) -> tuple[type, dict[str, Any]]:
-    if model in EMBEDDED_MODELS:
-        from experiments.spec import TrialSpec
-
-        engine = _engine_config()
-        trial_fields = {f.name for f in dataclasses.fields(TrialSpec)}
-        # settings never repeat a TrialSpec field: the backend passes those from the trial itself
-        engine_defaults = {k: v for k, v in engine.DEFAULT_SETTINGS.items()
-                           if k not in trial_fields and k not in TRIAL_KEYS}
-        return embedded_schema(engine_defaults, EMBEDDED_TRIAL_DEFAULTS), dict(EMBEDDED_VARIANTS[model])
-    backend_of(model)
+def _verl_schema_and_base(model: str) -> tuple[type, dict[str, Any]]:
     text = resources.files(__name__).joinpath(f"{model}.yaml").read_text()
     return VerlPreset, OmegaConf.to_container(OmegaConf.create(text))  # type: ignore[return-value]
+
+
+# --- internals -------------------------------------------------------------------------------
 
 
 def _merge(cfg, values: Mapping[str, Any], origin: str, model: str):
@@ -244,10 +234,11 @@ def _check_trial_values(model: str, v: Mapping[str, Any]) -> None:
     finite_nonnegative(f"preset {model}: entropy_coeff", v["entropy_coeff"])
 
 
-def _check_engine(model: str, values: Mapping[str, Any], settings: Mapping[str, Any]) -> None:
+def _check_engine(model: str, values: Mapping[str, Any], explicit: set[str]) -> None:
     """The engine's own range checks (d_model % n_heads, tiers vs max_new_tokens, ...) at plan time."""
+    settings = {k: v for k, v in values.items() if k not in TRIAL_KEYS}
     try:
-        _engine_config().EngineConfig.create(estimator="grpo", steps=values["steps"], clip_low=values["clip"],
+        engine_config.EngineConfig.create(estimator="grpo", steps=values["steps"], clip_low=values["clip"],
                                              clip_high=values["clip"], entropy_coeff=values["entropy_coeff"],
                                              **settings)
     except ValueError as exc:
@@ -335,3 +326,24 @@ def _check_verl_cpu(model: str, v: Mapping[str, Any]) -> None:
                          f"(nnodes > 1 spreads a trial over several nodes of a Ray cluster)")
     if v["task"] != "addition":
         raise ValueError(f"preset {model}: device cpu runs the embedded task; set task addition")
+
+
+@dataclass(frozen=True)
+class PresetFamily:
+    """What one backend's presets share (one owner for each backend's models, schema, checks, smoke)."""
+
+    models: tuple[str, ...]
+    schema_and_base: Callable[[str], tuple[type, dict[str, Any]]]
+    check: Callable[[str, dict[str, Any], set[str]], None]  # may fill derived values in place
+    smoke: Callable[[], Mapping[str, Any]]
+    quiet_defaults: Mapping[str, Any] = field(default_factory=dict)  # left out of settings at these values
+
+
+FAMILIES: dict[str, PresetFamily] = {
+    "embedded": PresetFamily(EMBEDDED_MODELS, _embedded_schema_and_base, _check_engine,
+                             lambda: {"steps": EMBEDDED_SMOKE_STEPS, **engine_config.SMOKE_OVERRIDES}),
+    "verl": PresetFamily(VERL_MODELS, _verl_schema_and_base, _check_verl, lambda: VERL_SMOKE_OVERRIDES,
+                         QUIET_DEFAULTS),
+}
+MODELS_BY_BACKEND = {backend: family.models for backend, family in FAMILIES.items()}
+ALL_MODELS = tuple(model for family in FAMILIES.values() for model in family.models)

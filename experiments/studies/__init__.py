@@ -8,9 +8,12 @@ anything a paper study says, and every value's source is a file:line. They are r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
+
+import yaml
 
 from experiments.spec import Method, Study
 
@@ -30,9 +33,8 @@ OPTUNA_STUDY = Study(
 @lru_cache(maxsize=None)
 def _load_one(name: str) -> Study:
     """One study file, checked by the study-file loader (a file is read only when its study is asked)."""
-    from dataclasses import replace
 
-    from experiments.study_file import load_study_file
+    from experiments.study_file import load_study_file  # deferred: omegaconf
 
     with resources.as_file(resources.files(__name__) / f"{name}.yaml") as path:
         study = load_study_file(path)
@@ -60,7 +62,6 @@ def get_study(name: str) -> Study:
 
 def study_title(name: str) -> str:
     """A paper study's title without checking its file (for `asym sweep --help`, which lists them all)."""
-    import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: `--help` stays quick
     return str(yaml.load((resources.files(__name__) / f"{name}.yaml").read_text(), Loader=loader).get("title") or name)

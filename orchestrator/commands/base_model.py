@@ -7,10 +7,12 @@ how the result compares with the shipped file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
 
 app = typer.Typer(help="The embedded engine's base models: show them, rebuild them.", no_args_is_help=True)
 
@@ -20,8 +22,8 @@ SmokeOpt = Annotated[bool, typer.Option("--smoke", help="The smoke preset's (sma
 
 
 def _engine_config(model: str, smoke: bool):
-    from experiments.presets import backend_of, resolve_preset, smoke_layer
-    from tinyrlvr.config import EngineConfig
+    from experiments.presets import backend_of, resolve_preset, smoke_layer  # deferred: omegaconf
+    from tinyrlvr.config import EngineConfig  # deferred: asym --help
 
     if backend_of(model) != "embedded":
         raise ValueError(f"model '{model}' is not an embedded preset; base models belong to the embedded engine")
@@ -32,9 +34,9 @@ def _engine_config(model: str, smoke: bool):
 @app.command("show")
 def show(model: ModelOpt = DEFAULT_MODEL, smoke: SmokeOpt = False) -> None:
     """Print the base model's key, where it is, its content hash and how the warm-up made it."""
-    import json
 
-    from tinyrlvr.base_model import base_model_path, base_model_report, content_hash, shipped_base_model_path
+    from tinyrlvr.base_model import (base_model_path, base_model_report, content_hash,  # deferred: numpy, torch
+                                     shipped_base_model_path)
 
     cfg = _engine_config(model, smoke)
     path = base_model_path(cfg)
@@ -58,9 +60,8 @@ def build(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write here (default: the cache, never the package).")] = None,
 ) -> None:
     """Rerun the warm-up that made the base model (deterministic on one machine; other CPUs may round differently)."""
-    from rich.console import Console
 
-    from tinyrlvr.base_model import build_base_model, content_hash, shipped_base_model_path
+    from tinyrlvr.base_model import build_base_model, content_hash, shipped_base_model_path  # deferred: numpy, torch
 
     cfg = _engine_config(model, smoke)
     target = out or Path(cfg.cache_dir).expanduser() / f"rebuilt-base-{cfg.base_model_key()}.pt"

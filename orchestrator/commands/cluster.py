@@ -14,7 +14,7 @@ FileArg = Annotated[str, typer.Argument(help="A Ray cluster-launcher YAML, e.g. 
 @app.command()
 def up(file: FileArg) -> None:
     """Check the cluster file, then start (or update) the cluster with `ray up`."""
-    from cluster.launcher import up as launch
+    from cluster.launcher import up as launch  # deferred: omegaconf
 
     launch(file)
 
@@ -22,7 +22,7 @@ def up(file: FileArg) -> None:
 @app.command()
 def down(file: FileArg) -> None:
     """Check the cluster file, then tear the cluster down with `ray down`."""
-    from cluster.launcher import down as teardown
+    from cluster.launcher import down as teardown  # deferred: omegaconf
 
     teardown(file)
 
@@ -33,7 +33,7 @@ def status(
     address: Annotated[Optional[str], typer.Option(help="A running head's dashboard, e.g. http://10.0.0.10:8265.")] = None,
 ) -> None:
     """Show the cluster's nodes, GPUs and the sweeps submitted to it."""
-    from cluster.head import dashboard_url
-    from cluster.status import render, snapshot
+    from cluster.head import dashboard_url  # deferred: omegaconf
+    from cluster.status import render, snapshot  # deferred: omegaconf
 
     render(snapshot(dashboard_url(file, address)))

@@ -14,7 +14,7 @@ def prepare(
     from_dir: Annotated[Optional[Path], typer.Option("--from", help="read <name>.jsonl|json|parquet here instead of the Hugging Face Hub")] = None,
 ) -> None:
     """Write math_train.parquet and the benchmarks (math500, aime24, aime25, amc23, olympiadbench) in verl's schema."""
-    from backends.verl.data import prepare as prepare_data
+    from backends.verl.data import prepare as prepare_data  # deferred: omegaconf
 
     counts = prepare_data(out, from_dir)
     for source, rows in counts.items():

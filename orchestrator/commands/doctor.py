@@ -10,6 +10,9 @@ import json
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 
 def doctor(
@@ -18,7 +21,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     """Check this machine: Python, torch/CUDA, GPUs, driver, vLLM, flash-attn, verl and its pins, HF cache, Ray, tracking."""
-    from orchestrator import doctor as checks
+    from orchestrator import doctor as checks  # deferred: asym --help
 
     needs = checks.backend_needs()
     if backend not in needs:
@@ -34,9 +37,6 @@ def doctor(
 
 
 def _print_tables(results, reasons) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     console = Console()
     table = Table(title="asym doctor")

@@ -5,9 +5,13 @@ Only typer is imported at module level; torch and the estimators load inside the
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(help="The paper's advantage estimators: list them, show their values per k of G.",
                   no_args_is_help=True)
@@ -19,12 +23,11 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def _plot_figure_1(tables, path: str) -> None:
     """Figure 1 for these tables, drawn by the report's own function (``analysis.figures``)."""
-    from pathlib import Path
 
-    import pandas as pd
+    import pandas as pd  # deferred: pandas
 
-    from analysis import figures, summaries
-    from estimators import get_estimator
+    from analysis import figures, summaries  # deferred: matplotlib, numpy, pandas
+    from estimators import get_estimator  # deferred: asym --help
 
     target = Path(path)
     if target.suffix.lower() != ".png":
@@ -46,10 +49,8 @@ def _plot_figure_1(tables, path: str) -> None:
 @app.command("list")
 def list_estimators() -> None:
     """Every registered estimator: name, label, default alphas, which alphas are tunable, its source."""
-    from rich.console import Console
-    from rich.table import Table
 
-    from estimators import ESTIMATORS
+    from estimators import ESTIMATORS  # deferred: asym --help
 
     table = Table(title="advantage estimators")
     for column in ("name", "paper label", "alpha_pos", "alpha_neg", "tunable"):
@@ -72,9 +73,8 @@ def show(
 ) -> None:
     """Advantage of a correct (pos) and a failed (neg) rollout for k = 0..G correct, and the
     Proposition 2 pressure peaks."""
-    import json
 
-    from estimators.curves import advantage_table, overlay_alphas
+    from estimators.curves import advantage_table, overlay_alphas  # deferred: torch
 
     names = [n.strip() for n in name.split(",") if n.strip()]
     if as_json and len(names) != 1:
@@ -91,10 +91,8 @@ def show(
 
 
 def _print_tables(tables) -> None:
-    from rich.console import Console
-    from rich.table import Table
 
-    from estimators import get_estimator
+    from estimators import get_estimator  # deferred: asym --help
 
     console = Console()
     for t in tables:

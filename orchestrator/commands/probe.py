@@ -41,8 +41,8 @@ def prop1(
                                                        "seed (default: the preset's; a new one is built on first use).")] = None,
 ) -> None:
     """Fork the policy at --at steps, apply one update per method x optimizer x control, compare with Prop. 1."""
-    from experiments.probe import DEFAULT_METHODS, DEFAULT_SGD_LR, plan_probe
-    from orchestrator.probe import check_out, run_plan
+    from experiments.probe import DEFAULT_METHODS, DEFAULT_SGD_LR, plan_probe  # deferred: asym --help
+    from orchestrator.probe import check_out, run_plan  # deferred: asym --help
 
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
@@ -54,8 +54,8 @@ def prop1(
                       settings={} if warmup_seed is None else {"warmup_seed": warmup_seed})
     out = check_out(out)
     parent_id, rows = run_plan(plan, out)
-    from analysis.probe import write_report
-    from orchestrator.probe import CSV_NAME, attach
+    from analysis.probe import write_report  # deferred: matplotlib, numpy, pandas
+    from orchestrator.probe import CSV_NAME, attach  # deferred: asym --help
 
     written = write_report(out / CSV_NAME, out)
     attach(parent_id, [out / CSV_NAME, *written])

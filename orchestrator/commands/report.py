@@ -34,15 +34,15 @@ def report(
     storage: Annotated[Optional[str], typer.Option("--storage", help="The sweep's shared folder (`asym sweep --storage`): its default store is there.")] = None,
 ) -> None:
     """Write figures (PNG, SVG), tables (Markdown, CSV, LaTeX) and a self-contained report.html."""
-    from analysis.report import ReportSettings, build_report
-    from orchestrator.mlflow_server import reap_orphans
+    from analysis.report import ReportSettings, build_report  # deferred: matplotlib, numpy, pandas, torch
+    from orchestrator.mlflow_server import reap_orphans  # deferred: asym --help
 
     reap_orphans()  # an mlflow server a SIGKILLed sweep driver left on this store
 
     settings = ReportSettings(ema=ema, select=select.value, select_on=select_on, kappa_steps=kappa_steps,
                               log_artifacts=not no_mlflow)
     if tracking_uri is None:
-        from experiments.tracking_names import storage_tracking_uri
+        from experiments.tracking_names import storage_tracking_uri  # deferred: asym --help
 
         tracking_uri = storage_tracking_uri(storage)
     path = build_report(name, out or Path("reports") / name, tracking_uri=tracking_uri, settings=settings)

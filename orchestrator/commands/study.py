@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, List, Optional
 
 import typer
+from rich.console import Console
 
 from orchestrator.commands.choices import BackendName
 
@@ -17,15 +19,13 @@ def list_studies(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ) -> None:
     """List the declared studies: name, title, number of methods, default models."""
-    from experiments.describe import studies_overview, studies_table
+    from experiments.describe import studies_overview, studies_table  # deferred: omegaconf
 
     rows = studies_overview()
     if as_json:
-        import json
 
         typer.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
 
     Console().print(studies_table(rows))
 
@@ -38,22 +38,20 @@ def show_study(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (methods, sources, trials) instead of tables.")] = False,
 ) -> None:
     """Show a study's methods with their values and sources, its axes, and its trials for one seed."""
-    from experiments.describe import describe_study, method_sources, methods_table
-    from experiments.parse import parse_set
-    from experiments.plan_print import trials_table
+    from experiments.describe import describe_study, method_sources, methods_table  # deferred: omegaconf
+    from experiments.parse import parse_set  # deferred: asym --help
+    from experiments.plan_print import trials_table  # deferred: asym --help
 
     study = name
     if name.endswith((".yaml", ".yml")) or "/" in name:
-        from experiments.study_file import load_study_file
+        from experiments.study_file import load_study_file  # deferred: omegaconf
 
         study = load_study_file(name)
     desc, trials = describe_study(study, backend.value, axes=tuple(parse_set(text) for text in sets or ()))
     if as_json:
-        import json
 
         typer.echo(json.dumps(desc, indent=2))
         return
-    from rich.console import Console
 
     console = Console()
     console.print(f"{desc['title']} ({desc['name']}): {desc['description']}", markup=False, highlight=False)

@@ -10,12 +10,15 @@ taken as a built-in study's name (`asym study list`); `run FILE` runs a study fi
 from __future__ import annotations
 
 import copy
+import json
+import os
+from dataclasses import replace
 from enum import Enum
 from typing import Annotated, List, Optional
 
 import click
 import typer
-
+from rich.console import Console
 from typer.core import TyperGroup
 
 from orchestrator.commands.sweep_options import RerunOpt, SchedOpt, SchedulerName, SweepArgs, shared_options
@@ -36,7 +39,7 @@ class SweepGroup(TyperGroup):
         command.name = cmd_name
         command.hidden = False
         try:
-            from experiments.studies import ORDER, study_title
+            from experiments.studies import ORDER, study_title  # deferred: asym --help
 
             if cmd_name in ORDER:
                 command.help = f"{study_title(cmd_name)}: run it as a sweep."
@@ -48,7 +51,7 @@ class SweepGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         listed = [name for name in super().list_commands(ctx) if name != STUDY_COMMAND]
         try:
-            from experiments.studies import ORDER
+            from experiments.studies import ORDER  # deferred: asym --help
 
             return list(ORDER) + listed
         except Exception:  # the studies module is optional for help
@@ -73,13 +76,13 @@ def sweep_study(
     args: SweepArgs,
 ) -> None:
     """Run the study named by this command as a sweep."""
-    from experiments.parse import parse_float_list
+    from experiments.parse import parse_float_list  # deferred: asym --help
 
     study = ctx.info_name
     trials, _ = _plan(study, args,
                       alpha_pos=parse_float_list(alpha_pos, name="--alpha-pos") if alpha_pos is not None else None,
                       alpha_neg=parse_float_list(alpha_neg, name="--alpha-neg") if alpha_neg is not None else None)
-    from orchestrator.sweep_state import default_name
+    from orchestrator.sweep_state import default_name  # deferred: asym --help
 
     options = _options(args, _name(args, lambda: default_name(study, trials)), study, scheduler=scheduler.value)
     _dispatch(ctx, trials, options, args, rerun=rerun)
@@ -97,11 +100,10 @@ def sweep_run(
     args: SweepArgs,
 ) -> None:
     """Run a study file: its methods x axes x seeds as a grid, or its `search:` ranges with Optuna."""
-    from experiments.study_file import load_study_file
+    from experiments.study_file import load_study_file  # deferred: omegaconf
 
     study = load_study_file(file)
     if study.search is not None:
-        from dataclasses import replace
 
         search = study.search if search_trials is None else replace(study.search, trials=search_trials)
         _optuna(ctx, study, search, args)
@@ -109,7 +111,7 @@ def sweep_run(
     if search_trials is not None:
         raise ValueError(f"--trials goes with a study file that has a `search:` section ({file} has none)")
     trials, _ = _plan(study, args)
-    from orchestrator.sweep_state import default_name
+    from orchestrator.sweep_state import default_name  # deferred: asym --help
 
     options = _options(args, _name(args, lambda: default_name(study.name, trials)), study.name, scheduler=scheduler.value)
     _dispatch(ctx, trials, options, args, rerun=rerun)
@@ -128,9 +130,9 @@ def sweep_optuna(
     args: SweepArgs,
 ) -> None:
     """Search AsymGRPO's alphas (and any --range) with Optuna (Ray Tune's OptunaSearch) toward eval/mean_accuracy."""
-    from experiments.parse import parse_float_list
-    from experiments.spec import Search, SearchRange
-    from experiments.studies import OPTUNA_STUDY
+    from experiments.parse import parse_float_list  # deferred: asym --help
+    from experiments.spec import Search, SearchRange  # deferred: asym --help
+    from experiments.studies import OPTUNA_STUDY  # deferred: asym --help
 
     pos = _range(parse_float_list(alpha_pos_range, name="--alpha-pos-range"), "--alpha-pos-range")
     neg = _range(parse_float_list(alpha_neg_range, name="--alpha-neg-range"), "--alpha-neg-range")
@@ -152,12 +154,12 @@ def _optuna(ctx, study, search, args: SweepArgs) -> None:
     """An Optuna sweep: the planner checks both ends of every range now, and plans every sample later."""
     # planned at the ranges' low ends: a sampled key may be one the plan needs (a schedule's alpha_pos.end)
     _, plan_options = _plan(study, args, sample={r.key: r.low for r in search.ranges})
-    from experiments.plan import plan_sampled
+    from experiments.plan import plan_sampled  # deferred: omegaconf
 
     ends = [plan_sampled(study, plan_options, {r.key: getattr(r, end) for r in search.ranges})
             for end in ("low", "high")]
     template = ends[0]
-    from orchestrator.sweep_state import default_name
+    from orchestrator.sweep_state import default_name  # deferred: asym --help
 
     options = _options(args, _name(args, lambda: default_name(study.name, [template], repr(search))), study.name, search=search)
     _dispatch(ctx, [template], options, args, planner=(study, plan_options))
@@ -168,7 +170,7 @@ def _name(args: SweepArgs, default) -> str:
 
 
 def _options(args: SweepArgs, name: str, study: str, **extra):
-    from orchestrator.sweep_state import SweepOptions
+    from orchestrator.sweep_state import SweepOptions  # deferred: asym --help
 
     if args.as_json and not args.dry_run:
         raise ValueError("--json goes with --dry-run")
@@ -185,7 +187,7 @@ def sweep_resume(
     storage: Annotated[Optional[str], typer.Option("--storage", help="The shared folder the sweep was started with, as this node mounts it.")] = None,
 ) -> None:
     """Continue an interrupted sweep: Tune restores it; finished trials are not run again."""
-    from orchestrator.sweep import resume_sweep
+    from orchestrator.sweep import resume_sweep  # deferred: asym --help
 
     _finish(resume_sweep(name, storage=_storage(storage, None, None)))
 
@@ -196,10 +198,9 @@ def sweep_resume(
 def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None, sample=None):
     """(the planned trials, the planner's options: what a search replans each sample with; ``sample``
     is not among them)."""
-    from experiments.parse import parse_seeds, parse_set
-    from experiments.plan import plan
-
-    from backends import BACKENDS
+    from backends import BACKENDS  # deferred: asym --help
+    from experiments.parse import parse_seeds, parse_set  # deferred: asym --help
+    from experiments.plan import plan  # deferred: omegaconf
 
     backend = args.backend.value
     gpus_setting = BACKENDS[backend].gpus_setting
@@ -215,10 +216,10 @@ def _plan(study, args: SweepArgs, *, alpha_pos=None, alpha_neg=None, sample=None
 
 def _storage(text: str | None, cluster: str | None, address: str | None) -> str | None:
     """--storage as an absolute folder; a cluster file's ``metadata: {storage:}`` when submitting to it."""
-    from experiments.tracking_names import check_storage
+    from experiments.tracking_names import check_storage  # deferred: asym --help
 
     if text is None and cluster:
-        from cluster.schema import load_cluster_file
+        from cluster.schema import load_cluster_file  # deferred: omegaconf
 
         text = load_cluster_file(cluster).storage
     return None if text is None else str(check_storage(text, on_this_machine=not (cluster or address)))
@@ -236,34 +237,32 @@ def _dispatch(ctx: typer.Context, trials, options, args: SweepArgs, *, planner=N
         _print_plan(trials, options, as_json)
         return
     if cluster or address:
-        from cluster.submit import submit_sweep
+        from cluster.submit import submit_sweep  # deferred: omegaconf
 
         argv = _argv_without_cluster(ctx)
         if options.storage and "--storage" not in argv:  # from the cluster file's metadata
             argv += ["--storage", options.storage]
         if cluster and not options.storage:
-            from cluster.schema import load_cluster_file
-            from orchestrator.sweep_launch import check_storage_for
+            from cluster.schema import load_cluster_file  # deferred: omegaconf
+            from orchestrator.sweep_launch import check_storage_for  # deferred: asym --help
 
             check_storage_for(load_cluster_file(cluster).max_nodes, None)
         job_id = submit_sweep(argv, cluster, address)
         typer.echo(job_id)
         return
-    from orchestrator.sweep import run_sweep
+    from orchestrator.sweep import run_sweep  # deferred: asym --help
 
     _finish(run_sweep(trials, options, planner=planner, rerun=rerun))
 
 
 def _print_plan(trials, options, as_json: bool) -> None:
-    from experiments.plan_print import trials_json, trials_table
+    from experiments.plan_print import trials_json, trials_table  # deferred: asym --help
 
     if as_json:
-        import json
 
         rows = trials_json(trials, extra=_backend_fields)
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    from rich.console import Console
 
     title = f"sweep {options.name}: {len(trials)} trial(s)"
     if options.is_optuna:
@@ -274,7 +273,7 @@ def _print_plan(trials, options, as_json: bool) -> None:
 
 
 def _backend_fields(trial) -> dict:
-    from backends import BACKENDS
+    from backends import BACKENDS  # deferred: asym --help
 
     fields = BACKENDS[trial.backend].dry_run_fields_of()
     return fields(trial) if fields else {}
@@ -305,9 +304,8 @@ def _text(value) -> str:
 
 
 def _finish(outcome) -> None:
-    from rich.console import Console
 
-    from orchestrator.sweep_state import resume_command
+    from orchestrator.sweep_state import resume_command  # deferred: asym --help
 
     console = Console(stderr=True, soft_wrap=True)
     done = sum(r["status"] == "DONE" for r in outcome.results)
@@ -327,9 +325,8 @@ def _finish(outcome) -> None:
 
 
 def _ui_hint(uri: str, storage: str | None = None) -> str:
-    import os
 
-    from common.redact import redact
+    from common.redact import redact  # deferred: asym --help
 
     if os.environ.get("MLFLOW_TRACKING_URI") or not uri.startswith("http://127.0.0.1"):
         return redact(uri)  # the user's own server (on loopback too): not the store `asym ui` serves

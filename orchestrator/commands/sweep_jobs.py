@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import datetime
+import sys
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 JobArg = Annotated[str, typer.Argument(help="The job id `asym sweep ... --cluster` printed.")]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="The cluster file the sweep went to.")]
@@ -23,10 +27,9 @@ def register(sweep_app: typer.Typer) -> None:
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Stream new lines until the sweep ends.")] = False,
     ) -> None:
         """Print a submitted sweep's driver log (the `asym sweep` output on the head); exit 1 if it failed or was stopped."""
-        import sys
 
-        from cluster.head import dashboard_url
-        from cluster.jobs import print_logs
+        from cluster.head import dashboard_url  # deferred: omegaconf
+        from cluster.jobs import print_logs  # deferred: omegaconf
 
         code = print_logs(dashboard_url(cluster, address), job, follow=follow)
         if code:
@@ -38,14 +41,10 @@ def register(sweep_app: typer.Typer) -> None:
         storage: Annotated[Optional[str], typer.Option("--storage", help="The sweep's shared folder (`asym sweep --storage`): its default store is there.")] = None,
     ) -> None:
         """Trials per configuration, GPU-/CPU-hours used and projected, and the estimated finish (from MLflow)."""
-        import datetime
 
-        from rich.console import Console
-        from rich.table import Table
 
-        from analysis.cost import cost_by_configuration, estimated_finish, trial_costs
-
-        from experiments.tracking_names import storage_tracking_uri
+        from analysis.cost import cost_by_configuration, estimated_finish, trial_costs  # deferred: pandas
+        from experiments.tracking_names import storage_tracking_uri  # deferred: asym --help
 
         trials = trial_costs(name, storage_tracking_uri(storage))
         table = Table(title=f"sweep {name} ({trials.attrs.get('status', '?').lower()}): "
@@ -68,7 +67,7 @@ def register(sweep_app: typer.Typer) -> None:
     @sweep_app.command("stop")
     def stop(job: JobArg, cluster: ClusterOpt = None, address: AddressOpt = None) -> None:
         """Stop a submitted sweep (its trials stop with it; finished trials stay in MLflow)."""
-        from cluster.head import dashboard_url
-        from cluster.jobs import stop_job
+        from cluster.head import dashboard_url  # deferred: omegaconf
+        from cluster.jobs import stop_job  # deferred: omegaconf
 
         print(stop_job(dashboard_url(cluster, address), job))

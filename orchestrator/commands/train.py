@@ -31,14 +31,14 @@ def train(
     config: Annotated[Optional[str], typer.Option("--config", help="A YAML file overriding preset values.")] = None,
 ) -> None:
     """Train one trial here (no sweep): a Rich progress bar, an MLflow run, optional --metrics-out JSONL."""
-    from orchestrator.single import plan_single, train_standalone
+    from orchestrator.single import plan_single, train_standalone  # deferred: asym --help
 
     if seed < 0:
         raise ValueError(f"--seed must be >= 0, got {seed}")
     trial = plan_single(estimator=estimator, alpha_pos=alpha_pos, alpha_neg=alpha_neg, entropy_coeff=entropy_coeff,
                         clip_high=clip_high, steps=steps, seed=seed, smoke=smoke, backend=backend.value,
                         config_file=config)
-    from orchestrator.mlflow_server import reap_orphans
+    from orchestrator.mlflow_server import reap_orphans  # deferred: asym --help
 
     reap_orphans()  # an mlflow server a SIGKILLed sweep driver left on this store
     run_id = train_standalone(trial, device=device.value, metrics_out=metrics_out)

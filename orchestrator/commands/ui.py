@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
+import subprocess
 from typing import Annotated, Optional
 
 import typer
@@ -18,16 +22,12 @@ def ui(
     storage: Annotated[Optional[str], typer.Option("--storage", help="Serve the store of a sweep run with --storage PATH (PATH/mlflow).")] = None,
 ) -> None:
     """Open the tracked sweeps and trials in the MLflow UI (Ctrl-C stops it)."""
-    import ipaddress
-    import os
-    import socket
-    import subprocess
 
-    from experiments import tracking_names as names
-    from common.errors import UserError
-    from orchestrator import tracking
-    from common.net import is_loopback
-    from orchestrator.mlflow_server import reap_orphans, server_command, store_paths
+    from common.errors import UserError  # deferred: asym --help
+    from common.net import is_loopback  # deferred: asym --help
+    from experiments import tracking_names as names  # deferred: asym --help
+    from orchestrator import tracking  # deferred: asym --help
+    from orchestrator.mlflow_server import reap_orphans, server_command, store_paths  # deferred: asym --help
 
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")

@@ -37,6 +37,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
+from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
+
 EXPORT_FORMAT = 2  # bump when the export or the data layout changes
 PAD_LOGIT = -1.0e4
 TRAIN_SOURCE = "addition_train"
@@ -71,7 +75,6 @@ class CpuAssets:
 
 def engine_config(**settings):
     """The embedded engine's config whose base model ``cpu-tiny`` exports (its smoke model: fits CI)."""
-    from tinyrlvr.config import SMOKE_OVERRIDES, EngineConfig
 
     return EngineConfig.create(**{"estimator": "grpo", **SMOKE_OVERRIDES, **settings})
 
@@ -82,7 +85,7 @@ def assets_for(cfg) -> CpuAssets:
 
 
 def tier_sources(cfg) -> list[str]:
-    from tinyrlvr.task import tier_name
+    from tinyrlvr.task import tier_name  # deferred: torch
 
     return [tier_name(t) for t in cfg.tiers]
 
@@ -91,9 +94,9 @@ def tier_sources(cfg) -> list[str]:
 
 
 def gpt2_config(shape, vocab_size: int):
-    from transformers import GPT2Config
+    from transformers import GPT2Config  # deferred: transformers
 
-    from tinyrlvr.task import BOS, EOS, PAD
+    from tinyrlvr.task import BOS, EOS, PAD  # deferred: torch
 
     return GPT2Config(vocab_size=vocab_size, n_positions=shape.max_len, n_embd=shape.d_model, n_layer=shape.n_layers,
                       n_head=shape.n_heads, n_inner=shape.mlp_ratio * shape.d_model, activation_function="gelu",
@@ -115,9 +118,9 @@ def blocked_rows(gamma, beta, logit: float = PAD_LOGIT):
 
 def gpt2_state_dict(policy) -> dict:
     """The engine policy's weights under GPT-2's names and layouts (see the module docstring)."""
-    import torch
+    import torch  # deferred: torch
 
-    from tinyrlvr.task import OUTPUT_VOCAB, VOCAB_SIZE
+    from tinyrlvr.task import OUTPUT_VOCAB, VOCAB_SIZE  # deferred: torch
 
     sd = {k: v.detach().clone().float() for k, v in policy.state_dict().items()}
     out = {"transformer.wte.weight": sd["tok.weight"], "transformer.wpe.weight": sd["pos.weight"],
@@ -138,9 +141,9 @@ def gpt2_state_dict(policy) -> dict:
 
 def to_gpt2(policy):
     """A ``GPT2LMHeadModel`` computing the engine policy's logits (on the 13 real ids)."""
-    from transformers import GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel  # deferred: transformers
 
-    from tinyrlvr.task import VOCAB_SIZE
+    from tinyrlvr.task import VOCAB_SIZE  # deferred: torch
 
     model = GPT2LMHeadModel(gpt2_config(policy.shape, VOCAB_SIZE))
     missing, unexpected = model.load_state_dict(gpt2_state_dict(policy), strict=False)
@@ -151,10 +154,10 @@ def to_gpt2(policy):
 
 
 def make_tokenizer():
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers  # deferred: tokenizers
+    from transformers import PreTrainedTokenizerFast  # deferred: transformers
 
-    from tinyrlvr.task import BOS, CHARS, PAD
+    from tinyrlvr.task import BOS, CHARS, PAD  # deferred: torch
 
     core = Tokenizer(models.WordLevel({c: i for i, c in enumerate(CHARS)}, unk_token=CHARS[PAD]))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
@@ -165,10 +168,10 @@ def make_tokenizer():
 
 
 def export_model(cfg, out: Path) -> Path:
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig  # deferred: transformers
 
-    from tinyrlvr.base_model import get_base_model, load_policy
-    from tinyrlvr.task import BOS, EOS, PAD
+    from tinyrlvr.base_model import get_base_model, load_policy  # deferred: numpy, torch
+    from tinyrlvr.task import BOS, EOS, PAD  # deferred: torch
 
     base = get_base_model(cfg)
     model = to_gpt2(load_policy(base))
@@ -184,7 +187,7 @@ def export_model(cfg, out: Path) -> Path:
 
 
 def task_rows(problems, source: str, split: str) -> list[dict]:
-    from tinyrlvr.task import answer_text
+    from tinyrlvr.task import answer_text  # deferred: torch
 
     rows = []
     for index, (a, b, tier) in enumerate(zip(problems.a.tolist(), problems.b.tolist(), problems.tier.tolist())):
@@ -196,12 +199,12 @@ def task_rows(problems, source: str, split: str) -> list[dict]:
 
 
 def write_task(cfg, out: Path) -> dict[str, int]:
-    import pandas as pd
-    import torch
+    import pandas as pd  # deferred: pandas
+    import torch  # deferred: torch
 
-    from tinyrlvr import seeding
-    from tinyrlvr.evaluate import problem_set
-    from tinyrlvr.task import sample_problems, tier_name
+    from tinyrlvr import seeding  # deferred: numpy, torch
+    from tinyrlvr.evaluate import problem_set  # deferred: numpy, torch
+    from tinyrlvr.task import sample_problems, tier_name  # deferred: torch
 
     gen = seeding.generator(TRAIN_SEED, 0, "prompts")  # its own seed: not the engine's stream
     tiers = torch.tensor(cfg.tiers, dtype=torch.long)[torch.randint(len(cfg.tiers), (TRAIN_ROWS,), generator=gen)]
@@ -218,7 +221,6 @@ def write_task(cfg, out: Path) -> dict[str, int]:
 
 def ensure_assets(cfg) -> CpuAssets:
     """Make (once, under a lock) and return the export of ``cfg``'s base model and its task files."""
-    from filelock import FileLock
 
     assets = assets_for(cfg)
     if (assets.root / "done").exists():

@@ -19,7 +19,7 @@ _MODULES_BINDING_IT = ("verl.utils.distributed", "verl.workers.engine_workers")
 
 
 def check_verl_version(version: str | None = None) -> None:
-    import verl
+    import verl  # deferred: verl
 
     found = version or verl.__version__
     if found != PATCHED_VERL_VERSION:
@@ -31,7 +31,7 @@ def check_verl_version(version: str | None = None) -> None:
 def apply() -> None:
     """Wrap ``initialize_global_process_group_ray`` to default to gloo only; idempotent."""
     check_verl_version()
-    import verl.utils.distributed as dist_utils
+    import verl.utils.distributed as dist_utils  # deferred: verl
 
     original = dist_utils.initialize_global_process_group_ray
     if getattr(original, "_asym_cpu", False):

@@ -15,9 +15,11 @@ by ``plugin.register``. What verl asks of a platform and what the CPU answers:
 from __future__ import annotations
 
 import contextlib
+import time
 import types
 from typing import Any, Optional
 
+import psutil
 import torch
 from verl.plugin.platform import PlatformBase
 
@@ -25,7 +27,6 @@ PLATFORM_NAME = "asym_cpu"
 
 
 def _mem_get_info(device: Any = None) -> tuple[int, int]:
-    import psutil
 
     vm = psutil.virtual_memory()
     return int(vm.available), int(vm.total)
@@ -46,7 +47,6 @@ class _Event:
         self._t = None
 
     def record(self, stream: Any = None) -> None:
-        import time
 
         self._t = time.perf_counter()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME, ROLLOUT_ONLY_ENV
+from backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME, ROLLOUT_ONLY_ENV, patch
 
 
 def enabled() -> bool:
@@ -24,8 +24,8 @@ def rollout_only() -> bool:
 
 def register_rollout() -> str:
     """Our rollout replica and its worker-side adapter as ``rollout.name=asym_cpu`` (idempotent)."""
-    from verl.workers.rollout import base as rollout_base
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
+    from verl.workers.rollout import base as rollout_base  # deferred: verl
+    from verl.workers.rollout.replica import RolloutReplicaRegistry  # deferred: verl
 
     RolloutReplicaRegistry.register(PLATFORM_NAME, _load_replica)
     rollout_base._ROLLOUT_REGISTRY[(PLATFORM_NAME, "async")] = "backends.verl.cpu.rollout.CPUServerAdapter"
@@ -36,17 +36,16 @@ def register() -> dict[str, str]:
     """All four registrations (idempotent); returns what is registered, for checks and logs."""
     # Order matters: the platform before any verl module that resolves it at import time
     # (verl.workers.engine's FSDP module reads get_device_name() at import).
-    from verl.plugin.platform import PlatformRegistry
+    from verl.plugin.platform import PlatformRegistry  # deferred: verl
 
-    from backends.verl.cpu import patch
-    from backends.verl.cpu.platform import PlatformCPU
+    from backends.verl.cpu.platform import PlatformCPU  # deferred: torch, verl
 
     patch.apply()  # checks verl's version first
     if PlatformRegistry.get(PLATFORM_NAME) is not PlatformCPU:
         PlatformRegistry.register(PLATFORM_NAME)(PlatformCPU)
 
-    import verl.workers.engine.fsdp.transformer_impl as fsdp_impl
-    from verl.workers.engine.base import EngineRegistry
+    import verl.workers.engine.fsdp.transformer_impl as fsdp_impl  # deferred: verl
+    from verl.workers.engine.base import EngineRegistry  # deferred: verl
 
     engines = EngineRegistry._engines
     for model_type, cls in (("language_model", fsdp_impl.FSDPEngineWithLMHead),
@@ -60,19 +59,18 @@ def register() -> dict[str, str]:
 
 def _load_replica():
     """Lazy, as verl's own loaders: ``rollout`` imports verl, whose import runs this plugin."""
-    from backends.verl.cpu.rollout import CPURolloutReplica
+    from backends.verl.cpu.rollout import CPURolloutReplica  # deferred: ray, torch, verl
 
     return CPURolloutReplica
 
 
 def registered() -> dict[str, str]:
     """What verl's registries resolve for the CPU mode in this process (raises when something is missing)."""
-    from verl.plugin.platform import PlatformRegistry
-    from verl.workers.engine.base import EngineRegistry
-    from verl.workers.rollout import base as rollout_base
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
-    import verl.utils.distributed as dist_utils
+    import verl.utils.distributed as dist_utils  # deferred: verl
+    from verl.plugin.platform import PlatformRegistry  # deferred: verl
+    from verl.workers.engine.base import EngineRegistry  # deferred: verl
+    from verl.workers.rollout import base as rollout_base  # deferred: verl
+    from verl.workers.rollout.replica import RolloutReplicaRegistry  # deferred: verl
 
     platform = PlatformRegistry.get(PLATFORM_NAME)
     engine = EngineRegistry._engines["language_model"]["fsdp2"].get("cpu")

@@ -31,7 +31,8 @@ from typing import Any, Optional
 
 import ray
 import torch
-
+from verl.utils.config import omega_conf_to_dataclass
+from verl.workers.config import HFModelConfig
 from verl.workers.rollout.base import BaseRollout
 from verl.workers.rollout.replica import RolloutReplica, TokenOutput
 
@@ -106,9 +107,7 @@ class CPURolloutServer:
     """verl's server interface for a Hugging Face model on the CPU (see the module docstring)."""
 
     def __init__(self, config, model_config, replica_rank: int = 0):
-        from transformers import AutoModelForCausalLM
-        from verl.utils.config import omega_conf_to_dataclass
-        from verl.workers.config import HFModelConfig
+        from transformers import AutoModelForCausalLM  # deferred: transformers
 
         torch.set_num_threads(SERVER_THREADS)
         if not isinstance(model_config, HFModelConfig):

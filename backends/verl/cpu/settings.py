@@ -11,9 +11,11 @@ training process per node). Everything else stays as rendered for a GPU.
 
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
-from backends.verl.cpu import PLATFORM_NAME
+from backends.verl.cpu import ENABLE_ENV, PLATFORM_NAME, PLUGIN_MODULE, ROLLOUT_ONLY_ENV
+from backends.verl.cpu.assets import TRAIN_SOURCE, VERL_ARCHITECTURE, assets_for, engine_config
 
 REWARD_MODULE = "pkg://backends.verl.cpu.reward"
 RAY_LOGICAL_CPUS = 16
@@ -44,7 +46,6 @@ def _replace(overrides: Sequence[str], changes: Mapping[str, str]) -> list[str]:
 def task_overrides(overrides: Sequence[str], model_dir: str, data_dir: str, train_source: str,
                    val_sources: Sequence[str]) -> list[str]:
     """The embedded task on verl (any device): the exported model, the task files, the exact reward."""
-    from backends.verl.cpu.assets import VERL_ARCHITECTURE
 
     data = data_dir.rstrip("/")
     out = _replace(overrides, {
@@ -93,8 +94,7 @@ def cpu_overrides(overrides: Sequence[str], multi_node: bool = False) -> list[st
 
 def cpu_env() -> dict[str, str]:
     """What every process of a CPU trial needs: the platform switch and a loud plugin import."""
-    from backends.verl.cpu import ENABLE_ENV, PLUGIN_MODULE
-    from backends.verl.execution import ESTIMATOR_PLUGIN
+    from backends.verl.execution import ESTIMATOR_PLUGIN  # deferred: numpy, torch
 
     return {ENABLE_ENV: PLATFORM_NAME, "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}",
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -103,8 +103,7 @@ def cpu_env() -> dict[str, str]:
 def rollout_only_env() -> dict[str, str]:
     """A GPU trial served by our rollout (the embedded task, ``gpu_check.sh``): the rollout's
     registrations without the CPU platform, in every verl process."""
-    from backends.verl.cpu import PLUGIN_MODULE, ROLLOUT_ONLY_ENV
-    from backends.verl.execution import ESTIMATOR_PLUGIN
+    from backends.verl.execution import ESTIMATOR_PLUGIN  # deferred: numpy, torch
 
     return {ROLLOUT_ONLY_ENV: "1", "VERL_USE_EXTERNAL_MODULES": f"{ESTIMATOR_PLUGIN},{PLUGIN_MODULE}"}
 
@@ -112,7 +111,6 @@ def rollout_only_env() -> dict[str, str]:
 def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) -> list[str]:
     """``task_overrides`` with the cached export of the engine's base model (``assets.assets_for``);
     ``benchmarks``: the trial's validation sets (the renderer's ``val_n`` keys)."""
-    from backends.verl.cpu.assets import TRAIN_SOURCE, assets_for, engine_config
 
     assets = assets_for(engine_config())
     return task_overrides(overrides, str(assets.model_dir), str(assets.data_dir), TRAIN_SOURCE, sorted(benchmarks))
@@ -121,6 +119,5 @@ def render_embedded_task(benchmarks: Sequence[str], overrides: Sequence[str]) ->
 def trial_cpus() -> float:
     """What a CPU trial reserves on the sweep's Ray: its ~10 processes share two cores, so two trials
     never share a 2-core machine; a bigger machine runs several at once."""
-    import os
 
     return float(min(2, os.cpu_count() or 1))
