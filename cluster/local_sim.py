@@ -15,7 +15,6 @@ by its own process group and temp folder (never `ray stop`, which stops every Ra
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -134,21 +133,15 @@ def _wait_for_gpus(expected: int, timeout_s: float = 60.0) -> None:
 def sleep_trial(config: dict) -> None:
     """A Tune trial that sleeps `config["seconds"]` and reports where, when and on which GPUs it ran.
 
-    With `config["markers"]` (a folder), it writes `<index>-<pid>.json` when it starts, so a test can
-    see which trials run where while the sweep is still going. The settings may sit under
-    `config["trial"]` (a sweep's trial dict: its `name` is the index), top-level keys winning.
+    The settings may sit under `config["trial"]` (a sweep's trial dict), top-level keys winning.
     """
 
     import ray  # deferred: ray
     from ray import tune  # deferred: ray
 
     config = {**config.get("trial", {}), **{k: v for k, v in config.items() if k != "trial"}}
-    index = config.get("index", config.get("name", 0))
     start = time.time()
     node = ray.get_runtime_context().get_node_id()
-    if config.get("markers"):
-        marker = Path(config["markers"]) / f"{index}-{os.getpid()}.json"
-        marker.write_text(json.dumps({"index": index, "node": node, "start": start}))
     time.sleep(config["seconds"])
     tune.report({"node": node, "cvd": os.environ.get("CUDA_VISIBLE_DEVICES", ""), "start": start, "end": time.time()})
 
