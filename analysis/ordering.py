@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import SweepData
-from analysis.stats import estimate, exceeds_noise, paired_gap, t95
+from analysis.stats import estimate, exceeds_noise, paired_gap
 from common import metric_names as M
 
 REFERENCE = "reinforce"
@@ -66,5 +66,5 @@ def ordering_table(data: SweepData) -> pd.DataFrame:
             out.append({"model": model, "label": label, "entropy": estimate(list(by_seed.values())), "gap": gap,
                         "predicted": {1: "above", -1: "below", 0: "?"}[predicted],
                         "observed": {1: "above", -1: "below", 0: "equal"}[observed],
-                        "beyond_noise": exceeds_noise(gap, k=t95(gap.n - 1)), "kappa_bar": kappa})
+                        "beyond_noise": exceeds_noise(gap), "kappa_bar": kappa})
     return pd.DataFrame(out)

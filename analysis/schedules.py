@@ -168,6 +168,6 @@ def table_section(ctx):
     frame.to_csv(ctx.out / f"{TABLE_STEM}.csv", index=False)
     caption = ("Configurations by schedule: entropy and training reward are means from a fifth into the run to its "
                f"end, accuracy ({ctx.accuracy_metric}) the last evaluation; mean ± standard error over seeds" + (
-                   f"; gaps are paired per seed against '{reference}' (* beyond two standard errors)" if reference else ""))
+                   f"; gaps are paired per seed against '{reference}' (* where its 95% t interval over seeds excludes 0)" if reference else ""))
     return Section("Alpha schedules", caption, table_html=frame.to_html(index=False, border=0),
                    files=(f"{TABLE_STEM}.csv",))

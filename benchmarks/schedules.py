@@ -8,7 +8,7 @@ Run the study first (seeds not used while the schedules were designed; the probe
 It prints one Markdown table: each configuration with its schedule, its mean entropy and training
 reward over the late window (a fifth into the run to its end), its last test accuracy, the alphas it
 ended at, each mean ± standard error over seeds, and the gap to the fixed (0.9, 0.4) cell paired
-per seed (``*``: beyond two standard errors). It also writes the alpha-trajectory figure
+per seed (``*``: the gap's 95% t interval over seeds excludes 0). It also writes the alpha-trajectory figure
 (``analysis.schedules.figure``) to ``--out``.
 """
 
