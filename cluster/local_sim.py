@@ -79,7 +79,11 @@ def simulated_cluster(
     cluster = None
     try:
         node_defaults = {"object_store_memory": 80 * 1024 * 1024, "include_dashboard": False}
-        head_args = {"num_cpus": head_cpus, "num_gpus": 0, **node_defaults, "resources": dict(head_resources or {})}
+        # the head's dashboard agent on a free port, not Ray's fixed 52365: another Ray on this machine (a
+        # user's `ray start --head`, a second simulated cluster) already listens there, and then this
+        # cluster's job server never comes up ("No available agent to submit job")
+        head_args = {"num_cpus": head_cpus, "num_gpus": 0, **node_defaults, "resources": dict(head_resources or {}),
+                     "dashboard_agent_listen_port": free_port()}
         dashboard_url = None
         if dashboard:
             port = free_port()

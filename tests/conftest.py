@@ -29,6 +29,21 @@ def pytest_unconfigure(config):
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# The README's test command runs on two workers (pytest-xdist, --dist loadgroup): a test file is one unit
+# of work, so a module's fixtures are made once. The files that start multi-node clusters or Ray heads
+# with dashboards share one unit: they run one after another, never two such clusters at once on 2 cores.
+CLUSTER_FILES = {"test_cluster_sim.py", "test_cluster_storage.py", "test_cluster_submit.py", "test_job_watch.py",
+                 "test_verl_cluster.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with slow (end-to-end) tests first, so the longest units start first; then each test's group."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: a file's tests stay together, in order
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("clusters" if item.path.name in CLUSTER_FILES else item.path.name))
+
+
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     """os.environ for a child process: no inherited Ray address or verl plugin switches."""
