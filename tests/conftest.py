@@ -36,15 +36,8 @@ CLUSTER_FILES = {"test_cluster_sim.py", "test_cluster_storage.py", "test_cluster
                  "test_verl_cluster.py"}
 
 
-# The two longest units (the clusters ~6 min, the verl CPU sweep ~2 min, measured with both workers busy)
-# start first, one on each worker, so neither is left running alone at the end; the rest keep file
-# order, which mixes end-to-end files with quick ones (--no-loadscope-reorder in pyproject.toml).
-FIRST = (*sorted(CLUSTER_FILES), "test_verl_cpu.py")
-
-
 def pytest_collection_modifyitems(config, items):
-    """The longest units first (stable: a file's tests stay together and in order); each test's group."""
-    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
+    """Each test's unit of work for the two workers (its file, or the clusters' shared unit)."""
     for item in items:
         item.add_marker(pytest.mark.xdist_group("clusters" if item.path.name in CLUSTER_FILES else item.path.name))
 
