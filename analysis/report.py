@@ -128,7 +128,6 @@ def build_report(sweep_name: str, out_dir: Path | str, tracking_uri: str | None 
     trial; nothing is written then.
     """
 
-
     settings = (settings or ReportSettings()).validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

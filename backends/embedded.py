@@ -58,7 +58,6 @@ class EmbeddedBackend:
     def prepare(self, trials: Iterable[TrialSpec]) -> None:
         """Make (or load) every base model the trials need, once, before the sweep starts."""
 
-
         console = Console(stderr=True)
         seen: set[str] = set()
         for trial in trials:

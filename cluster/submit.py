@@ -23,6 +23,7 @@ from typing import Any
 from cluster.head import REPO_ROOT, dashboard_url
 from cluster.tracking_check import require_shared_tracking_uri, secret_names_set
 from common.errors import UserError, first_line
+from common.ray_jobs import submit_when_ready
 from experiments.tracking_names import ASYM_DIR
 
 # Kept out of the uploaded working directory (gitignore patterns, relative to the checkout).
@@ -50,7 +51,7 @@ def submit_sweep(argv: list[str], cluster_file: str | None, address: str | None)
     request = build_job_request(argv, env, head=head)
     client = connect(head)
     try:
-        return client.submit_job(**request)
+        return submit_when_ready(client, **request)
     except Exception as exc:  # noqa: BLE001 - any refusal from the head becomes one line
         raise UserError(f"the Ray head at {head} refused the job: {first_line(exc)}") from None
 

@@ -229,7 +229,6 @@ def _trial(study: Study, method: Method, preset: presets.Preset, seed: int, para
     estimator_params = estimator.resolve_params(params)
     if method.schedule:  # checked (one-line error); a fixed one becomes the plain trial (same key, same name)
 
-
         schedule, alpha_pos, alpha_neg = canonical(method.schedule, method.estimator, alpha_pos, alpha_neg, preset.steps)
         method = replace(method, schedule=schedule)
     if method.use_preset_entropy_coeff:

@@ -153,7 +153,6 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
     def at(key: str) -> str:
         return _where(path, lines, key)
 
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", d["name"]):
         raise StudyFileError(f"{at('name')}: name {d['name']!r} may only use letters, digits, '-', '_' and '.'")
     try:

@@ -73,7 +73,6 @@ def check_storage(text: str, on_this_machine: bool = True) -> Path:
     folder is the cluster's, so only its form is checked here.
     """
 
-
     text = text.strip()
     if not text:
         raise UserError("--storage needs a folder every node mounts, e.g. --storage /mnt/shared/asym")

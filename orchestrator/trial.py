@@ -130,7 +130,6 @@ def run_trial(config: dict, context: SweepContext) -> None:
     started = time.perf_counter()
     from ray import tune  # deferred: ray
 
-
     spec = spec_from_config(config)
     load_plugins(spec.plugins)  # a user's estimators, registered in this (fresh) worker process too
     client = tracking.make_client(context.tracking_uri)

@@ -32,6 +32,7 @@ from backends.verl.admission import PlacementGroupWatchdog, owned_by_job
 from backends.verl.job_watch import NodeLossWatchdog, dead_actors_of
 from backends.verl.metrics import map_metrics
 from common.errors import UserError, first_line
+from common.ray_jobs import submit_when_ready
 from experiments.plugins import MODULES_ENV, import_roots
 from experiments.spec import TrialSpec
 
@@ -254,8 +255,7 @@ def run_job(client, command: Sequence[str], env: Mapping[str, str], submission_i
     its metrics file must be on storage both the job's driver and this trial process see."""
     from ray.job_submission import JobStatus  # deferred: ray
 
-
-    client.submit_job(entrypoint=shlex.join(command), submission_id=submission_id,
+    submit_when_ready(client, entrypoint=shlex.join(command), submission_id=submission_id,
                       runtime_env={"env_vars": dict(env)}, entrypoint_num_cpus=1)
     watchdogs = []  # once the job's driver runs: its placement groups, and its actors lost with a node
     try:

@@ -41,8 +41,6 @@ def register(sweep_app: typer.Typer) -> None:
         storage: Annotated[Optional[str], typer.Option("--storage", help="The sweep's shared folder (`asym sweep --storage`): its default store is there.")] = None,
     ) -> None:
         """Trials per configuration, GPU-/CPU-hours used and projected, and the estimated finish (from MLflow)."""
-
-
         from analysis.cost import cost_by_configuration, estimated_finish, trial_costs  # deferred: pandas
         from experiments.tracking_names import storage_tracking_uri  # deferred: asym --help
 
