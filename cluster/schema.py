@@ -158,16 +158,21 @@ def load_cluster_file(path: str | Path) -> ClusterFile:
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a cluster file is a YAML mapping with cluster_name, provider, auth, ...")
     typed = _typed_view(path, raw, lines)
-    _check_ray_schema(path, raw)
-    _check_semantics(path, typed)
-    _check_no_secrets(path, raw)
+    _check_ray_schema(path, raw, lines)
+    _check_semantics(path, typed, lines)
+    _check_no_secrets(path, raw, lines)
     return ClusterFile(path=path, raw=raw, typed=typed)
+
+
+def _at(path: Path, lines: dict[str, int], key: str) -> str:
+    """``file:line`` of the field (or of its nearest ancestor in the file; the file alone at the top)."""
+    return line_of(path, lines, key).split(" (")[0]
 
 
 def _typed_view(path: Path, raw: dict[str, Any], lines: dict[str, int]) -> DictConfig:
     """Merge the file onto the dataclass schema: a wrong key or type names its line and field."""
-    def at(key: str) -> str:  # "file:line" of the field (or of its nearest ancestor in the file)
-        return line_of(path, lines, key).split(" (")[0]
+    def at(key: str) -> str:
+        return _at(path, lines, key)
 
     for key in ("provider", "auth", "available_node_types"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], dict):
@@ -207,7 +212,7 @@ def _omegaconf_reason(exc: OmegaConfBaseException) -> str:
     return first
 
 
-def _check_ray_schema(path: Path, raw: dict[str, Any]) -> None:
+def _check_ray_schema(path: Path, raw: dict[str, Any], lines: dict[str, int]) -> None:
     """Ray's own schema for cluster-launcher files (the one `ray up` validates against)."""
     import jsonschema  # deferred: jsonschema
     import ray.autoscaler  # deferred: ray
@@ -220,14 +225,14 @@ def _check_ray_schema(path: Path, raw: dict[str, Any]) -> None:
         reason = error.message.splitlines()[0]
         if len(reason) > 160:
             reason = reason[:157] + "..."
-        raise UserError(f"{path}: {where}: {reason}")
+        raise UserError(f"{_at(path, lines, where)}: {where}: {reason}")
 
 
-def _check_semantics(path: Path, cfg: DictConfig) -> None:
+def _check_semantics(path: Path, cfg: DictConfig, lines: dict[str, int]) -> None:
     """What Ray's schema allows but a working cluster for our sweeps needs."""
 
     def fail(key: str, reason: str) -> None:
-        raise UserError(f"{path}: {key}: {reason}")
+        raise UserError(f"{_at(path, lines, key)}: {key}: {reason}")
 
     if not cfg.cluster_name.strip():
         fail("cluster_name", "must not be empty")
@@ -245,7 +250,6 @@ def _check_semantics(path: Path, cfg: DictConfig) -> None:
         fail("max_workers", "must be 0 or more")
     storage = (cfg.metadata or {}).get("storage")  # metadata is a mapping (Ray's schema checked that)
     if storage is not None:
-
         if not isinstance(storage, str) or not storage.strip():
             fail("metadata.storage", "must be the absolute path of a folder every node mounts")
         try:
@@ -289,23 +293,24 @@ def _check_semantics(path: Path, cfg: DictConfig) -> None:
         fail("max_workers", f"{cfg.max_workers} is below the sum of min_workers ({min_sum})")
 
 
-def _check_no_secrets(path: Path, raw: dict[str, Any]) -> None:
+def _check_no_secrets(path: Path, raw: dict[str, Any], lines: dict[str, int]) -> None:
     """A cluster file is copied to every node and echoed in logs: keys and tokens stay out of it."""
     key = raw.get("auth", {}).get("ssh_private_key") if isinstance(raw.get("auth"), dict) else None
     if isinstance(key, str) and "PRIVATE KEY" in key:
-        raise UserError(f"{path}: auth.ssh_private_key: give the key's path, not its contents")
+        raise UserError(f"{_at(path, lines, 'auth.ssh_private_key')}: auth.ssh_private_key: give the key's path, "
+                        "not its contents")
     # file_mounts maps remote paths to local paths (e.g. Ray's own ~/.ray/auth_token): paths, not secrets
     checked = {k: v for k, v in raw.items() if k != "file_mounts"}
     for where, name in _walk_keys(checked):
         if _SECRET_KEY.search(name):
             raise UserError(
-                f"{path}: {where}: secrets do not belong in a cluster file; set them in the environment "
+                f"{_at(path, lines, where)}: {where}: secrets do not belong in a cluster file; set them in the environment "
                 "of the machine that runs `asym cluster up` or in the cloud's secret store"
             )
     for where, text in _walk_strings(raw):
         if _SECRET_ASSIGNMENT.search(text):
             raise UserError(
-                f"{path}: {where}: sets a secret inline; read it on the node from a file or secret store instead"
+                f"{_at(path, lines, where)}: {where}: sets a secret inline; read it on the node from a file or secret store instead"
             )
 
 

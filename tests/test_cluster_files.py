@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -217,3 +218,18 @@ def test_launcher_runs_rays_own_up_and_down_on_the_absolute_path():
     up = launcher_command("up", cluster)
     assert Path(up[0]).name == "ray" and up[1:] == ["up", "-y", str((ROOT / "cluster" / "aws-8xh100.yaml").resolve())]
     assert launcher_command("down", cluster)[1] == "down"
+
+
+@pytest.mark.parametrize("text,needle", [
+    (edit(CLOUD, head_node_type="nope"), "head_node_type: nope"),  # our semantic checks
+    (edit(ONPREM, setup_commands=["export MLFLOW_TRACKING_TOKEN=abc123"]), "MLFLOW_TRACKING_TOKEN"),  # secrets
+    (edit(ONPREM, metadata="nfs"), "metadata: nfs"),  # Ray's own schema
+])
+def test_every_check_names_the_line_of_its_field(tmp_path, text, needle):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_cluster_file(path)
+    located = re.match(rf"{re.escape(str(path))}:(\d+): ", str(info.value))
+    assert located, str(info.value)
+    assert needle in text.splitlines()[int(located.group(1)) - 1], (str(info.value), text)
