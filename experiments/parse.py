@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from experiments.spec import Axis
+from tinyrlvr.config import LOSS_AGG_MODES, POLICY_LOSSES
 
 
 def comma_items(text: str, name: str, example: str) -> list[str]:
@@ -58,6 +59,10 @@ def parse_seeds(text: str, *, name: str = "--seeds") -> list[int]:
     return seeds
 
 
+# Method fields whose values are names: an unknown one is refused here, before any trial is named
+NAMED_VALUES = {"policy_loss": POLICY_LOSSES, "loss_agg": LOSS_AGG_MODES}
+
+
 def parse_set(text: str) -> Axis:
     """``--set key=v1,v2`` -> an Axis; values parse as YAML scalars (numbers, true/false, strings)."""
 
@@ -73,6 +78,9 @@ def parse_set(text: str) -> Axis:
             value = float(value)  # YAML 1.1 reads "1e-3" as a string
         parsed.append(value)
     reject_repeats(parsed, lambda v: f"--set {key}: {v}")
+    for value in parsed if key in NAMED_VALUES else ():
+        if value not in NAMED_VALUES[key]:
+            raise ValueError(f"--set {key}={value}: unknown {key} '{value}'; known: {', '.join(NAMED_VALUES[key])}")
     return Axis(key, tuple(parsed), "--set")
 
 

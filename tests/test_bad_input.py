@@ -55,6 +55,8 @@ CASES = [
     ("sweep isolation --config list.yaml --dry-run", {}, "must be a mapping"),
     ("sweep isolation --config adir --dry-run", {}, "cannot read config file adir"),
     ("sweep grid --set eval_pass_k=32 --dry-run", {}, "eval_pass_k (32) must not exceed eval_pass_samples (16)"),
+    ("sweep isolation --set policy_loss=nope --dry-run", {},
+     "--set policy_loss=nope: unknown policy_loss 'nope'; known: vanilla, clip_cov, kl_cov"),
     # cluster files
     ("sweep isolation --cluster missing.yaml", {}, "cluster file missing.yaml does not exist"),
     ("sweep isolation --cluster bad.yaml", {}, "not valid YAML"),
