@@ -5,7 +5,6 @@ and no cycle) and tests/test_deferred_imports.py (module-level imports: what a f
 from __future__ import annotations
 
 import ast
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ class Import:
     project: frozenset[str]
     external: frozenset[str]
     in_function: bool
+    typing_only: bool  # under ``if TYPE_CHECKING:``: an edge of the graph, never run
 
 
 def _closest(name: str, known: set[str]) -> str:
@@ -49,15 +49,13 @@ def _is_type_checking(node: ast.AST) -> bool:
     return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
 
 
-def _walk(node: ast.AST, in_function: bool = False):
-    """(statement, in_function) for every import, skipping ``if TYPE_CHECKING:`` blocks."""
+def _walk(node: ast.AST, in_function: bool = False, typing_only: bool = False):
+    """(statement, in_function, typing_only) for every import statement under ``node``."""
     for child in ast.iter_child_nodes(node):
-        if _is_type_checking(child):
-            continue
         if isinstance(child, (ast.Import, ast.ImportFrom)):
-            yield child, in_function
-        inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-        yield from _walk(child, inner)
+            yield child, in_function, typing_only
+        yield from _walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)),
+                         typing_only or _is_type_checking(child))
 
 
 def statements(path: Path, known: set[str], root: Path) -> list[Import]:
@@ -66,7 +64,7 @@ def statements(path: Path, known: set[str], root: Path) -> list[Import]:
     own = module_name(path, root)
     package = own if path.name == "__init__.py" else own.rpartition(".")[0]
     out = []
-    for node, in_function in _walk(tree):
+    for node, in_function, typing_only in _walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         else:
@@ -77,7 +75,7 @@ def statements(path: Path, known: set[str], root: Path) -> list[Import]:
             names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
         project = {name if name in known else _closest(name, known) for name in names if name.split(".")[0] in PACKAGES}
         external = {name.split(".")[0] for name in names if name.split(".")[0] not in PACKAGES}
-        out.append(Import(node.lineno, frozenset(project - {"", own}), frozenset(external), in_function))
+        out.append(Import(node.lineno, frozenset(project - {"", own}), frozenset(external), in_function, typing_only))
     return out
 
 
@@ -103,25 +101,21 @@ def _parents(module: str) -> list[str]:
 
 
 def heavy_on_import(root: Path = ROOT) -> dict[str, frozenset[str]]:
-    """Module -> the HEAVY packages that importing it loads (module-level imports, followed through)."""
-    stmts = all_statements(root)
-    direct = {m: [s for s in ss if not s.in_function] for m, (_, ss) in stmts.items()}
-    memo: dict[str, frozenset[str]] = {}
-
-    def visit(module: str, seen: frozenset[str]) -> frozenset[str]:
-        if module in memo:
-            return memo[module]
-        found: set[str] = set()
-        targets = {p for p in _parents(module) if p in direct}
-        for s in direct.get(module, []):
-            found |= s.external & HEAVY
-            targets |= {t for name in s.project for t in (name, *_parents(name)) if t in direct}
-        for target in targets - seen - {module}:
-            found |= visit(target, seen | {module})
-        memo[module] = frozenset(found)
-        return memo[module]
-
-    return {m: visit(m, frozenset()) for m in stmts}
+    """Module -> the HEAVY packages that importing it loads: what its module-level imports reach,
+    followed through (importing a.b.c runs a/__init__ and a/b/__init__ too)."""
+    stmts = {m: [s for s in ss if not (s.in_function or s.typing_only)] for m, (_, ss) in all_statements(root).items()}
+    edges = {m: {t for s in ss for name in s.project for t in (name, *_parents(name))} | set(_parents(m))
+             for m, ss in stmts.items()}
+    out = {}
+    for module in stmts:
+        seen, todo = {module}, [module]
+        while todo:
+            for target in edges.get(todo.pop(), ()):
+                if target in stmts and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+        out[module] = frozenset(h for m in seen for s in stmts[m] for h in s.external & HEAVY)
+    return out
 
 
 @dataclass(frozen=True)
@@ -142,13 +136,10 @@ def function_level_imports(root: Path = ROOT) -> list[Deferred]:
         for s in ss:
             if not s.in_function:
                 continue
-            loads = set(s.external & HEAVY).union(*(heavy.get(t, frozenset()) | {h for p in _parents(t)
-                                                    for h in heavy.get(p, frozenset())} for t in s.project))
+            loads = set(s.external & HEAVY).union(*(heavy.get(t, frozenset()) for t in s.project))
             line = lines[s.line - 1]
             comment = line.partition("#")[2].strip() if "#" in line else ""
             out.append(Deferred(f"{path.relative_to(root)}:{s.line}", ",".join(sorted(s.project | s.external)),
                                 frozenset(loads - heavy[module]), comment))
     return out
 
-
-STDLIB = frozenset(sys.stdlib_module_names)

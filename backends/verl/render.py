@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from backends.verl.cpu.settings import cpu_overrides, render_embedded_task
 from experiments.spec import TrialSpec
 
 ENTRYPOINT = ("python", "-m", "backends.verl.entry")
@@ -226,8 +227,6 @@ def render_overrides(trial: TrialSpec, paths: RenderPaths) -> list[str]:
     else:
         out.append("+ray_kwargs.ray_init.address=local")
     if uses_embedded_task(trial):  # the exported engine model and its task (cpu/settings.py)
-        from backends.verl.cpu.settings import cpu_overrides, render_embedded_task  # deferred: omegaconf
-
         out = render_embedded_task(list(val_n(trial)), out)
         if is_cpu(trial):  # verl's CPU mode (our rollout is rollout_name=asym_cpu, rendered above)
             out = cpu_overrides(out, multi_node=is_multi_node(trial))
