@@ -8,8 +8,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from experiments.spec import Axis
-from tinyrlvr.config import LOSS_AGG_MODES, POLICY_LOSSES
+from experiments.spec import NAMED_FIELDS, Axis, check_named
 
 
 def comma_items(text: str, name: str, example: str) -> list[str]:
@@ -59,13 +58,9 @@ def parse_seeds(text: str, *, name: str = "--seeds") -> list[int]:
     return seeds
 
 
-# Method fields whose values are names: an unknown one is refused here, before any trial is named
-NAMED_VALUES = {"policy_loss": POLICY_LOSSES, "loss_agg": LOSS_AGG_MODES}
-
-
 def parse_set(text: str) -> Axis:
-    """``--set key=v1,v2`` -> an Axis; values parse as YAML scalars (numbers, true/false, strings)."""
-
+    """``--set key=v1,v2`` -> an Axis; values parse as YAML scalars (numbers, true/false, strings).
+    A name-valued method field (policy_loss, loss_agg) is checked here, before any trial is named."""
     key, sep, values = str(text).partition("=")
     key = key.strip()
     if not sep or not key:
@@ -78,9 +73,8 @@ def parse_set(text: str) -> Axis:
             value = float(value)  # YAML 1.1 reads "1e-3" as a string
         parsed.append(value)
     reject_repeats(parsed, lambda v: f"--set {key}: {v}")
-    for value in parsed if key in NAMED_VALUES else ():
-        if value not in NAMED_VALUES[key]:
-            raise ValueError(f"--set {key}={value}: unknown {key} '{value}'; known: {', '.join(NAMED_VALUES[key])}")
+    for value in parsed if key in NAMED_FIELDS else ():
+        check_named(key, value, f"--set {key}={value}")
     return Axis(key, tuple(parsed), "--set")
 
 

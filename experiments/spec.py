@@ -147,8 +147,8 @@ class TrialSpec:
     identity: Pairs = ()
 
     def __post_init__(self) -> None:
-        _check_loss_agg(self.loss_agg, self.name)
-        _check_policy_loss(self.policy_loss, self.name)
+        for key in NAMED_FIELDS:
+            check_named(key, getattr(self, key), self.name)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"trial '{self.name}': seed must be an integer >= 0, got {self.seed!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
@@ -221,14 +221,14 @@ _MAPPINGS = ("settings", "estimator_params", "schedule", "axes", "identity")
 _NAMING = ("study", "name", "label", "axes")  # name a trial, change nothing it computes (axes: values already in the settings)
 
 
-def _check_policy_loss(mode: str, owner: str) -> None:
-    if mode not in POLICY_LOSSES:
-        raise ValueError(f"{owner}: unknown policy_loss '{mode}'; known: {', '.join(POLICY_LOSSES)}")
+# Method fields whose values are names (the engine owns them: verl's loss_mode / loss_agg_mode names)
+NAMED_FIELDS = {"policy_loss": POLICY_LOSSES, "loss_agg": LOSS_AGG_MODES}
 
 
-def _check_loss_agg(mode: str, owner: str) -> None:
-    if mode not in LOSS_AGG_MODES:
-        raise ValueError(f"{owner}: unknown loss_agg '{mode}'; known: {', '.join(LOSS_AGG_MODES)}")
+def check_named(key: str, value: Any, owner: str) -> None:
+    """One-line refusal of an unknown name for ``key`` (a trial, a study file's line, a --set)."""
+    if value not in NAMED_FIELDS[key]:
+        raise ValueError(f"{owner}: unknown {key} '{value}'; known: {', '.join(NAMED_FIELDS[key])}")
 
 
 def _check_nonnegative(what: str, value: Any) -> None:

@@ -54,8 +54,7 @@ from common.typed_yaml import YamlFileError, read_yaml, typed, where
 from estimators.registry import check_alpha, get_estimator
 from experiments.plugins import load_plugins
 from experiments.presets import MODELS_BY_BACKEND
-from experiments.spec import AlphaGrid, Axis, Method, Search, SearchRange, Study
-from tinyrlvr.config import POLICY_LOSSES
+from experiments.spec import NAMED_FIELDS, AlphaGrid, Axis, Method, Search, SearchRange, Study, check_named
 
 # --- the schema (OmegaConf structured config) --------------------------------------------------
 
@@ -188,9 +187,11 @@ def _to_study(d: dict, path: Path, lines: dict[str, int]) -> Study:
             settings=_pairs(m["settings"]), params=_pairs(m["params"]), schedule=_pairs(m["schedule"]),
             source=_source(path, lines, key, m["source"]),
         ))
-        if m["policy_loss"] not in POLICY_LOSSES:
-            raise StudyFileError(f"{at(key + '.policy_loss')}: unknown policy_loss '{m['policy_loss']}'; "
-                                 f"known: {', '.join(POLICY_LOSSES)}")
+        for named in NAMED_FIELDS:
+            try:
+                check_named(named, m[named], at(f"{key}.{named}"))
+            except ValueError as exc:
+                raise StudyFileError(str(exc)) from None
     axes = []
     for key, values in d["axes"].items():
         if not values:

@@ -239,8 +239,7 @@ def _check_engine(model: str, values: Mapping[str, Any], explicit: set[str]) -> 
     settings = {k: v for k, v in values.items() if k not in TRIAL_KEYS}
     try:
         engine_config.EngineConfig.create(estimator="grpo", steps=values["steps"], clip_low=values["clip"],
-                                             clip_high=values["clip"], entropy_coeff=values["entropy_coeff"],
-                                             **settings)
+                                          clip_high=values["clip"], entropy_coeff=values["entropy_coeff"], **settings)
     except ValueError as exc:
         raise ValueError(f"preset {model}: {_one_line(exc)}") from None
 
