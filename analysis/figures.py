@@ -178,7 +178,6 @@ def heatmap_figure(panels: list[tuple[str, object]], title: str, value_label: st
 
 
 def _cell_box(x: int, y: int, dashed: bool = False, hatch: bool = False):
-
     if hatch:  # outside the paper's alpha range
         return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="grey", lw=0, hatch="//", alpha=0.6)
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="white" if dashed else "red", lw=1.5 if dashed else 2,

@@ -53,7 +53,6 @@ def _accuracy_table(ctx: Context) -> Section:
 
 
 def _ordering_table(ctx: Context) -> Section:
-
     frame = ordering_table(ctx.data)
     rows = []
     for r in frame.itertuples(index=False):
@@ -81,7 +80,6 @@ def _ordering_applies(ctx: Context) -> bool:
 
 
 def _cost_table(ctx: Context) -> Section:
-
     frame = cost_table(ctx.data.runs, ctx.data.metrics)
     rows = [[r.label, str(int(r.trials)), f"{r.gpu_hours:.4f}", f"{r.cpu_hours:.4f}",
              f"{r.gpu_hours_per_trial:.4f}", f"{r.cpu_hours_per_trial:.4f}"] for r in frame.itertuples(index=False)]
@@ -93,7 +91,6 @@ def _cost_table(ctx: Context) -> Section:
 
 
 def _comparison_table(ctx: Context) -> Section:
-
     runs = comparison.per_run(ctx.data, ctx.scores)
     frame = comparison.comparison_table(runs, ctx.settings.confidence, ctx.settings.seed)
     caption = ("Table 4: methods side by side: accuracy (average over benchmarks at the "
@@ -132,7 +129,6 @@ def _covariance_loss_notes(ctx: Context) -> list[str]:
 
 
 def _prop1_check_table(ctx: Context) -> Section | None:
-
     check = comparison.prop1_check(ctx.data, comparison.per_run(ctx.data, ctx.scores))
     if check.empty:
         return None

@@ -46,7 +46,6 @@ class EmbeddedBackend:
             self.device = "cuda"
 
     def engine_config(self, trial: TrialSpec):
-
         return EngineConfig.create(
             estimator=trial.estimator, alpha_pos=trial.alpha_pos, alpha_neg=trial.alpha_neg,
             estimator_params=trial.estimator_params, alpha_schedule=trial.schedule, seed=trial.seed,

@@ -304,13 +304,14 @@ def _check_no_secrets(path: Path, raw: dict[str, Any], lines: dict[str, int]) ->
     for where, name in _walk_keys(checked):
         if _SECRET_KEY.search(name):
             raise UserError(
-                f"{_at(path, lines, where)}: {where}: secrets do not belong in a cluster file; set them in the environment "
-                "of the machine that runs `asym cluster up` or in the cloud's secret store"
+                f"{_at(path, lines, where)}: {where}: secrets do not belong in a cluster file; set them in the "
+                "environment of the machine that runs `asym cluster up` or in the cloud's secret store"
             )
     for where, text in _walk_strings(raw):
         if _SECRET_ASSIGNMENT.search(text):
             raise UserError(
-                f"{_at(path, lines, where)}: {where}: sets a secret inline; read it on the node from a file or secret store instead"
+                f"{_at(path, lines, where)}: {where}: sets a secret inline; read it on the node from a file or "
+                "secret store instead"
             )
 
 

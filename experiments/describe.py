@@ -65,8 +65,6 @@ def describe_study(name: str | Study, backend: str = "embedded", axes=()) -> tup
 
 
 def studies_table(rows: list[dict[str, Any]]):
-
-
     table = Table(title="Declared studies (asym study show NAME)")
     for column in ("name", "title", "methods", "models (embedded)", "models (verl)"):
         table.add_column(column, no_wrap=column == "name")

@@ -199,8 +199,6 @@ def check_ray() -> Check:
 
 
 def check_tracking() -> Check:
-
-
     uri = default_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return Check("tracking", True, f"{redact(uri)} (a local store)")
@@ -214,7 +212,6 @@ def check_tracking() -> Check:
 
 
 def check_machine() -> Check:
-
     return Check("machine", True, f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
                                   f"{platform.system()} {platform.machine()}")
 

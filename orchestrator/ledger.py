@@ -22,7 +22,6 @@ class CostMeter:
     """Cumulative cost of one trial attempt on top of what earlier attempts recorded."""
 
     def __init__(self, gpus: float, previous: Mapping[str, float] | None = None):
-
         previous = previous or {}
         self.gpus = float(gpus)
         self.offset = {name: float(previous.get(name, 0.0)) for name in M.COST_METRICS}
@@ -31,7 +30,6 @@ class CostMeter:
         self._cpu_at_start = self._cpu_seconds()
 
     def _cpu_seconds(self) -> float:
-
         total = sum(self._process.cpu_times()[:2])
         for child in self._process.children(recursive=True):
             try:

@@ -148,7 +148,6 @@ class LiveTable(Callback):
 
 
 def _trial_name(trial) -> str:
-
     try:
         return spec_from_config(trial.config).name
     except (AttributeError, KeyError, TypeError):

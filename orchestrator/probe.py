@@ -99,7 +99,6 @@ def _log_params(client, run_id: str, params: dict[str, str]) -> None:
 
 
 def _log_rows(client, run_id: str, rows: list[dict]) -> None:
-
     from mlflow.entities import Metric  # deferred: mlflow
 
     now = int(time.time() * 1000)

@@ -96,7 +96,6 @@ def _tag_chunks(ids: list[str]) -> Iterable[str]:
 
 
 def _runs_of(client, experiment_id: str, sweep: str, key: str) -> list:
-
     return find_runs(client, experiment_id, {names.TAG_KIND: names.KIND_TRIAL, names.TAG_SWEEP: sweep,
                                              names.TAG_TRIAL_KEY: key})
 

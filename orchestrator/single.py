@@ -147,7 +147,6 @@ class _progress:
         task = self.progress.add_task(self.trial.name, total=self.trial.steps, info="")
 
         def advance(metrics: dict[str, float]) -> None:
-
             info = " ".join(f"{label} {metrics[key]:.3f}" for label, key in
                             (("entropy", mn.ENTROPY), ("reward", mn.REWARD_MEAN),
                              ("eval", mn.EVAL_MEAN_ACCURACY)) if key in metrics)

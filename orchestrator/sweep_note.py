@@ -56,7 +56,6 @@ class SweepNote:
             return False
 
     def text(self, runs: list, command: str | None, sweep_status: str | None = None) -> str:
-
         by_name = {r.data.tags.get(names.TAG_TRIAL): r for r in runs}
         rows, counts = [], {}
         for name in [*self.planned, *sorted(n for n in by_name if n not in self.planned)]:

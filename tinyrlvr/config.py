@@ -123,7 +123,6 @@ class EngineConfig:
     cache_dir: str = field(default_factory=default_cache_dir)
 
     def __post_init__(self) -> None:
-
         est = get_estimator(self.estimator)
         alpha_pos, alpha_neg = est.resolve_alphas(self.alpha_pos, self.alpha_neg)
         object.__setattr__(self, "alpha_pos", alpha_pos)

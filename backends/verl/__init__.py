@@ -57,7 +57,6 @@ class VerlBackend:
     def __init__(self, paths: RenderPaths | None = None, entrypoint: Sequence[str] | None = None,
                  poll_s: float = 2.0, pending_timeout_s: float | None = None,
                  environ: Mapping[str, str] | None = None):
-
         self.paths = paths
         self.entrypoint = list(entrypoint) if entrypoint else None
         self.poll_s = poll_s
@@ -108,7 +107,6 @@ class VerlBackend:
         return {"engine": f"verl-{version('verl')}", "base_model": model}
 
     def resources(self, trial: TrialSpec) -> dict[str, float]:
-
         if is_cpu(trial) and not is_multi_node(trial):  # a multi-node CPU trial is admitted as a GPU one
 
             return {"CPU": trial_cpus()}

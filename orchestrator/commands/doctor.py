@@ -37,7 +37,6 @@ def doctor(
 
 
 def _print_tables(results, reasons) -> None:
-
     console = Console()
     table = Table(title="asym doctor")
     for column in ("check", "ok", "detail"):

@@ -91,7 +91,6 @@ def show(
 
 
 def _print_tables(tables) -> None:
-
     from estimators import get_estimator  # deferred: asym --help
 
     console = Console()

@@ -304,7 +304,6 @@ def _text(value) -> str:
 
 
 def _finish(outcome) -> None:
-
     from orchestrator.sweep_state import resume_command  # deferred: asym --help
 
     console = Console(stderr=True, soft_wrap=True)
@@ -325,7 +324,6 @@ def _finish(outcome) -> None:
 
 
 def _ui_hint(uri: str, storage: str | None = None) -> str:
-
     from common.redact import redact  # deferred: asym --help
 
     if os.environ.get("MLFLOW_TRACKING_URI") or not uri.startswith("http://127.0.0.1"):

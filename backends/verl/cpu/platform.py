@@ -27,7 +27,6 @@ PLATFORM_NAME = "asym_cpu"
 
 
 def _mem_get_info(device: Any = None) -> tuple[int, int]:
-
     vm = psutil.virtual_memory()
     return int(vm.available), int(vm.total)
 
@@ -47,7 +46,6 @@ class _Event:
         self._t = None
 
     def record(self, stream: Any = None) -> None:
-
         self._t = time.perf_counter()
 
     def synchronize(self) -> None:
