@@ -91,7 +91,8 @@ def checkpoint_scores(data: SweepData, benchmarks: list[str], select: str = "bes
     step 0 is never selected (``aggregate.select_checkpoint``); a run with no evaluation after step 0
     is left out. ``avg`` is the tracked ``eval/mean_accuracy`` at that step (the benchmarks' mean when
     the run did not track it); ``auc`` the normalised area under the ``select_on`` eval curve
-    (``estimators.eval_measures.normalized_area``, the engine's own ``eval/<b>/auc`` definition). Columns: run_id, model, label, seed, step, <benchmark>..., avg, auc.
+    (``estimators.eval_measures.normalized_area``, the engine's own ``eval/<b>/auc`` definition).
+    Columns: run_id, model, label, seed, step, <benchmark>..., avg, auc.
     """
     if not benchmarks:
         raise ValueError("the sweep tracked no eval/<benchmark>/accuracy metric; nothing to tabulate")
@@ -108,7 +109,7 @@ def checkpoint_scores(data: SweepData, benchmarks: list[str], select: str = "bes
         tracked_avg = data.history(run.run_id, mn.EVAL_MEAN_ACCURACY)
         row["avg"] = float(tracked_avg[step]) if step in tracked_avg.index else float(np.nanmean([row[b] for b in benchmarks]))
         curve = score.sort_index()
-        row["auc"] = normalized_area(curve.index.to_numpy(), curve.to_numpy())
+        row["auc"] = normalized_area(curve.index.tolist(), curve.tolist())
         rows.append(row)
     return pd.DataFrame(rows, columns=["run_id", "model", "label", "seed", "step", *benchmarks, "avg", "auc"])
 
